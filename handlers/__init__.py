@@ -1,0 +1,1 @@
+"""Lambda handlers of the market-data pipeline (shipped in the function zip)."""

@@ -1,0 +1,142 @@
+"""EventBridge: the custom bus, its archive, the 5-minute schedule and the routing rule."""
+
+from __future__ import annotations
+
+from awacs.aws import PolicyDocument
+from troposphere import GetAtt, Template
+from troposphere import awslambda, events, sqs
+
+from handlers import contract
+from market_cfn import policies
+from market_cfn.config import StackConfig
+from market_cfn.functions import PipelineFunction
+from market_cfn.parameters import Params
+
+ARCHIVE_RETENTION_DAYS = 7
+SCHEDULE = "rate(5 minutes)"
+
+
+def add_event_bus(t: Template, cfg: StackConfig, params: Params) -> events.EventBus:
+    """The custom bus; its archive keeps every event (processor and aggregator) for replay,
+    so even an event no rule matches is never published into the void."""
+    bus = t.add_resource(events.EventBus("MarketEventBus", Name=params.name("market-data")))
+    t.add_resource(
+        events.Archive(
+            "MarketEventArchive",
+            ArchiveName=params.name("market-data"),
+            SourceArn=GetAtt(bus, "Arn"),
+            RetentionDays=ARCHIVE_RETENTION_DAYS,
+            Description="Every event on the market-data bus, replayable for 7 days.",
+        )
+    )
+    return bus
+
+
+def _retry(max_attempts: int, max_age_seconds: int) -> events.RetryPolicy:
+    return events.RetryPolicy(MaximumRetryAttempts=max_attempts, MaximumEventAgeInSeconds=max_age_seconds)
+
+
+def add_aggregation_schedule(
+    t: Template, cfg: StackConfig, params: Params, *, aggregator: PipelineFunction, invocation_dlq: sqs.Queue
+) -> events.Rule:
+    """Every 5 minutes on the default bus -> DataAggregator."""
+    rule = t.add_resource(
+        events.Rule(
+            "AggregationScheduleRule",
+            Name=params.name("DataAggregatorSchedule"),
+            Description="Runs DataAggregator every 5 minutes.",
+            ScheduleExpression=SCHEDULE,
+            State="ENABLED",
+            Targets=[
+                events.Target(
+                    Id="DataAggregator",
+                    Arn=GetAtt(aggregator.function, "Arn"),
+                    DeadLetterConfig=events.DeadLetterConfig(Arn=GetAtt(invocation_dlq, "Arn")),
+                    # A run older than one period is superseded by the next one.
+                    RetryPolicy=_retry(max_attempts=10, max_age_seconds=300),
+                )
+            ],
+        )
+    )
+    t.add_resource(
+        awslambda.Permission(
+            "DataAggregatorSchedulePermission",
+            FunctionName=aggregator.function.ref(),
+            Action="lambda:InvokeFunction",
+            Principal="events.amazonaws.com",
+            SourceArn=GetAtt(rule, "Arn"),
+        )
+    )
+    return rule
+
+
+def add_points_stored_routing(
+    t: Template,
+    cfg: StackConfig,
+    params: Params,
+    *,
+    bus: events.EventBus,
+    aggregation_queue: sqs.Queue,
+    invocation_dlq: sqs.Queue,
+    schedule_rule: events.Rule,
+) -> events.Rule:
+    """PointsStored events on the custom bus -> AggregationQueue (the aggregator's to-do list)."""
+    rule = t.add_resource(
+        events.Rule(
+            "PointsStoredRule",
+            Name=params.name("PointsStoredToAggregation"),
+            Description="Routes the processor's PointsStored events to the aggregation queue.",
+            EventBusName=bus.ref(),
+            EventPattern={
+                "source": [contract.EVENT_SOURCE_PROCESSOR],
+                "detail-type": [contract.DETAIL_TYPE_POINTS_STORED],
+            },
+            State="ENABLED",
+            Targets=[
+                events.Target(
+                    Id="AggregationQueue",
+                    Arn=GetAtt(aggregation_queue, "Arn"),
+                    # The queue message is the event's detail: the touched windows.
+                    InputPath="$.detail",
+                    DeadLetterConfig=events.DeadLetterConfig(Arn=GetAtt(invocation_dlq, "Arn")),
+                    RetryPolicy=_retry(max_attempts=185, max_age_seconds=86400),
+                )
+            ],
+        )
+    )
+    t.add_resource(
+        sqs.QueuePolicy(
+            "AggregationQueuePolicy",
+            Queues=[aggregation_queue.ref()],
+            PolicyDocument=PolicyDocument(
+                Version=policies.VERSION,
+                Statement=[
+                    policies.allow_service_send(
+                        "AllowPointsStoredRule", "events.amazonaws.com", GetAtt(aggregation_queue, "Arn"), [GetAtt(rule, "Arn")]
+                    )
+                ],
+            ),
+        )
+    )
+    # EventBridge sends events it could not deliver to the rules' DLQ with its own
+    # service principal, so the DLQ needs a resource policy naming both rules.
+    t.add_resource(
+        sqs.QueuePolicy(
+            "InvocationDLQPolicy",
+            Queues=[invocation_dlq.ref()],
+            PolicyDocument=PolicyDocument(
+                Version=policies.VERSION,
+                Statement=[
+                    policies.allow_service_send(
+                        "AllowRuleDeadLetters",
+                        "events.amazonaws.com",
+                        GetAtt(invocation_dlq, "Arn"),
+                        [GetAtt(rule, "Arn"), GetAtt(schedule_rule, "Arn")],
+                    )
+                ],
+            ),
+        )
+    )
+    return rule
+
+

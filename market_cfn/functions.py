@@ -1,0 +1,246 @@
+"""The three Lambda functions, each with its own role and log group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awacs.aws import Statement
+from troposphere import GetAtt, Sub, Template
+from troposphere import awslambda, dynamodb, events, iam, logs, sqs
+
+from handlers import contract
+from market_cfn import policies
+from market_cfn.config import FUNCTION_MEMORY_MB, FUNCTION_TIMEOUT_SECONDS, StackConfig
+from market_cfn.parameters import Params
+from market_cfn.loggroups import add_log_group
+from market_cfn.suppressions import suppress
+from market_cfn.storage import bucket_arn, data_bucket_name, rejects_bucket_name
+
+RUNTIME = "python3.12"
+# Graviton: the handlers are pure Python (Powertools included), and arm64 GB-seconds
+# cost 20% less than x86_64 (AWS Lambda pricing page).
+ARCHITECTURE = "arm64"
+SQS_BATCH_SIZE = 10
+
+_CHECKOV_SKIPS = {
+    "CKV_AWS_115": "No reserved concurrency: new accounts have a concurrency quota of 10 and Lambda "
+    "rejects any reservation there; SQS and S3 retries absorb throttling.",
+    "CKV_AWS_116": "Failures have a destination without a function DLQ: DataIngestion and "
+    "DataAggregator use an EventInvokeConfig on-failure destination (InvocationDLQ, which also "
+    "records the error), DataProcessor is invoked synchronously by SQS, whose redrive policy "
+    "moves failing messages to ProcessingDLQ.",
+    "CKV_AWS_117": "Not in a VPC: the functions reach only AWS service endpoints.",
+    "CKV_AWS_173": "The environment holds resource names only, no secrets; Lambda encrypts it at "
+    "rest with its service key.",
+}
+_CFN_LINT_SKIPS = {
+    "WS1004": "The log group is created by this stack and bound through LoggingConfig.LogGroup, "
+    "which this rule does not read; its retention is 7 days.",
+}
+
+
+@dataclass(frozen=True)
+class PipelineFunction:
+    """A function with the role and log group it owns."""
+
+    function: awslambda.Function
+    role: iam.Role
+    log_group: logs.LogGroup
+
+    @property
+    def base_name(self) -> str:
+        return self.function.title.removesuffix("Function")
+
+
+def _add_function(
+    t: Template,
+    cfg: StackConfig,
+    params: Params,
+    *,
+    base_name: str,
+    handler: str,
+    description: str,
+    statements: list[Statement],
+    environment: dict[str, object],
+    on_failure: sqs.Queue | None,
+) -> PipelineFunction:
+    log_group = add_log_group(
+        t, f"{base_name}LogGroup", name=Sub(f"/aws/lambda/{base_name}-${{Env}}", Env=params.env_suffix.ref())
+    )
+    role = t.add_resource(
+        iam.Role(
+            f"{base_name}Role",
+            AssumeRolePolicyDocument=policies.lambda_assume_role_policy(),
+            Policies=[
+                policies.role_policy(
+                    f"{base_name}LeastPrivilege",
+                    statements + policies.runtime_statements(GetAtt(log_group, "Arn")),
+                )
+            ],
+        )
+    )
+    function = awslambda.Function(
+        f"{base_name}Function",
+        FunctionName=params.name(base_name),
+        Description=description,
+        Runtime=RUNTIME,
+        Architectures=[ARCHITECTURE],
+        Handler=handler,
+        Code=awslambda.Code(S3Bucket=params.code_bucket.ref(), S3Key=params.code_key.ref()),
+        Role=GetAtt(role, "Arn"),
+        MemorySize=FUNCTION_MEMORY_MB,
+        Timeout=FUNCTION_TIMEOUT_SECONDS,
+        TracingConfig=awslambda.TracingConfig(Mode="Active"),
+        LoggingConfig=awslambda.LoggingConfig(LogGroup=log_group.ref()),
+        Environment=awslambda.Environment(
+            Variables={
+                "POWERTOOLS_SERVICE_NAME": base_name,
+                "POWERTOOLS_METRICS_NAMESPACE": "MarketAnalytics",
+                "LOG_LEVEL": "INFO",
+                **environment,
+            }
+        ),
+    )
+    suppress(function, checkov=dict(_CHECKOV_SKIPS), cfn_lint=dict(_CFN_LINT_SKIPS))
+    t.add_resource(function)
+    if on_failure is not None:
+        # Asynchronous invocations (S3, EventBridge) that still fail after Lambda's two
+        # retries go to the on-failure destination, with the error and the request.
+        t.add_resource(
+            awslambda.EventInvokeConfig(
+                f"{base_name}AsyncConfig",
+                FunctionName=function.ref(),
+                Qualifier="$LATEST",
+                MaximumRetryAttempts=2,
+                MaximumEventAgeInSeconds=6 * 3600,
+                DestinationConfig=awslambda.DestinationConfig(
+                    OnFailure=awslambda.OnFailure(Destination=GetAtt(on_failure, "Arn"))
+                ),
+            )
+        )
+    return PipelineFunction(function, role, log_group)
+
+
+def add_ingestion_function(
+    t: Template,
+    cfg: StackConfig,
+    params: Params,
+    *,
+    processing_queue: sqs.Queue,
+    invocation_dlq: sqs.Queue,
+) -> PipelineFunction:
+    """Validates raw data (S3 objects, POST /ingest bodies) and queues the valid points."""
+    ingestion = _add_function(
+        t,
+        cfg,
+        params,
+        base_name="DataIngestion",
+        handler=contract.HANDLER_INGESTION,
+        description="Validates market data from S3 and POST /ingest and queues the valid points.",
+        statements=[
+            policies.read_objects("ReadRawData", bucket_arn(data_bucket_name(params), "/*")),
+            policies.write_objects("WriteRejectionReports", bucket_arn(rejects_bucket_name(params), "/*")),
+            policies.send_messages(
+                "QueuePointsAndDeadLetters", [GetAtt(processing_queue, "Arn"), GetAtt(invocation_dlq, "Arn")]
+            ),
+        ],
+        environment={
+            contract.ENV_PROCESSING_QUEUE_URL: processing_queue.ref(),
+            contract.ENV_REJECTS_BUCKET: rejects_bucket_name(params),
+        },
+        on_failure=invocation_dlq,
+    )
+    suppress(
+        ingestion.function,
+        cfn_lint={
+            "WS1002": "One ingestion path by design: S3 uploads and POST /ingest share the same "
+            "validation and queueing code, so both principals invoke this function.",
+        },
+    )
+    return ingestion
+
+
+def add_processor_function(
+    t: Template,
+    cfg: StackConfig,
+    params: Params,
+    *,
+    processing_queue: sqs.Queue,
+    table: dynamodb.Table,
+    bus: events.EventBus,
+) -> PipelineFunction:
+    """Stores queued points in the table and announces them on the bus."""
+    processor = _add_function(
+        t,
+        cfg,
+        params,
+        base_name="DataProcessor",
+        handler=contract.HANDLER_PROCESSOR,
+        description="Stores queued market-data points in DynamoDB and publishes PointsStored events.",
+        statements=[
+            policies.consume_queue_by_mapping("ConsumeProcessingQueue", GetAtt(processing_queue, "Arn")),
+            policies.write_items("StorePoints", GetAtt(table, "Arn")),
+            policies.put_events("PublishPointsStored", GetAtt(bus, "Arn")),
+        ],
+        environment={
+            contract.ENV_TABLE_NAME: table.ref(),
+            contract.ENV_EVENT_BUS_NAME: bus.ref(),
+        },
+        on_failure=None,
+    )
+    mapping = t.add_resource(
+        awslambda.EventSourceMapping(
+            "DataProcessorQueueMapping",
+            EventSourceArn=GetAtt(processing_queue, "Arn"),
+            FunctionName=processor.function.ref(),
+            BatchSize=SQS_BATCH_SIZE,
+            # Only the failed messages of a batch return to the queue; the rest are
+            # deleted, so one poison message does not replay its neighbours.
+            FunctionResponseTypes=["ReportBatchItemFailures"],
+            Enabled=True,
+        )
+    )
+    suppress(
+        mapping,
+        cfn_lint={
+            "ES1001": "OnFailure destinations apply to stream and Kafka sources only; for SQS the "
+            "queue's redrive policy (maxReceiveCount 3 -> ProcessingDLQ) is the failure destination.",
+        },
+    )
+    return processor
+
+
+def add_aggregator_function(
+    t: Template,
+    cfg: StackConfig,
+    params: Params,
+    *,
+    aggregation_queue: sqs.Queue,
+    invocation_dlq: sqs.Queue,
+    table: dynamodb.Table,
+    bus: events.EventBus,
+) -> PipelineFunction:
+    """Recomputes the 5-minute aggregates of the windows the processor touched."""
+    return _add_function(
+        t,
+        cfg,
+        params,
+        base_name="DataAggregator",
+        handler=contract.HANDLER_AGGREGATOR,
+        description="Recomputes per-symbol 5-minute OHLC/volume/VWAP aggregates of touched windows.",
+        statements=[
+            policies.drain_and_requeue("DrainAggregationQueue", GetAtt(aggregation_queue, "Arn")),
+            policies.send_messages("DeadLetters", [GetAtt(invocation_dlq, "Arn")]),
+            policies.query_items("ReadPoints", GetAtt(table, "Arn")),
+            policies.write_items("StoreAggregates", GetAtt(table, "Arn")),
+            policies.put_events("PublishAggregates", GetAtt(bus, "Arn")),
+        ],
+        environment={
+            contract.ENV_TABLE_NAME: table.ref(),
+            contract.ENV_EVENT_BUS_NAME: bus.ref(),
+            contract.ENV_AGGREGATION_QUEUE_URL: aggregation_queue.ref(),
+        },
+        on_failure=invocation_dlq,
+    )
+
+

@@ -1,0 +1,85 @@
+"""SQS: the processing queue, the aggregation queue and the dead-letter queues."""
+
+from __future__ import annotations
+
+
+from troposphere import GetAtt, Template
+from troposphere import sqs
+
+from market_cfn.config import FUNCTION_TIMEOUT_SECONDS, StackConfig
+from market_cfn.parameters import Params
+from market_cfn.protection import protect
+from market_cfn.suppressions import suppress
+
+FOUR_DAYS_SECONDS = 4 * 24 * 3600
+FOURTEEN_DAYS_SECONDS = 14 * 24 * 3600  # the SQS maximum
+PROCESSING_MAX_RECEIVE_COUNT = 3
+AGGREGATION_MAX_RECEIVE_COUNT = 5
+# AWS: "set the source queue's visibility timeout to at least six times the timeout that
+# you configure on your function" (Lambda developer guide, "Using Lambda with Amazon
+# SQS"), so a batch retried after throttling is not received twice at once.
+PROCESSING_VISIBILITY_TIMEOUT_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS
+# DataAggregator polls its queue itself: a message must stay invisible for longer than
+# one run (the function timeout) so that two runs never hold the same message.
+AGGREGATION_VISIBILITY_TIMEOUT_SECONDS = FUNCTION_TIMEOUT_SECONDS + 60
+
+
+def _queue(logical_id: str, cfg: StackConfig, **properties: object) -> sqs.Queue:
+    # Queues hold data in flight, so their policies are explicit, but a queue is never
+    # retained: a retained queue would block the next stack with the same name.
+    queue = sqs.Queue(logical_id, SqsManagedSseEnabled=True, **properties)
+    suppress(
+        queue,
+        checkov={
+            "CKV_AWS_27": "Encrypted at rest with SSE-SQS (SqsManagedSseEnabled), which this check does "
+            "not recognise (it looks for KmsMasterKeyId only). The AWS managed aws/sqs KMS key would "
+            "block EventBridge and S3 deliveries (its key policy cannot grant them) and bill every request.",
+        },
+    )
+    return protect(queue, retain=False)
+
+
+def _redrive(dlq: sqs.Queue, max_receive_count: int) -> sqs.RedrivePolicy:
+    return sqs.RedrivePolicy(deadLetterTargetArn=GetAtt(dlq, "Arn"), maxReceiveCount=max_receive_count)
+
+
+def add_dead_letter_queue(t: Template, cfg: StackConfig, params: Params, *, logical_id: str) -> sqs.Queue:
+    """A DLQ named after its logical ID, keeping messages for the 14-day maximum."""
+    dlq = _queue(logical_id, cfg, QueueName=params.name(logical_id), MessageRetentionPeriod=FOURTEEN_DAYS_SECONDS)
+    suppress(
+        dlq,
+        cfn_lint={
+            "ES6000": "This is a dead-letter queue, the end of the failure path: an operator "
+            "inspects and redrives its messages (its alarm fires on the first one).",
+        },
+    )
+    return t.add_resource(dlq)
+
+
+def add_processing_queue(t: Template, cfg: StackConfig, params: Params, *, dlq: sqs.Queue) -> sqs.Queue:
+    """DataIngestion -> DataProcessor: packed batches of validated points."""
+    return t.add_resource(
+        _queue(
+            "ProcessingQueue",
+            cfg,
+            QueueName=params.name("ProcessingQueue"),
+            MessageRetentionPeriod=FOUR_DAYS_SECONDS,
+            VisibilityTimeout=PROCESSING_VISIBILITY_TIMEOUT_SECONDS,
+            RedrivePolicy=_redrive(dlq, PROCESSING_MAX_RECEIVE_COUNT),
+        )
+    )
+
+
+def add_aggregation_queue(t: Template, cfg: StackConfig, params: Params, *, dlq: sqs.Queue) -> sqs.Queue:
+    """The touched (symbol, window) pairs that DataAggregator must recompute."""
+    return t.add_resource(
+        _queue(
+            "AggregationQueue",
+            cfg,
+            QueueName=params.name("AggregationQueue"),
+            MessageRetentionPeriod=FOUR_DAYS_SECONDS,
+            VisibilityTimeout=AGGREGATION_VISIBILITY_TIMEOUT_SECONDS,
+            RedrivePolicy=_redrive(dlq, AGGREGATION_MAX_RECEIVE_COUNT),
+        )
+    )
+

@@ -1,0 +1,61 @@
+"""`python -m market_cfn render [--out PATH] [--env NAME] [--environment-tag VALUE] [--retain-data]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from market_cfn.config import ConfigError, StackConfig
+from market_cfn.render import DEFAULT_OUT, write_template
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, nothing written
+        print(f"render: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m market_cfn render",
+        description="Render the market-data pipeline's CloudFormation template as JSON.",
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output file (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "--env",
+        default=StackConfig.env_suffix,
+        metavar="NAME",
+        help="default of the EnvironmentSuffix parameter (1-10 lower-case letters/digits; default: dev)",
+    )
+    p.add_argument(
+        "--environment-tag",
+        default=StackConfig.environment_tag,
+        metavar="VALUE",
+        help="default of the EnvironmentTag parameter, the Environment tag (default: Production)",
+    )
+    p.add_argument(
+        "--retain-data",
+        action="store_true",
+        help="Retain the buckets and the table on stack deletion or replacement (production)",
+    )
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        cfg = StackConfig(env_suffix=args.env, environment_tag=args.environment_tag, retain_data=args.retain_data)
+    except ConfigError as exc:
+        print(f"render: {exc}", file=sys.stderr)
+        return 2
+    if args.out.exists() and args.out.is_dir():
+        print(f"render: --out {args.out} is a directory; give a file path", file=sys.stderr)
+        return 2
+    try:
+        out = write_template(cfg, args.out)
+    except OSError as exc:
+        print(f"render: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
