@@ -1,0 +1,361 @@
+"""Count every AWS request a botocore client makes, and what AWS would bill for it.
+
+`AwsMeter.install()` hooks every botocore client created afterwards (and
+`attach_client` hooks one made earlier) on three events:
+
+* ``before-call.*``  a request starts: remember the parameters and the time;
+* ``before-send.*``  (registered first) the request leaves the client: from here until
+  ``before-parse`` the time is spent in moto, standing in for the AWS service;
+* ``after-call.*``   the parsed response: count the call and convert it to billed units
+  (`bench.costing`).
+
+Inside ``with meter.invocation("DataProcessor"):`` the meter also models a Lambda
+invocation: billed duration = (wall time of the handler - time spent inside moto) +
+the assumed network latency of each AWS call it made (`LATENCY_MS`), at the function's
+memory size; plus the bytes the handler wrote to stdout/stderr (what Lambda ships to
+CloudWatch Logs) and one X-Ray trace.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import botocore.session
+
+from bench import costing
+from bench.costing import Usage
+
+# Assumed round-trip latency of one AWS call made from a Lambda function in the same
+# region, in milliseconds. These are assumptions, not measurements (moto answers in
+# microseconds): DynamoDB advertises single-digit-millisecond latency; SQS and
+# EventBridge calls usually take low tens of ms; an S3 GET pays a first-byte latency
+# plus transfer time. The whole table can be scaled with `run.py --latency-scale`.
+LATENCY_MS: dict[tuple[str, str], float] = {
+    ("dynamodb", "BatchWriteItem"): 10.0,
+    ("dynamodb", "PutItem"): 5.0,
+    ("dynamodb", "UpdateItem"): 5.0,
+    ("dynamodb", "GetItem"): 4.0,
+    ("dynamodb", "Query"): 5.0,
+    ("dynamodb", "*"): 5.0,
+    ("sqs", "*"): 10.0,
+    ("eventbridge", "*"): 20.0,
+    ("s3", "GetObject"): 30.0,
+    ("s3", "*"): 30.0,
+    ("*", "*"): 15.0,
+}
+S3_TRANSFER_BYTES_PER_MS = 85 * 1024 * 1024 / 1000  # ~85 MB/s for one GET stream
+
+# Lambda writes three platform lines per invocation to the function's log group
+# (START, END, REPORT); they are billed as ingested log data like the handler's own.
+PLATFORM_LOG_LINES = (
+    "START RequestId: 3f1c2e9a-6b7d-4c8e-9f0a-1b2c3d4e5f60 Version: $LATEST",
+    "END RequestId: 3f1c2e9a-6b7d-4c8e-9f0a-1b2c3d4e5f60",
+    "REPORT RequestId: 3f1c2e9a-6b7d-4c8e-9f0a-1b2c3d4e5f60\tDuration: 123.45 ms\t"
+    "Billed Duration: 124 ms\tMemory Size: 3072 MB\tMax Memory Used: 160 MB\t\n"
+    "XRAY TraceId: 1-6745b2c1-0a1b2c3d4e5f60718293a4b5\tSegmentId: 0a1b2c3d4e5f6071\tSampled: true",
+)
+PLATFORM_LOG_BYTES = costing.log_ingested_bytes(PLATFORM_LOG_LINES)
+
+# Service ids as botocore names them in event names (hyphenized service id).
+_SERVICE = {"dynamodb": "dynamodb", "sqs": "sqs", "eventbridge": "events", "s3": "s3",
+            "cloudwatch-events": "events"}
+
+# An event stored in the bus archive is the full event envelope (version, id, source,
+# account, time, region, resources, detail-type, detail); ~250 bytes more than the
+# PutEvents entry for our short sources and detail types.
+EVENT_ENVELOPE_BYTES = 250
+
+
+def latency_ms(service: str, operation: str, *, response_bytes: int = 0) -> float:
+    for key in ((service, operation), (service, "*"), ("*", "*")):
+        if key in LATENCY_MS:
+            base = LATENCY_MS[key]
+            break
+    if service == "s3" and operation == "GetObject":
+        base += response_bytes / S3_TRANSFER_BYTES_PER_MS
+    return base
+
+
+@dataclass
+class EventRoute:
+    """A bus rule with an SQS target: EventBridge itself calls SendMessage per match."""
+
+    source: str
+    detail_type: str
+    detail_only: bool = True  # InputPath "$.detail": the message body is the detail
+
+
+@dataclass
+class Invocation:
+    function: str
+    started: float = 0.0
+    moto_seconds: float = 0.0
+    modeled_latency_ms: float = 0.0
+    aws_calls: int = 0
+    log_bytes: int = 0
+    duration_ms: float = 0.0  # modeled billed duration
+
+
+@dataclass
+class AwsMeter:
+    """Counts requests into a `Usage`; see the module docstring."""
+
+    usage: Usage = field(default_factory=Usage)
+    memory_mb: int = 3072
+    latency_scale: float = 1.0
+    event_routes: list[EventRoute] = field(default_factory=list)
+    capture_logs: bool = True
+    # Raw per-(service, operation) call counts as the hooks saw them, for cross-checks.
+    calls: Counter = field(default_factory=Counter)
+    invocations: list[Invocation] = field(default_factory=list)
+    handler_cpu_seconds: Counter = field(default_factory=Counter)  # function -> s
+    _local: threading.local = field(default_factory=threading.local)
+    _current: Invocation | None = None
+    _orig_create_client: object = None
+
+    # --- wiring -----------------------------------------------------------------------
+    def attach_client(self, client) -> None:
+        events = client.meta.events
+        if getattr(events, "_bench_meter", None) is self:
+            return
+        events._bench_meter = self
+        events.register("before-call", self._before_call, unique_id="bench-meter-before-call")
+        events.register_first("before-send", self._before_send, unique_id="bench-meter-before-send")
+        events.register("before-parse", self._before_parse, unique_id="bench-meter-before-parse")
+        events.register("after-call", self._after_call, unique_id="bench-meter-after-call")
+        events.register("after-call-error", self._after_call_error,
+                        unique_id="bench-meter-after-call-error")
+
+    def install(self) -> None:
+        """Hook every botocore client created from now on, whatever session makes it."""
+        if self._orig_create_client is not None:
+            return
+        original = botocore.session.Session.create_client
+        meter = self
+
+        def create_client(session, *args, **kwargs):
+            client = original(session, *args, **kwargs)
+            meter.attach_client(client)
+            return client
+
+        self._orig_create_client = original
+        botocore.session.Session.create_client = create_client
+
+    def uninstall(self) -> None:
+        if self._orig_create_client is not None:
+            botocore.session.Session.create_client = self._orig_create_client
+            self._orig_create_client = None
+
+    # --- hooks ------------------------------------------------------------------------
+    def _stack(self) -> list:
+        if not hasattr(self._local, "stack"):
+            self._local.stack = []
+        return self._local.stack
+
+    def _before_call(self, model, params, **_):
+        self._stack().append({"params": params, "send": None, "moto": 0.0})
+
+    def _before_send(self, **_):
+        stack = self._stack()
+        if stack:
+            stack[-1]["send"] = time.perf_counter()
+
+    def _before_parse(self, **_):
+        stack = self._stack()
+        if stack and stack[-1]["send"] is not None:
+            stack[-1]["moto"] += time.perf_counter() - stack[-1]["send"]
+            stack[-1]["send"] = None
+
+    def _after_call_error(self, **_):
+        stack = self._stack()
+        if stack:
+            frame = stack.pop()
+            if self._current is not None:
+                self._current.moto_seconds += frame["moto"]
+
+    def _after_call(self, http_response, parsed, model, **_):
+        stack = self._stack()
+        frame = stack.pop() if stack else {"params": {}, "moto": 0.0}
+        service = _SERVICE.get(model.service_model.service_id.hyphenize(),
+                               model.service_model.service_id.hyphenize())
+        op = model.name
+        self.calls[(service, op)] += 1
+        response_bytes = self._bill(service, op, frame["params"], parsed or {})
+        if self._current is not None:
+            inv = self._current
+            inv.moto_seconds += frame["moto"]
+            inv.aws_calls += 1
+            inv.modeled_latency_ms += self.latency_scale * latency_ms(
+                service, op, response_bytes=response_bytes)
+
+    # --- billing ----------------------------------------------------------------------
+    def _bill(self, service: str, op: str, params: dict, parsed: dict) -> int:
+        """Add the billed units of one call to `usage`; return its response payload bytes."""
+        u = self.usage
+        u.requests[(service, op)] += 1
+        if service == "sqs":
+            payload = 0
+            if op == "SendMessage":
+                payload = costing.sqs_message_payload_bytes(
+                    params.get("MessageBody", ""), params.get("MessageAttributes"))
+            elif op == "SendMessageBatch":
+                payload = sum(costing.sqs_message_payload_bytes(
+                    e.get("MessageBody", ""), e.get("MessageAttributes"))
+                    for e in params.get("Entries", ()))
+            elif op == "ReceiveMessage":
+                payload = sum(costing.sqs_message_payload_bytes(
+                    m.get("Body", ""), m.get("MessageAttributes"))
+                    for m in parsed.get("Messages", ()))
+            u.sqs_billed_requests += costing.sqs_billed_requests(payload)
+            return payload
+        if service == "dynamodb":
+            if op == "BatchWriteItem":
+                unprocessed = parsed.get("UnprocessedItems") or {}
+                for table, requests in params.get("RequestItems", {}).items():
+                    left = unprocessed.get(table, [])
+                    for request in requests:
+                        if request in left:
+                            continue  # not written; the caller re-sends it (counted then)
+                        if "PutRequest" in request:
+                            u.ddb_wru += costing.dynamodb_write_units(
+                                costing.dynamodb_item_bytes(request["PutRequest"]["Item"]))
+                        else:
+                            u.ddb_wru += 1
+            elif op == "PutItem":
+                u.ddb_wru += costing.dynamodb_write_units(
+                    costing.dynamodb_item_bytes(params["Item"]))
+            elif op in ("UpdateItem", "DeleteItem"):
+                # Billed on the larger of the item before and after; we see only the
+                # key and the new values, so this is a lower bound (>= 1 WRU).
+                u.ddb_wru += costing.dynamodb_write_units(
+                    costing.dynamodb_item_bytes(params.get("Key", {})))
+            elif op == "Query":
+                size = sum(costing.dynamodb_item_bytes(i) for i in parsed.get("Items", ()))
+                u.ddb_rru += costing.dynamodb_read_units(
+                    size, consistent=bool(params.get("ConsistentRead")))
+                return size
+            elif op == "GetItem":
+                size = costing.dynamodb_item_bytes(parsed.get("Item", {}))
+                u.ddb_rru += costing.dynamodb_read_units(
+                    size, consistent=bool(params.get("ConsistentRead")))
+                return size
+            return 0
+        if service == "events":
+            if op == "PutEvents":
+                failed = {i for i, r in enumerate(parsed.get("Entries", ())) if r.get("ErrorCode")}
+                for i, entry in enumerate(params.get("Entries", ())):
+                    if i in failed:
+                        continue
+                    size = costing.eventbridge_entry_bytes(entry)
+                    u.events_billed += costing.eventbridge_billed_events(size)
+                    u.events_archived_bytes += size + EVENT_ENVELOPE_BYTES
+                    self._route(entry, size)
+            return 0
+        if service == "s3":
+            tier = costing.s3_tier(op)
+            if tier == "tier1":
+                u.s3_tier1 += 1
+            elif tier == "tier2":
+                u.s3_tier2 += 1
+            if op == "GetObject":
+                return int(parsed.get("ContentLength") or 0)
+            return 0
+        return 0
+
+    def _route(self, entry: dict, size: int) -> None:
+        """EventBridge delivering a matched event to an SQS target is an SQS SendMessage."""
+        for route in self.event_routes:
+            if entry.get("Source") == route.source and entry.get("DetailType") == route.detail_type:
+                body = len(entry.get("Detail", "").encode("utf-8")) if route.detail_only \
+                    else size + EVENT_ENVELOPE_BYTES
+                self.usage.requests[("sqs", "SendMessage (EventBridge target)")] += 1
+                self.usage.sqs_billed_requests += costing.sqs_billed_requests(body)
+
+    # --- service-side requests the harness cannot see as botocore calls -------------------
+    def add_service_request(self, service: str, op: str, *, sqs_payload_bytes: int = 0) -> None:
+        self.usage.requests[(service, op)] += 1
+        if service == "sqs":
+            self.usage.sqs_billed_requests += costing.sqs_billed_requests(sqs_payload_bytes)
+
+    # --- Lambda invocations -------------------------------------------------------------
+    @contextmanager
+    def invocation(self, function: str):
+        """Model one Lambda invocation of `function` around the handler call."""
+        if self._current is not None:
+            raise RuntimeError("invocations do not nest")
+        inv = Invocation(function)
+        capture = _FdCapture() if self.capture_logs else None
+        self._current = inv
+        if capture:
+            capture.start()
+        inv.started = time.perf_counter()
+        try:
+            yield inv
+        finally:
+            wall = time.perf_counter() - inv.started
+            if capture:
+                inv.log_bytes = capture.stop()
+            self._current = None
+            cpu = max(0.0, wall - inv.moto_seconds)
+            inv.duration_ms = cpu * 1000 + inv.modeled_latency_ms
+            self.handler_cpu_seconds[function] += cpu
+            self.invocations.append(inv)
+            u = self.usage
+            u.lambda_invocations[function] += 1
+            u.lambda_gb_seconds[function] += costing.lambda_gb_seconds(inv.duration_ms, self.memory_mb)
+            u.log_bytes[function] += inv.log_bytes + PLATFORM_LOG_BYTES
+            u.xray_traces += 1  # Active tracing, every invocation sampled (see README)
+
+    def add_init(self, function: str, init_ms: float) -> None:
+        """Bill one cold start's INIT phase (billed for on-demand functions since 2025-08-01)."""
+        self.usage.lambda_gb_seconds[function] += costing.lambda_gb_seconds(init_ms, self.memory_mb)
+
+
+class _FdCapture:
+    """Capture what is written to file descriptors 1 and 2 (how Lambda collects logs).
+
+    Powertools' Logger keeps a reference to the sys.stdout it saw at import, so
+    swapping sys.stdout would miss it; redirecting the descriptors catches every writer.
+    Returns the captured bytes plus the CloudWatch per-event overhead (one event per line).
+    """
+
+    def __init__(self) -> None:
+        self._file = None
+        self._saved: list[int] = []
+
+    def start(self) -> None:
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - a closed stream must not break the run
+                pass
+        self._file = tempfile.TemporaryFile()
+        self._saved = [os.dup(1), os.dup(2)]
+        os.dup2(self._file.fileno(), 1)
+        os.dup2(self._file.fileno(), 2)
+
+    def stop(self) -> int:
+        import sys
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+        os.dup2(self._saved[0], 1)
+        os.dup2(self._saved[1], 2)
+        for fd in self._saved:
+            os.close(fd)
+        self._file.seek(0)
+        data = self._file.read()
+        self._file.close()
+        lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+        return len(data) + lines * costing.LOG_EVENT_OVERHEAD_BYTES
