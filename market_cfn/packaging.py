@@ -1,0 +1,215 @@
+"""The Lambda code zip: the `handlers` package plus its bundled runtime dependencies.
+
+The zip is reproducible: entries are sorted, every entry has the same timestamp
+(1980-01-01, the earliest a zip can hold), the same permissions and the same compression
+level, so two packages of the same tree have the same bytes and the same sha256. The S3
+object is named by that digest (`market-data/<sha256>.zip`), which is what lets a
+redeploy of unchanged code skip the upload and leave the stack untouched.
+
+What gets bundled is decided by what `handlers/` imports, read from its source (AST) at
+packaging time:
+
+* aws_lambda_powertools (pinned in setup.cfg; the installed distribution must match the
+  pin, or packaging stops) and typing_extensions, which Powertools requires and the
+  Lambda python3.12 runtime does not ship. jmespath, Powertools' other requirement, is
+  not bundled: the runtime ships boto3/botocore, and botocore requires jmespath.
+* aws_xray_sdk and wrapt when a handler imports the Powertools Tracer.
+
+Files come from the installed distributions' RECORDs (importlib.metadata `files()`),
+never from a directory walk of site-packages. Compiled extension modules (*.so, *.pyd)
+are left out: they were built for this machine's Python and CPU, not for python3.12 on
+arm64. wrapt is the only bundled package that has one, and it falls back to its pure
+Python implementation when `wrapt._wrappers` cannot be imported (wrapt/__wrapt__.py).
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import hashlib
+import importlib.metadata
+import io
+import re
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+HANDLERS_DIR = PROJECT_ROOT / "handlers"
+KEY_PREFIX = "market-data/"
+POWERTOOLS_DIST = "aws-lambda-powertools"
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644  # regular file, rw-r--r--
+COMPRESS_LEVEL = 9
+
+# Modules the Lambda python3.12 runtime provides besides the standard library: the AWS
+# SDK and its requirements (boto3 -> botocore -> jmespath, python-dateutil -> six,
+# urllib3; boto3 -> s3transfer).
+RUNTIME_PROVIDED = frozenset(
+    {"boto3", "botocore", "jmespath", "s3transfer", "dateutil", "six", "urllib3", "awslambdaric"}
+)
+
+# Bundled distributions: (distribution name, import names it must provide).
+POWERTOOLS_BUNDLE = (("aws-lambda-powertools", "aws_lambda_powertools"), ("typing_extensions", "typing_extensions"))
+TRACER_BUNDLE = (("aws-xray-sdk", "aws_xray_sdk"), ("wrapt", "wrapt"))
+
+# Per-install files in a .dist-info directory that differ between machines.
+_INSTALL_SPECIFIC = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})
+_EXCLUDED_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".dylib", ".c", ".h")
+
+
+class PackagingError(RuntimeError):
+    """The code zip cannot be built as asked (missing or mismatched dependency, bad tree)."""
+
+
+@dataclass(frozen=True)
+class Package:
+    data: bytes
+    sha256: str
+    entries: tuple[str, ...]
+    bundled: tuple[str, ...]  # "name==version" of each bundled distribution
+
+    @property
+    def key(self) -> str:
+        return f"{KEY_PREFIX}{self.sha256}.zip"
+
+
+def powertools_pin(setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> str:
+    """The version of aws-lambda-powertools that setup.cfg pins with `==`."""
+    requirements: list[str] = []
+    if setup_cfg.is_file():
+        parser = configparser.ConfigParser()
+        parser.read(setup_cfg, encoding="utf-8")
+        requirements = parser.get("options", "install_requires", fallback="").splitlines()
+    else:  # installed without the source tree: read the installed metadata instead
+        try:
+            requirements = importlib.metadata.requires("market_cfn") or []
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    for line in requirements:
+        match = re.match(r"^\s*aws[-_]lambda[-_]powertools\s*(\[[^\]]*\])?\s*==\s*([0-9][^\s;,]*)", line)
+        if match:
+            return match.group(2)
+    raise PackagingError(f"no '{POWERTOOLS_DIST}==<version>' pin found in {setup_cfg}")
+
+
+def handler_imports(handlers_dir: Path) -> tuple[set[str], bool]:
+    """Top-level modules imported by the handler sources, and whether the Tracer is used."""
+    modules: set[str] = set()
+    uses_tracer = False
+    for path in sorted(handlers_dir.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        except SyntaxError as exc:
+            raise PackagingError(f"{path}: cannot parse: {exc.msg} (line {exc.lineno})") from exc
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    modules.add(alias.name.split(".")[0])
+                    uses_tracer |= alias.name.startswith("aws_lambda_powertools.tracing")
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+                if node.module.startswith("aws_lambda_powertools"):
+                    uses_tracer |= node.module.startswith("aws_lambda_powertools.tracing") or any(
+                        alias.name == "Tracer" for alias in node.names
+                    )
+    return modules, uses_tracer
+
+
+def bundle_plan(handlers_dir: Path) -> list[tuple[str, str]]:
+    """The (distribution, import name) pairs to bundle for these handlers."""
+    modules, uses_tracer = handler_imports(handlers_dir)
+    plan: list[tuple[str, str]] = []
+    if "aws_lambda_powertools" in modules:
+        plan.extend(POWERTOOLS_BUNDLE)
+        if uses_tracer:
+            plan.extend(TRACER_BUNDLE)
+    bundled = {name for _, name in plan}
+    unknown = sorted(
+        m
+        for m in modules
+        if m not in sys.stdlib_module_names and m not in RUNTIME_PROVIDED and m not in bundled
+        and m != handlers_dir.name
+    )
+    if unknown:
+        raise PackagingError(
+            f"{handlers_dir.name}/ imports {', '.join(unknown)}, which the Lambda python3.12 runtime "
+            "does not provide and the package step does not bundle"
+        )
+    return plan
+
+
+def _handler_entries(handlers_dir: Path) -> dict[str, bytes]:
+    if not (handlers_dir / "__init__.py").is_file():
+        raise PackagingError(f"{handlers_dir} is not a Python package (no __init__.py)")
+    entries = {}
+    for path in handlers_dir.rglob("*"):
+        rel = path.relative_to(handlers_dir.parent)
+        if path.is_dir() or "__pycache__" in rel.parts or path.name.endswith(_EXCLUDED_SUFFIXES):
+            continue
+        entries[rel.as_posix()] = path.read_bytes()
+    return entries
+
+
+def _distribution_entries(dist_name: str, import_name: str) -> tuple[dict[str, bytes], str]:
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise PackagingError(f"{dist_name} is not installed; it is needed in the function zip") from exc
+    entries: dict[str, bytes] = {}
+    for file in dist.files or ():
+        parts = file.parts
+        if not parts or parts[0] == ".." or "__pycache__" in parts or file.name.endswith(_EXCLUDED_SUFFIXES):
+            continue
+        top = parts[0]
+        if top.endswith(".dist-info"):
+            if file.name in _INSTALL_SPECIFIC:
+                continue
+        elif top not in (import_name, f"{import_name}.py"):
+            continue
+        entries[file.as_posix()] = Path(file.locate()).read_bytes()
+    if not any(k.startswith((f"{import_name}/", f"{import_name}.py")) for k in entries):
+        raise PackagingError(f"the installed {dist_name} has no files for module {import_name!r}")
+    return entries, f"{dist.metadata['Name']}=={dist.version}"
+
+
+def zip_bytes(entries: dict[str, bytes]) -> bytes:
+    """A zip of `entries` whose bytes depend only on the names and contents."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, so external_attr carries the mode below
+            info.external_attr = FILE_MODE << 16
+            archive.writestr(info, entries[name], compresslevel=COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def build_package(handlers_dir: Path = HANDLERS_DIR, *, setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> Package:
+    """Zip the handlers and their bundled dependencies (see the module docstring)."""
+    handlers_dir = Path(handlers_dir)
+    entries = _handler_entries(handlers_dir)
+    bundled = []
+    plan = bundle_plan(handlers_dir)
+    if plan:
+        pin = powertools_pin(setup_cfg)
+        installed = importlib.metadata.version(POWERTOOLS_DIST)
+        if installed != pin:
+            raise PackagingError(
+                f"{POWERTOOLS_DIST} {installed} is installed but setup.cfg pins {pin}; "
+                f"install the pinned version (pip install '{POWERTOOLS_DIST}=={pin}') before deploying"
+            )
+    for dist_name, import_name in plan:
+        dist_entries, label = _distribution_entries(dist_name, import_name)
+        clash = entries.keys() & dist_entries.keys()
+        if clash:
+            raise PackagingError(f"{dist_name} would overwrite {sorted(clash)[0]} in the zip")
+        entries.update(dist_entries)
+        bundled.append(label)
+    data = zip_bytes(entries)
+    return Package(data=data, sha256=hashlib.sha256(data).hexdigest(), entries=tuple(sorted(entries)), bundled=tuple(bundled))
