@@ -86,7 +86,9 @@ def add_points_stored_routing(
             "PointsStoredRule",
             Name=params.name("PointsStoredToAggregation"),
             Description="Routes the processor's PointsStored events to the aggregation queue.",
-            EventBusName=bus.ref(),
+            # GetAtt Name, not Ref: the same bus name in CloudFormation, and moto (which
+            # resolves Ref of an EventBus to its model object) can create the rule too.
+            EventBusName=GetAtt(bus, "Name"),
             EventPattern={
                 "source": [contract.EVENT_SOURCE_PROCESSOR],
                 "detail-type": [contract.DETAIL_TYPE_POINTS_STORED],

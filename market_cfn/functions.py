@@ -184,7 +184,7 @@ def add_processor_function(
         ],
         environment={
             contract.ENV_TABLE_NAME: table.ref(),
-            contract.ENV_EVENT_BUS_NAME: bus.ref(),
+            contract.ENV_EVENT_BUS_NAME: GetAtt(bus, "Name"),  # = Ref; moto resolves only this
         },
         on_failure=None,
     )
@@ -237,7 +237,7 @@ def add_aggregator_function(
         ],
         environment={
             contract.ENV_TABLE_NAME: table.ref(),
-            contract.ENV_EVENT_BUS_NAME: bus.ref(),
+            contract.ENV_EVENT_BUS_NAME: GetAtt(bus, "Name"),  # = Ref; moto resolves only this
             contract.ENV_AGGREGATION_QUEUE_URL: aggregation_queue.ref(),
         },
         on_failure=invocation_dlq,

@@ -77,7 +77,7 @@ def build_template(cfg: StackConfig) -> Template:
             "aggregationQueueUrl": ("Touched (symbol, window) pairs awaiting aggregation.", aggregation_queue.ref()),
             "aggregationDlqUrl": ("Aggregation work that failed 5 times.", aggregation_dlq.ref()),
             "invocationDlqUrl": ("Failed asynchronous invocations and undeliverable events.", invocation_dlq.ref()),
-            "eventBusName": ("Custom bus with PointsStored and AggregateComputed events.", bus.ref()),
+            "eventBusName": ("Custom bus with PointsStored and AggregateComputed events.", GetAtt(bus, "Name")),
             "dataIngestionFunctionName": ("DataIngestion function.", ingestion.function.ref()),
             "dataProcessorFunctionName": ("DataProcessor function.", processor.function.ref()),
             "dataAggregatorFunctionName": ("DataAggregator function.", aggregator.function.ref()),

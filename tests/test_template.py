@@ -249,7 +249,7 @@ def test_event_bus_schedule_and_routing(resources: dict) -> None:
     assert schedule["ScheduleExpression"] == "rate(5 minutes)"
     assert refs(schedule["Targets"][0]["Arn"]) == {"DataAggregatorFunction"}
     routing = props(resources, "PointsStoredRule")
-    assert routing["EventBusName"] == {"Ref": bus_id}
+    assert routing["EventBusName"] == {"Fn::GetAtt": [bus_id, "Name"]}  # = Ref; moto needs GetAtt
     assert routing["EventPattern"]["source"] == ["market-data.processor"]
     assert refs(routing["Targets"][0]["Arn"]) == {"AggregationQueue"}
     for rule in rules.values():
@@ -258,7 +258,7 @@ def test_event_bus_schedule_and_routing(resources: dict) -> None:
             assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
     # The processor environment names this bus.
     env = props(resources, "DataProcessorFunction")["Environment"]["Variables"]
-    assert env["EVENT_BUS_NAME"] == {"Ref": bus_id}
+    assert env["EVENT_BUS_NAME"] == {"Fn::GetAtt": [bus_id, "Name"]}
 
 
 def test_queues_let_only_their_rules_send(resources: dict) -> None:
