@@ -18,6 +18,7 @@ CloudWatch Logs) and one X-Ray trace.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -113,6 +114,7 @@ class AwsMeter:
     capture_logs: bool = True
     # Raw per-(service, operation) call counts as the hooks saw them, for cross-checks.
     calls: Counter = field(default_factory=Counter)
+    failed_calls: Counter = field(default_factory=Counter)  # errors: not billed here
     invocations: list[Invocation] = field(default_factory=list)
     handler_cpu_seconds: Counter = field(default_factory=Counter)  # function -> s
     _local: threading.local = field(default_factory=threading.local)
@@ -125,12 +127,14 @@ class AwsMeter:
         if getattr(events, "_bench_meter", None) is self:
             return
         events._bench_meter = self
-        events.register("before-call", self._before_call, unique_id="bench-meter-before-call")
-        events.register_first("before-send", self._before_send, unique_id="bench-meter-before-send")
-        events.register("before-parse", self._before_parse, unique_id="bench-meter-before-parse")
-        events.register("after-call", self._after_call, unique_id="bench-meter-after-call")
-        events.register("after-call-error", self._after_call_error,
-                        unique_id="bench-meter-after-call-error")
+        # register_first: see the wire-format request and response before boto3's
+        # DynamoDB resource layer (if a handler uses it) turns them into Python values.
+        events.register_first("before-call", self._before_call, unique_id="bench-meter-bc")
+        events.register_first("before-send", self._before_send, unique_id="bench-meter-bs")
+        events.register_first("before-parse", self._before_parse, unique_id="bench-meter-bp")
+        events.register_first("after-call", self._after_call, unique_id="bench-meter-ac")
+        events.register_first("after-call-error", self._after_call_error,
+                              unique_id="bench-meter-ace")
 
     def install(self) -> None:
         """Hook every botocore client created from now on, whatever session makes it."""
@@ -153,13 +157,24 @@ class AwsMeter:
             self._orig_create_client = None
 
     # --- hooks ------------------------------------------------------------------------
+    # Each call keeps a frame: its request parameters as sent on the wire, the time
+    # spent inside moto (before-send .. before-parse) and the time spent in these
+    # hooks. Both are taken out of the handler's measured time: the first stands for
+    # the AWS service (replaced by the latency assumption), the second is ours.
     def _stack(self) -> list:
         if not hasattr(self._local, "stack"):
             self._local.stack = []
         return self._local.stack
 
     def _before_call(self, model, params, **_):
-        self._stack().append({"params": params, "send": None, "moto": 0.0})
+        t0 = time.perf_counter()
+        api: dict = {}
+        body = params.get("body") if isinstance(params, dict) else None
+        if body and model.service_model.metadata.get("protocol") == "json":
+            api = json.loads(body)
+        frame = {"api": api, "send": None, "moto": 0.0, "overhead": 0.0}
+        self._stack().append(frame)
+        frame["overhead"] += time.perf_counter() - t0
 
     def _before_send(self, **_):
         stack = self._stack()
@@ -177,22 +192,28 @@ class AwsMeter:
         if stack:
             frame = stack.pop()
             if self._current is not None:
-                self._current.moto_seconds += frame["moto"]
+                self._current.moto_seconds += frame["moto"] + frame["overhead"]
 
     def _after_call(self, http_response, parsed, model, **_):
+        t0 = time.perf_counter()
         stack = self._stack()
-        frame = stack.pop() if stack else {"params": {}, "moto": 0.0}
+        frame = stack.pop() if stack else {"api": {}, "moto": 0.0, "overhead": 0.0}
         service = _SERVICE.get(model.service_model.service_id.hyphenize(),
                                model.service_model.service_id.hyphenize())
         op = model.name
-        self.calls[(service, op)] += 1
-        response_bytes = self._bill(service, op, frame["params"], parsed or {})
+        ok = http_response is None or http_response.status_code < 300
+        response_bytes = 0
+        if ok:
+            self.calls[(service, op)] += 1
+            response_bytes = self._bill(service, op, frame["api"], parsed or {})
+        else:
+            self.failed_calls[(service, op)] += 1
         if self._current is not None:
             inv = self._current
-            inv.moto_seconds += frame["moto"]
             inv.aws_calls += 1
             inv.modeled_latency_ms += self.latency_scale * latency_ms(
                 service, op, response_bytes=response_bytes)
+            inv.moto_seconds += frame["moto"] + frame["overhead"] + (time.perf_counter() - t0)
 
     # --- billing ----------------------------------------------------------------------
     def _bill(self, service: str, op: str, params: dict, parsed: dict) -> int:

@@ -771,6 +771,7 @@ class ExecutionResult:
     failures: list[dict]
     outputs: dict[str, str]
     status_reason: str = ""
+    outputs_note: str = ""
 
 
 def _recent_events(cfn: Any, stack_id: str, *, since: datetime, seen: set[str]) -> list[dict]:
@@ -868,7 +869,41 @@ def execute_and_follow(
     ]
     failures.sort(key=lambda e: e["Timestamp"])
     outputs = stack_outputs(stack) if succeeded else {}
-    return ExecutionResult(final_status, succeeded, failures, outputs, reason)
+    result = ExecutionResult(final_status, succeeded, failures, outputs, reason)
+    if succeeded and not outputs:
+        result.outputs, result.outputs_note = resolve_outputs_locally(cfn, stack_id, stack)
+    return result
+
+
+def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict | None) -> tuple[dict[str, str], str]:
+    """Outputs for a stack that reports none although its template declares some.
+
+    moto 5 never fills in Outputs for stacks created or updated through change sets.
+    Outputs that are a plain Ref of a resource or parameter are resolved here from
+    DescribeStackResources / the stack's Parameters; the rest are reported as missing.
+    """
+    body = cfn.get_template(StackName=stack_id).get("TemplateBody")
+    template = json.loads(body) if isinstance(body, str) else body or {}
+    declared = template.get("Outputs") or {}
+    if not declared:
+        return {}, ""
+    physical = {
+        r.get("LogicalResourceId", ""): r.get("PhysicalResourceId", "")
+        for r in cfn.describe_stack_resources(StackName=stack_id).get("StackResources", [])
+    }
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters") or []}
+    resolved = {}
+    for key, spec in declared.items():
+        value = spec.get("Value")
+        if isinstance(value, dict) and list(value) == ["Ref"]:
+            name = value["Ref"]
+            if physical.get(name):
+                resolved[key] = physical[name]
+            elif name in params:
+                resolved[key] = params[name]
+    note = (f"CloudFormation reported no Outputs; {len(resolved)} of {len(declared)} resolved here from the "
+            "stack's resources (plain Refs only)")
+    return resolved, note
 
 
 def _stack_status(cfn: Any, stack_id: str) -> str:
@@ -880,9 +915,9 @@ def render_result(result: ExecutionResult, stack_name: str, console: Console) ->
     console.say("")
     if result.succeeded:
         console.say(console.paint(f"Stack {stack_name}: {result.status}", "32"))
-        if result.outputs:
+        if result.outputs or result.outputs_note:
             console.say("")
-            console.say("Outputs:")
+            console.say("Outputs:" + (f" ({result.outputs_note})" if result.outputs_note else ""))
             for line in table([[k, v] for k, v in sorted(result.outputs.items())]):
                 console.say(line)
         return
@@ -1037,7 +1072,12 @@ def review_and_execute(
         console.say(f"Change set left in place, not executed: {arn}")
         raise Refused(f"blocked by the guard: {names} would be removed or replaced (see above)")
     console.say("")
-    if not console.confirm("Execute this change set?", assume_yes=assume_yes):
+    try:
+        confirmed = console.confirm("Execute this change set?", assume_yes=assume_yes)
+    except Refused:
+        console.say(f"Change set left in place, not executed: {arn}")
+        raise
+    if not confirmed:
         delete_change_set(cfn, change_set, console)
         raise Refused("declined: nothing was executed")
     result = execute_and_follow(cfn, change_set, review, console, waits)

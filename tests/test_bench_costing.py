@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -163,9 +164,12 @@ def test_floor_is_one_write_unit_per_item():
 # --- The meter's conversion of API calls into billed units ----------------------------
 
 class _Model:
+    """The two attributes of a botocore OperationModel the meter reads."""
+
     def __init__(self, service, name):
         self.name = name
-        self.service_model = type("S", (), {"service_id": _Sid(service)})()
+        self.service_model = type("S", (), {"service_id": _Sid(service),
+                                            "metadata": {"protocol": "json"}})()
 
 
 class _Sid(str):
@@ -174,7 +178,9 @@ class _Sid(str):
 
 
 def _call(meter, service, op, params, parsed):
-    meter._before_call(model=_Model(service, op), params=params)
+    # botocore hands before-call the serialized request; JSON protocols carry a body.
+    request_dict = {"body": json.dumps(params).encode()}
+    meter._before_call(model=_Model(service, op), params=request_dict)
     meter._after_call(http_response=None, parsed=parsed, model=_Model(service, op))
 
 
