@@ -564,8 +564,8 @@ def _grants(document: Any) -> set[Grant]:
                 else:
                     principals.append(f"{key}:{_canon(raw)}")
         condition = _canon(statement.get("Condition", {}))
-        actions = [_canon(a).lower() for a in _as_list(statement.get("Action"))] + [
-            "not:" + _canon(a).lower() for a in _as_list(statement.get("NotAction"))
+        actions = [_canon(a) for a in _as_list(statement.get("Action"))] + [
+            "not:" + _canon(a) for a in _as_list(statement.get("NotAction"))
         ]
         resources = [_canon(r) for r in _as_list(statement.get("Resource"))] + [
             "not:" + _canon(r) for r in _as_list(statement.get("NotResource"))
@@ -579,9 +579,11 @@ def _grants(document: Any) -> set[Grant]:
 
 def _covered(grant: Grant, others: set[Grant]) -> bool:
     effect, principal, condition, action, resource = grant
+    action = action.lower()  # IAM action names are case-insensitive; resources are not
     for o_effect, o_principal, o_condition, o_action, o_resource in others:
         if (o_effect, o_principal, o_condition) != (effect, principal, condition):
             continue
+        o_action = o_action.lower()
         if (action == o_action or (not action.startswith("not:") and fnmatch.fnmatchcase(action, o_action))) and (
             resource == o_resource or (not resource.startswith("not:") and fnmatch.fnmatchcase(resource, o_resource))
         ):
