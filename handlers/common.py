@@ -1,0 +1,202 @@
+"""The AWS edge shared by the three handlers: clients, bounded retries, batching.
+
+Clients are module-level and reused across invocations, but created on first use
+(`client("sqs")`) rather than at import: creating a botocore client costs about as much
+as `import boto3` itself (README "Cold start"), and the handler modules must import
+cleanly without AWS credentials, region or environment variables. The region comes
+from AWS_REGION / AWS_DEFAULT_REGION, which Lambda always sets.
+
+`use_session(session)` makes every handler client come from the given boto3 Session:
+`market_cfn.simulate` uses it to register botocore event hooks that count and check
+each AWS request the handlers make.
+
+Retries: botocore's "standard" retry mode retries throttling and 5xx errors of each
+call. On top of it, the partial failures that botocore cannot see (BatchWriteItem
+UnprocessedItems, SendMessageBatch Failed, PutEvents FailedEntryCount) and throttling
+errors that survive botocore are retried here with capped exponential backoff and full
+jitter; when they still fail, `DeliveryError` is raised so the invocation fails
+loudly (S3 async retry + InvocationDLQ, SQS redrive, API 503) - nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any, Callable, Iterable
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+MAX_ATTEMPTS = 8  # our own attempts for partial failures (each call also has botocore's)
+BACKOFF_BASE_SECONDS = 0.05
+BACKOFF_CAP_SECONDS = 2.0
+DDB_BATCH_ITEMS = 25  # BatchWriteItem: at most 25 put/delete requests per call
+RETRYABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "Throttling",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "TooManyRequestsException",
+        "InternalServerError",
+        "InternalFailure",
+        "ServiceUnavailable",
+    }
+)
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+
+# Tests replace this with a recorder so that backoff costs no wall time.
+sleep: Callable[[float], None] = time.sleep
+
+_session: Any = None
+_clients: dict[str, Any] = {}
+
+
+class DeliveryError(RuntimeError):
+    """A batch operation still failed after all retries; the invocation must fail."""
+
+
+def use_session(session: Any) -> None:
+    """Create handler clients from `session` (a boto3.Session) from now on; None resets."""
+    global _session
+    _session = session
+    _clients.clear()
+
+
+def client(service: str) -> Any:
+    """The shared client for `service`, created on first use."""
+    found = _clients.get(service)
+    if found is None:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        factory = _session if _session is not None else boto3
+        found = _clients[service] = factory.client(service, region_name=region, config=_CONFIG)
+    return found
+
+
+def env(name: str) -> str:
+    """A required environment variable, read at invocation time (not at import)."""
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError(f"environment variable {name} is not set")
+    return value
+
+
+def backoff(attempt: int) -> None:
+    """Sleep before retry number `attempt` (0-based): capped exponential, full jitter."""
+    sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
+
+
+def _retryable(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in RETRYABLE_CODES
+
+
+def _call(fn: Callable[..., Any], attempt: int, **kwargs: Any) -> Any:
+    """Call fn; a retryable error returns None (the caller retries), others raise."""
+    try:
+        return fn(**kwargs)
+    except ClientError as exc:
+        if _retryable(exc) and attempt < MAX_ATTEMPTS - 1:
+            return None
+        raise
+
+
+def send_message_batch(queue_url: str, bodies: list[str]) -> int:
+    """SendMessageBatch (<= 10 bodies, <= 1 MiB together), retrying Failed entries.
+
+    Returns the number of calls made. Raises DeliveryError when entries still fail.
+    """
+    sqs = client("sqs")
+    pending = {str(i): body for i, body in enumerate(bodies)}
+    calls = 0
+    errors: list[str] = []
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:
+            backoff(attempt - 1)
+        calls += 1
+        entries = [{"Id": key, "MessageBody": body} for key, body in pending.items()]
+        response = _call(sqs.send_message_batch, attempt, QueueUrl=queue_url, Entries=entries)
+        if response is None:
+            continue
+        failed = response.get("Failed") or []
+        if not failed:
+            return calls
+        errors = [f"{f.get('Code')}: {f.get('Message', '')}".strip() for f in failed]
+        if any(f.get("SenderFault") for f in failed):
+            break  # the request itself is wrong: retrying cannot help
+        pending = {f["Id"]: pending[f["Id"]] for f in failed}
+    raise DeliveryError(
+        f"SendMessageBatch: {len(pending)} of {len(bodies)} messages not accepted "
+        f"after {calls} attempts ({'; '.join(sorted(set(errors)))})"
+    )
+
+
+def batch_write(table_name: str, items: Iterable[dict[str, Any]]) -> int:
+    """BatchWriteItem PutRequests in chunks of 25, retrying UnprocessedItems.
+
+    Returns the number of calls made. Raises DeliveryError when items stay unprocessed.
+    """
+    ddb = client("dynamodb")
+    calls = 0
+    chunk: list[dict[str, Any]] = []
+
+    def write(requests: list[dict[str, Any]]) -> None:
+        nonlocal calls
+        pending = {table_name: requests}
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                backoff(attempt - 1)
+            calls += 1
+            response = _call(ddb.batch_write_item, attempt, RequestItems=pending)
+            if response is None:
+                continue
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                return
+        left = sum(len(v) for v in pending.values())
+        raise DeliveryError(f"BatchWriteItem: {left} items unprocessed after {calls} calls")
+
+    for item in items:
+        chunk.append({"PutRequest": {"Item": item}})
+        if len(chunk) == DDB_BATCH_ITEMS:
+            write(chunk)
+            chunk = []
+    if chunk:
+        write(chunk)
+    return calls
+
+
+def put_events(calls_of_entries: Iterable[list[dict[str, Any]]]) -> int:
+    """PutEvents, one call per given list (<= 10 entries), retrying failed entries."""
+    events = client("events")
+    calls = 0
+    for entries in calls_of_entries:
+        pending = list(entries)
+        errors: list[str] = []
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                backoff(attempt - 1)
+            calls += 1
+            response = _call(events.put_events, attempt, Entries=pending)
+            if response is None:
+                continue
+            if not response.get("FailedEntryCount"):
+                pending = []
+                break
+            # Results are in request order; a failed entry has an ErrorCode.
+            results = response.get("Entries") or []
+            errors = [r.get("ErrorCode", "") for r in results if r.get("ErrorCode")]
+            pending = [e for e, r in zip(pending, results) if r.get("ErrorCode")]
+        if pending:
+            raise DeliveryError(
+                f"PutEvents: {len(pending)} entries failed after {calls} calls ({', '.join(sorted(set(errors)))})"
+            )
+    return calls
+
+
+def number(value: Any) -> dict[str, str]:
+    """A DynamoDB N attribute value."""
+    return {"N": str(value)}

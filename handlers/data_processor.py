@@ -1,0 +1,92 @@
+"""DataProcessor: ProcessingQueue batches -> DynamoDB points -> PointsStored events.
+
+Each SQS message (a v1 body, see handlers.core.wire) is one unit of work, handled by
+`record_handler` under Powertools' BatchProcessor: its points are written with
+BatchWriteItem (PutRequest, 25 per call, UnprocessedItems retried with backoff), then
+one PointsStored event per message names the (symbol, 5-minute window) pairs it
+touched, so the aggregator recomputes exactly those. A message that fails (unreadable
+body, writes still unprocessed after the retries, events still failing) is reported in
+`batchItemFailures` alone; its neighbours are deleted by the event source mapping.
+After 3 receives the redrive policy moves it to ProcessingDLQ.
+
+Idempotency: a point's key is (symbol, timestamp), and PutRequest overwrites, so a
+re-delivered message stores the same items again; a repeated PointsStored event only
+makes the aggregator recompute a window from the same points.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+from handlers import common
+from handlers.contract import (
+    DETAIL_TYPE_POINTS_STORED,
+    ENV_EVENT_BUS_NAME,
+    ENV_TABLE_NAME,
+    EVENT_SOURCE_PROCESSOR,
+    WINDOW_MS,
+)
+from handlers.core.points import Point
+from handlers.core.wire import decode_message, encode_windows_details, event_entries_in_calls, windows_of
+
+logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "DataProcessor"))
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MarketAnalytics"))
+# Report every failure in batchItemFailures, even when the whole batch failed.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+
+
+def point_item(point: Point) -> dict[str, Any]:
+    """The DynamoDB item of a point (low-level attribute values)."""
+    item: dict[str, Any] = {
+        "symbol": {"S": point.symbol},
+        "timestamp": common.number(point.timestamp),
+        "price": common.number(point.price),
+    }
+    if point.volume is not None:
+        item["volume"] = common.number(point.volume)
+    return item
+
+
+def points_stored_entries(points: list[Point], bus_name: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "Source": EVENT_SOURCE_PROCESSOR,
+            "DetailType": DETAIL_TYPE_POINTS_STORED,
+            "Detail": detail,
+            "EventBusName": bus_name,
+        }
+        for detail in encode_windows_details(windows_of(points, WINDOW_MS), len(points))
+    ]
+
+
+def record_handler(record: Any) -> int:
+    """Store one message's points and announce them; raise to fail this message only."""
+    points = decode_message(record["body"])
+    common.batch_write(common.env(ENV_TABLE_NAME), (point_item(p) for p in points))
+    common.put_events(event_entries_in_calls(points_stored_entries(points, common.env(ENV_EVENT_BUS_NAME))))
+    metrics.add_metric(name="PointsStored", unit=MetricUnit.Count, value=len(points))
+    return len(points)
+
+
+def _record_handler(record: Any) -> int:
+    try:
+        return record_handler(record.raw_event)
+    except Exception:
+        receives = record.attributes.approximate_receive_count
+        logger.exception("message failed", extra={"message_id": record.message_id, "receive_count": receives})
+        metrics.add_metric(name="FailedMessages", unit=MetricUnit.Count, value=1)
+        raise
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(event.get("Records") or []))
+    return process_partial_response(
+        event=event, record_handler=_record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,69 @@
+"""`python -m market_cfn simulate FILE...`: the whole pipeline on moto, one JSON document out.
+
+Each FILE is uploaded with its path relative to the current directory as the key
+(so `AAPL/2024-06-01.csv` supplies the symbol AAPL). Exit 0 when the run completed
+(rejections are not errors), 2 for unreadable arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+USAGE = "python -m market_cfn simulate [--env NAME] [--verbose] FILE..."
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m market_cfn simulate", usage=USAGE, description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="+", metavar="FILE", help="market-data files (CSV, JSON, JSON Lines, maybe .gz)")
+    parser.add_argument("--env", default="dev", help="EnvironmentSuffix of the emulated stack (default: dev)")
+    parser.add_argument("--verbose", action="store_true", help="send the handlers' log lines to stderr")
+    return parser
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _read_files(paths: list[str]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for path in paths:
+        if not os.path.isfile(path):
+            raise _UsageError(f"{path}: not a readable file")
+        key = os.path.relpath(path).replace(os.sep, "/")
+        if key.startswith("../"):
+            raise _UsageError(f"{path}: outside the current directory (its key would start with '../')")
+        try:
+            with open(path, "rb") as handle:
+                files[key] = handle.read()
+        except OSError as exc:
+            raise _UsageError(f"{path}: {exc.strerror}") from None
+    return files
+
+
+def main(argv: list[str]) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed a one-line error / the help
+        return 0 if exc.code == 0 else 2
+    try:
+        files = _read_files(args.files)
+        from market_cfn.config import ConfigError, StackConfig
+
+        StackConfig(env_suffix=args.env)
+    except _UsageError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    from market_cfn.simulate import Pipeline
+
+    with Pipeline(env_suffix=args.env, log_stream=sys.stderr if args.verbose else None) as pipe:
+        summary = pipe.run(files)
+    json.dump(summary, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
