@@ -174,7 +174,7 @@ def _distribution_entries(dist_name: str, import_name: str) -> tuple[dict[str, b
         entries[file.as_posix()] = Path(file.locate()).read_bytes()
     if not any(k.startswith((f"{import_name}/", f"{import_name}.py")) for k in entries):
         raise PackagingError(f"the installed {dist_name} has no files for module {import_name!r}")
-    return entries, f"{dist.metadata['Name']}=={dist.version}"
+    return entries, f"{re.sub(r'[-_.]+', '-', dist.metadata['Name']).lower()}=={dist.version}"
 
 
 def zip_bytes(entries: dict[str, bytes]) -> bytes:

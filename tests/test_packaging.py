@@ -1,0 +1,117 @@
+"""The Lambda code zip is reproducible and bundles exactly what the handlers need."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import zipfile
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+
+from market_cfn import packaging
+from market_cfn.packaging import PackagingError, build_package
+
+SETUP_CFG = packaging.PROJECT_ROOT / "setup.cfg"
+
+
+def make_handlers(root: Path, *, imports: str = "", name: str = "handlers") -> Path:
+    pkg = root / name
+    (pkg / "core").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""handlers"""\n')
+    (pkg / "core" / "__init__.py").write_text("")
+    (pkg / "core" / "points.py").write_text("import json\nimport decimal\n\ndef parse(x):\n    return json.loads(x)\n")
+    (pkg / "ingest.py").write_text(f"import boto3\n{imports}\nfrom handlers.core import points\n\ndef handler(e, c):\n    return 1\n")
+    cache = pkg / "__pycache__"
+    cache.mkdir()
+    (cache / "ingest.cpython-311.pyc").write_bytes(b"\x00compiled")
+    (pkg / "stale.pyc").write_bytes(b"\x00compiled")
+    return pkg
+
+
+def entries(data: bytes) -> list[zipfile.ZipInfo]:
+    return zipfile.ZipFile(BytesIO(data)).infolist()
+
+
+def test_two_packages_of_the_same_tree_have_the_same_sha256(tmp_path):
+    first = make_handlers(tmp_path / "a", imports="from aws_lambda_powertools import Logger")
+    second = tmp_path / "b" / "handlers"
+    shutil.copytree(first, second)
+    for i, path in enumerate(sorted(second.rglob("*"))):  # different mtimes and creation order
+        os.utime(path, (1_700_000_000 + i * 977, 1_700_000_000 + i * 977))
+    a, b = build_package(first, setup_cfg=SETUP_CFG), build_package(second, setup_cfg=SETUP_CFG)
+    assert a.sha256 == b.sha256 == hashlib.sha256(a.data).hexdigest()
+    assert a.data == b.data
+    assert a.key == f"market-data/{a.sha256}.zip"
+
+
+def test_a_changed_source_changes_the_digest(tmp_path):
+    pkg = make_handlers(tmp_path)
+    before = build_package(pkg, setup_cfg=SETUP_CFG).sha256
+    (pkg / "core" / "points.py").write_text("import json\n# changed\n")
+    assert build_package(pkg, setup_cfg=SETUP_CFG).sha256 != before
+
+
+def test_entries_are_sorted_with_fixed_timestamps_and_permissions_and_no_bytecode(tmp_path):
+    pkg = build_package(make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger"), setup_cfg=SETUP_CFG)
+    infos = entries(pkg.data)
+    names = [i.filename for i in infos]
+    assert names == sorted(names)
+    assert {i.date_time for i in infos} == {(1980, 1, 1, 0, 0, 0)}
+    assert {i.external_attr >> 16 for i in infos} == {0o100644}
+    assert not [n for n in names if n.endswith((".pyc", ".so")) or "__pycache__" in n]
+    assert {"handlers/__init__.py", "handlers/ingest.py", "handlers/core/points.py"} <= set(names)
+
+
+def test_powertools_is_bundled_with_typing_extensions_but_not_jmespath(tmp_path):
+    pkg = build_package(make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Metrics"),
+                        setup_cfg=SETUP_CFG)
+    names = set(pkg.entries)
+    assert "aws_lambda_powertools/__init__.py" in names
+    assert "aws_lambda_powertools/logging/logger.py" in names
+    assert "typing_extensions.py" in names
+    assert not any(n.startswith(("jmespath/", "boto3/", "botocore/", "aws_xray_sdk/", "wrapt/")) for n in names)
+    assert pkg.bundled == ("aws-lambda-powertools==3.37.0", f"typing-extensions=={packaging.importlib.metadata.version('typing_extensions')}")
+    # install-specific metadata would make the zip differ between machines
+    assert not any(n.endswith(("/RECORD", "/INSTALLER", "/direct_url.json")) for n in names)
+
+
+def test_the_tracer_brings_the_xray_sdk_and_pure_python_wrapt(tmp_path):
+    pkg = build_package(make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Tracer"),
+                        setup_cfg=SETUP_CFG)
+    names = set(pkg.entries)
+    assert "aws_xray_sdk/core/recorder.py" in names
+    assert "wrapt/wrappers.py" in names  # the pure Python fallback wrapt uses without its C extension
+    assert not any(n.startswith("wrapt/_wrappers") and not n.endswith(".py") for n in names)
+    assert [b.split("==")[0] for b in pkg.bundled] == ["aws-lambda-powertools", "typing-extensions", "aws-xray-sdk", "wrapt"]
+
+
+def test_handlers_without_powertools_bundle_nothing(tmp_path):
+    pkg = build_package(make_handlers(tmp_path), setup_cfg=SETUP_CFG)
+    assert pkg.bundled == ()
+    assert all(n.startswith("handlers/") for n in pkg.entries)
+
+
+def test_a_powertools_version_other_than_the_pin_is_refused(tmp_path):
+    cfg = tmp_path / "setup.cfg"
+    cfg.write_text("[options]\ninstall_requires =\n    boto3>=1.35\n    aws-lambda-powertools[tracer]==3.0.0\n")
+    with pytest.raises(PackagingError, match="3.37.0 is installed but setup.cfg pins 3.0.0"):
+        build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), setup_cfg=cfg)
+
+
+def test_the_pin_is_read_from_setup_cfg():
+    assert packaging.powertools_pin(SETUP_CFG) == "3.37.0"
+
+
+def test_an_import_the_runtime_does_not_provide_is_refused(tmp_path):
+    with pytest.raises(PackagingError, match="imports requests"):
+        build_package(make_handlers(tmp_path, imports="import requests"), setup_cfg=SETUP_CFG)
+
+
+def test_the_project_handlers_package(tmp_path):
+    """The real handlers/ tree packages, and does so reproducibly."""
+    a, b = build_package(), build_package()
+    assert a.sha256 == b.sha256
+    assert "handlers/contract.py" in a.entries
