@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import random
 import time
+import warnings
 from typing import Any, Callable, Iterable
 
 import boto3
@@ -47,6 +48,8 @@ RETRYABLE_CODES = frozenset(
         "ServiceUnavailable",
     }
 )
+# An invocation that fails before adding a metric has nothing to publish: not a problem.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 # Tests replace this with a recorder so that backoff costs no wall time.

@@ -29,6 +29,7 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers import common
 from handlers.contract import ENV_PROCESSING_QUEUE_URL, ENV_REJECTS_BUCKET
@@ -174,8 +175,8 @@ def ingest_api(event: dict[str, Any]) -> dict[str, Any]:
             else:
                 forwarder.add(item)
         forwarder.close()
-    except common.DeliveryError:
-        logger.exception("ERROR could not queue the accepted points")
+    except (common.DeliveryError, BotoCoreError, ClientError):
+        logger.exception("could not queue the accepted points")
         return _api_response(503, {"message": "the points could not be queued; retry the request"})
     metrics.add_metric(name="RecordsIn", unit=MetricUnit.Count, value=tally.records_in)
     metrics.add_metric(name="AcceptedRecords", unit=MetricUnit.Count, value=tally.accepted)
