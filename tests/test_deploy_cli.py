@@ -1,0 +1,79 @@
+"""bin/deploy's argument handling: exit codes, --help, one-line errors."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from market_cfn import deploy_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class NotATerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return False
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = NotATerminal(), NotATerminal()
+    code = deploy_cli.main(list(argv), stdout=out, stderr=err, stdin=NotATerminal())
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_help_documents_every_exit_code():
+    proc = subprocess.run([sys.executable, str(ROOT / "bin" / "deploy"), "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    for line in ("0  deployed", "1  the deployment failed", "2  bad arguments", "3  declined"):
+        assert line in proc.stdout
+    for option in ("--stack-name", "--env", "--region", "--profile", "--endpoint-url", "--parameter", "--tag", "--yes",
+                   "--no-execute", "--execute", "--allow-replacement", "--json", "--retain-data"):
+        assert option in proc.stdout
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--parameter", "NoEquals"], "--parameter 'NoEquals': expected KEY=VALUE"),
+    (["--tag", "=x"], "--tag '=x': expected KEY=VALUE"),
+    (["--parameter", "Unknown=1"], "unknown parameter 'Unknown'"),
+    (["--parameter", "EnvironmentSuffix=prod"], "set EnvironmentSuffix with --env"),
+    (["--parameter", "CodeS3Key=x.zip"], "CodeS3Key is filled in by the package step"),
+    (["--parameter", "AlarmActionArn=not-an-arn"], "does not match"),
+    (["--env", "Prod"], "environment name 'Prod' is invalid"),
+    (["--execute", "arn:aws:cloudformation:us-east-1:1:changeSet/x/y", "--parameter", "A=1"], "--execute runs a change set as it was created"),
+    (["--timeout", "0"], "must be positive"),
+])
+def test_bad_arguments_exit_2_with_one_line(argv, message):
+    code, out, err = run(*argv, "--region", "us-east-1")
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("bin/deploy: ") and message in err
+    assert out == ""
+
+
+def test_bad_arguments_with_json_also_print_a_json_error():
+    code, out, err = run("--parameter", "Unknown=1", "--json", "--region", "us-east-1")
+    assert code == 2
+    assert '"Result": "error"' in out and '"ExitCode": 2' in out
+
+
+def test_no_execute_and_execute_are_exclusive():
+    code, _, _ = run("--no-execute", "--execute", "arn:x")
+    assert code == 2
+
+
+def test_missing_region_is_a_usage_error(monkeypatch):
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    code, _, err = run()
+    assert code == 2 and "no region" in err
+
+
+def test_python_m_market_cfn_deploy_dispatches_here():
+    proc = subprocess.run([sys.executable, "-m", "market_cfn", "deploy", "--help"], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert proc.returncode == 0 and "exit codes:" in proc.stdout
