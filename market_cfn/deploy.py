@@ -861,6 +861,9 @@ def execute_and_follow(
                 "stopped following it (the operation goes on in CloudFormation)"
             )
         waits.sleep(waits.poll_seconds)
+    if not done and review.changes:
+        console.say(f"(no per-resource events were reported for the {len(review.changes)} resource changes; "
+                    "a local emulation such as moto reports only the stack's own events)")
     succeeded = final_status == SUCCESS_STATUS.get(operation, "")
     failures = [
         e
@@ -903,8 +906,8 @@ def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict | None) -> tupl
                 resolved[key] = physical[name]
             elif name in params:
                 resolved[key] = params[name]
-    note = (f"CloudFormation reported no Outputs; {len(resolved)} of {len(declared)} resolved here from the "
-            "stack's resources (plain Refs only)")
+    note = (f"none reported by the endpoint; {len(resolved)} of {len(declared)} resolved from the stack's "
+            "resources")
     return resolved, note
 
 

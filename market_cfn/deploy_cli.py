@@ -90,9 +90,11 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
     from botocore.config import Config
 
     session = boto3.Session(profile_name=args.profile, region_name=args.region)
-    region = session.region_name
+    # botocore 1.35 reads AWS_DEFAULT_REGION and the profile; the SDKs' AWS_REGION too.
+    region = session.region_name or os.environ.get("AWS_REGION")
     if not region:
-        raise ValueError("no region: pass --region, or set AWS_REGION / a profile region")
+        raise ValueError("no region: pass --region, or set AWS_REGION / AWS_DEFAULT_REGION / a profile region")
+    session = boto3.Session(profile_name=args.profile, region_name=region)
     if session.get_credentials() is None:
         raise ValueError("no AWS credentials found (environment, --profile, or instance role)")
     config = Config(retries={"mode": "standard", "max_attempts": 8},
