@@ -375,10 +375,13 @@ def test_failed_execution_prints_the_root_cause_first(cfn, waits):
         event("DataBucket", "AWS::S3::Bucket", "CREATE_IN_PROGRESS", 2, token=None),
         event(STACK, "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS", 1, "User Initiated", token=None),
         review_event,
+        # an hour old, not on the page read before executing: the timestamp marker ends the read
+        event("DataBucket", "AWS::S3::Bucket", "DELETE_FAILED", -3600, "from an older operation", token=None),
     ]
     # two pages of events (newest first), the second ends at the marker
     s.add_response("describe_stack_events", {"StackEvents": newest_first[:4], "NextToken": "events-2"}, {"StackName": STACK_ID})
-    s.add_response("describe_stack_events", {"StackEvents": newest_first[4:]}, {"StackName": STACK_ID, "NextToken": "events-2"})
+    s.add_response("describe_stack_events", {"StackEvents": newest_first[4:], "NextToken": "events-3"},
+                   {"StackName": STACK_ID, "NextToken": "events-2"})  # page 3 is never asked for
     s.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK_ID})
     c = console()
     result = d.execute_and_follow(cfn, cs, review, c, waits)
@@ -390,6 +393,7 @@ def test_failed_execution_prints_the_root_cause_first(cfn, waits):
     assert failed.splitlines()[1].split()[:3] == ["MarketDataTable", "AWS::DynamoDB::Table", "CREATE_FAILED"]
     assert "not authorized to perform: dynamodb:CreateTable" in failed
     assert "REVIEW_IN_PROGRESS" not in text  # an event from before the execute call
+    assert "from an older operation" not in text
 
 
 def test_events_of_another_operation_are_ignored(cfn, waits):
