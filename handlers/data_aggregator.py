@@ -132,7 +132,7 @@ def receive_round(queue_url: str, context: Any) -> tuple[list[dict[str, Any]], b
     while len(messages) < ROUND_MESSAGES and _time_left(context):
         response = sqs.receive_message(
             QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
+            MaxNumberOfMessages=min(10, ROUND_MESSAGES - len(messages)),
             WaitTimeSeconds=RECEIVE_WAIT_SECONDS,
             AttributeNames=["ApproximateReceiveCount"],
         )

@@ -299,11 +299,12 @@ class Pipeline:
     def role_of(self, logical: str) -> str:
         return self.resources[logical]["Properties"]["Role"]["Fn::GetAtt"][0]
 
-    def invoke(self, logical: str, event: dict[str, Any]) -> Any:
+    def invoke(self, logical: str, event: dict[str, Any], *, context: Any = None) -> Any:
         """Invoke a function's real handler with its template environment."""
         path = self.resources[logical]["Properties"]["Handler"]
         handler = getattr(self.handler_module(logical), path.rsplit(".", 1)[1])
-        context = FakeLambdaContext(function_name=self.physical[logical]["Ref"])
+        if context is None:
+            context = FakeLambdaContext(function_name=self.physical[logical]["Ref"])
         previous, self.actor = self.actor, logical
         try:
             with _patched_environ(self.function_env(logical)), contextlib.redirect_stdout(_Discard()) if self.log_stream is None else contextlib.nullcontext():
@@ -389,6 +390,20 @@ class Pipeline:
                     # As if the visibility timeout had passed: visible again now.
                     self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
         return stats
+
+    def expire_visibility_timeouts(self, logical: str) -> int:
+        """Make every in-flight message of a queue visible again, as when its visibility
+        timeout passes (moto backend state: no API call is made). Returns how many."""
+        from moto.sqs.models import sqs_backends
+
+        name = self.physical[logical]["QueueName"]
+        queue = sqs_backends[ACCOUNT_ID][REGION].queues[name]
+        expired = 0
+        for message in list(queue._messages):  # moto 5.2 internals
+            if not message.visible and not message.delayed:
+                message.visible_at = 0.0
+                expired += 1
+        return expired
 
     def run_aggregator(self, *, now: datetime | None = None) -> Any:
         """Invoke DataAggregator as the 5-minute schedule does (asynchronously)."""

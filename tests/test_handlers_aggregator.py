@@ -1,0 +1,175 @@
+"""DataAggregator end to end on moto: touched windows -> Query -> aggregates + events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from market_cfn.simulate import FakeLambdaContext, scheduled_event
+
+W = 300_000
+T0 = 1717421400000  # 2024-06-03T13:30:00Z, a window start
+
+
+def csv(rows):
+    return ("timestamp,price,volume\n" + "".join(f"{ts},{price},{'' if vol is None else vol}\n" for ts, price, vol in rows)).encode()
+
+
+def ingest(pipe, key, rows):
+    pipe.put_object(key, csv(rows))
+    pipe.deliver_s3_events()
+    pipe.drain_processing_queue()
+
+
+def aggregates(pipe):
+    return {(a["symbol"], a["window_start"]): a for a in pipe.summary()["aggregates"]}
+
+
+def watch_aggregate_events(pipe):
+    """A test-only rule on the bus that copies AggregateComputed events to a queue."""
+    url = pipe.sqs.create_queue(QueueName="watch-aggregates")["QueueUrl"]
+    bus = pipe.physical["MarketEventBus"]["Name"]
+    pipe.events.put_rule(Name="watch", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["AggregateComputed"]}))
+    pipe.events.put_targets(Rule="watch", EventBusName=bus, Targets=[{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:watch-aggregates"}])
+
+    def read():
+        out = []
+        while True:
+            got = pipe.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return out
+            out += [json.loads(m["Body"])["detail"] for m in got]
+
+    return read
+
+
+def test_aggregates_are_computed_stored_and_published_per_window(pipeline):
+    read_events = watch_aggregate_events(pipeline)
+    ingest(pipeline, "AAPL/a.csv", [
+        (T0 + 1000, "10.50", 100),
+        (T0, "10.00", None),  # earliest of the window: open; no volume
+        (T0 + W - 1, "9.75", 300),  # latest: close
+        (T0 + 60_000, "11.25", 0),
+        (T0 + W, "12.00", 5),  # next window
+    ])
+    totals = pipeline.run_aggregator()
+    assert totals["windows"] == 2 and totals["deferred_windows"] == 0
+    got = aggregates(pipeline)
+    assert got[("AAPL", T0)] == {
+        "symbol": "AAPL", "window_start": T0, "open": 10.0, "high": 11.25, "low": 9.75, "close": 9.75,
+        "count": 4, "volume": 400, "vwap": 9.9375,
+    }
+    assert got[("AAPL", T0 + W)]["vwap"] == 12.0
+    item = pipeline.ddb.get_item(TableName=pipeline.table, Key={"symbol": {"S": "AAPL#5m"}, "timestamp": {"N": str(T0)}})["Item"]
+    assert item["vwap"] == {"N": "9.9375"} and item["open"] == {"N": "10.00"}
+    events = sorted(read_events(), key=lambda d: d["window_start"])
+    assert [(e["symbol"], e["window_start"], e["close"]) for e in events] == [("AAPL", T0, 9.75), ("AAPL", T0 + W, 12.0)]
+    # the aggregator reads with Query (consistent), never Scan
+    ops = [c.operation for c in pipeline.calls if c.actor == "DataAggregatorFunction"]
+    assert "Scan" not in ops and ops.count("Query") == 2
+
+
+def test_window_without_volume_has_null_vwap(pipeline):
+    ingest(pipeline, "MSFT/a.csv", [(T0, "415.1", None), (T0 + 1, "415.2", 0)])
+    pipeline.run_aggregator()
+    agg = aggregates(pipeline)[("MSFT", T0)]
+    assert agg["volume"] == 0 and agg["vwap"] is None
+    item = pipeline.ddb.get_item(TableName=pipeline.table, Key={"symbol": {"S": "MSFT#5m"}, "timestamp": {"N": str(T0)}})["Item"]
+    assert "vwap" not in item
+
+
+def test_backfill_of_2019_prices_gets_2019_windows(pipeline):
+    t2019 = int(datetime(2019, 1, 2, 14, 32, 10, tzinfo=timezone.utc).timestamp() * 1000)
+    ingest(pipeline, "IBM/2019.csv", [(t2019, "120.5", 10), (t2019 + 60_000, "121", 30)])
+    pipeline.run_aggregator()
+    [(key, agg)] = aggregates(pipeline).items()
+    assert key == ("IBM", int(datetime(2019, 1, 2, 14, 30, tzinfo=timezone.utc).timestamp() * 1000))
+    assert agg["vwap"] == 120.875
+
+
+def test_late_point_recomputes_its_window(pipeline):
+    ingest(pipeline, "AAPL/a.csv", [(T0, "10", 1), (T0 + 1000, "11", 1)])
+    pipeline.run_aggregator()
+    assert aggregates(pipeline)[("AAPL", T0)]["close"] == 11
+    # a point of the same, already aggregated window arrives later in another file
+    ingest(pipeline, "AAPL/late.csv", [(T0 + 200_000, "13", 2)])
+    pipeline.run_aggregator()
+    agg = aggregates(pipeline)[("AAPL", T0)]
+    assert (agg["count"], agg["close"], agg["high"], agg["volume"]) == (3, 13, 13, 4)
+
+
+def test_duplicate_delivery_changes_nothing(pipeline):
+    pipeline.put_object("AAPL/a.csv", csv([(T0, "10", 1), (T0 + 1000, "11", 2)]))
+    event = json.loads(json.dumps(pipeline.pending_s3_events[0]))
+    pipeline.deliver_s3_events()
+    pipeline.drain_processing_queue()
+    pipeline.run_aggregator()
+    once = sorted(pipeline.table_items(), key=str)
+    # the same S3 event again: same messages, same writes, same PointsStored pairs
+    pipeline.invoke("DataIngestionFunction", event)
+    pipeline.drain_processing_queue()
+    pipeline.run_aggregator()
+    assert sorted(pipeline.table_items(), key=str) == once
+
+
+def test_unfinished_window_is_deferred_until_it_ends(pipeline):
+    now = datetime.now(timezone.utc)
+    now_ms = int(now.timestamp() * 1000)
+    current = now_ms - now_ms % W
+    ingest(pipeline, "AAPL/live.csv", [(current, "10", 1)])
+    totals = pipeline.run_aggregator(now=now)
+    assert totals["windows"] == 0 and totals["deferred_windows"] == 1
+    assert aggregates(pipeline) == {}
+    sends = [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "SendMessage"]
+    assert len(sends) == 1
+    attrs = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_urls["AggregationQueue"], AttributeNames=["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessages"])["Attributes"]
+    assert attrs == {"ApproximateNumberOfMessagesDelayed": "1", "ApproximateNumberOfMessages": "0"}
+
+
+def test_scheduled_time_not_the_clock_decides_what_is_finished(pipeline):
+    ingest(pipeline, "AAPL/a.csv", [(T0, "10", 1)])
+    totals = pipeline.run_aggregator(now=datetime.fromtimestamp((T0 + 1000) / 1000, timezone.utc))
+    assert totals["deferred_windows"] == 1 and totals["windows"] == 0
+
+
+def test_stops_receiving_before_the_deadline(pipeline, monkeypatch):
+    ingest(pipeline, "AAPL/a.csv", [(T0, "10", 1)])
+    monkeypatch.setattr(pipeline.handler_module("DataAggregatorFunction"), "RECEIVE_WAIT_SECONDS", 0)
+    # 59 s left: less than the 60 s safety margin, so nothing is received
+    context = FakeLambdaContext(function_name="DataAggregator-dev", timeout_ms=59_000)
+    totals = pipeline.invoke("DataAggregatorFunction", scheduled_event(datetime.now(timezone.utc)), context=context)
+    assert totals["messages"] == 0
+    assert not [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "ReceiveMessage"]
+    assert pipeline.queue_depth("AggregationQueue") == 1  # still there for the next run
+
+
+def test_rounds_end_when_time_runs_out(pipeline, monkeypatch):
+    module = pipeline.handler_module("DataAggregatorFunction")
+    monkeypatch.setattr(module, "ROUND_MESSAGES", 1)
+    monkeypatch.setattr(module, "RECEIVE_WAIT_SECONDS", 0)
+    for i in range(3):  # three files -> three PointsStored messages
+        ingest(pipeline, f"S{i}/a.csv", [(T0, "10", 1)])
+
+    class Dwindling(FakeLambdaContext):
+        """Plenty of time for the first round, then less than the safety margin."""
+
+        checks = 0
+
+        def get_remaining_time_in_millis(self):
+            Dwindling.checks += 1
+            return 300_000 if Dwindling.checks <= 2 else 30_000
+
+    context = Dwindling(function_name="DataAggregator-dev")
+    totals = pipeline.invoke("DataAggregatorFunction", scheduled_event(datetime.now(timezone.utc)), context=context)
+    assert (totals["rounds"], totals["messages"], totals["windows"]) == (1, 1, 1)
+    assert pipeline.queue_depth("AggregationQueue") == 2  # left for the next run
+
+
+def test_unreadable_aggregation_message_goes_to_its_dlq(pipeline):
+    pipeline.sqs.send_message(QueueUrl=pipeline.queue_urls["AggregationQueue"], MessageBody="garbage")
+    for run in range(6):
+        pipeline.run_aggregator()
+        assert pipeline.queue_depth("AggregationDLQ") == (1 if run == 5 else 0)
+        assert pipeline.expire_visibility_timeouts("AggregationQueue") == (0 if run == 5 else 1)
+    assert pipeline.queue_depth("AggregationQueue") == 0
