@@ -79,7 +79,7 @@ def build_bootstrap_template() -> Template:
                         Principal=Principal("*"),
                         Action=[awacs.s3.Action("*")],
                         Resource=[GetAtt(bucket, "Arn"), Join("", [GetAtt(bucket, "Arn"), "/*"])],
-                        Condition=Condition(Bool("aws:SecureTransport", False)),
+                        Condition=Condition(Bool("aws:SecureTransport", "false")),
                     )
                 ],
             ),

@@ -50,11 +50,16 @@ def client(endpoint: str, service: str):
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+def bucket_name(endpoint: str) -> str:
+    cfn = client(endpoint, "cloudformation")
+    return cfn.describe_stack_resource(StackName="market-data-bootstrap", LogicalResourceId="ArtifactsBucket")[
+        "StackResourceDetail"]["PhysicalResourceId"]
+
+
 def artifact_versions(endpoint: str) -> dict[str, list[str]]:
     """Every object version in the artifacts bucket: one version per PutObject."""
-    cfn, s3 = client(endpoint, "cloudformation"), client(endpoint, "s3")
-    bucket = cfn.describe_stack_resource(StackName="market-data-bootstrap", LogicalResourceId="ArtifactsBucket")[
-        "StackResourceDetail"]["PhysicalResourceId"]
+    s3 = client(endpoint, "s3")
+    bucket = bucket_name(endpoint)
     versions: dict[str, list[str]] = {}
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
         for v in page.get("Versions", []):
@@ -77,6 +82,10 @@ def test_first_deploy_creates_the_stack_and_the_second_finds_no_changes(endpoint
     after_first = artifact_versions(endpoint)
     assert sorted(k.split("/")[0] for k in after_first) == ["market-data", "templates"]
     assert all(len(v) == 1 for v in after_first.values())
+    # moto does not apply the template's VersioningConfiguration, so turn versioning on
+    # here: from now on every PutObject, even of the same bytes, adds a version.
+    bucket = bucket_name(endpoint)
+    client(endpoint, "s3").put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     # the stack really exists on the endpoint, with the resources of the template
     cfn = client(endpoint, "cloudformation")
     assert cfn.describe_stacks(StackName="market-data-dev")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"

@@ -1,0 +1,66 @@
+"""The bootstrap stack's artifacts bucket: private, encrypted, TLS-only, versioned, expiring."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from market_cfn.bootstrap import BUCKET_OUTPUT, build_bootstrap_template, render_bootstrap_json
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    return json.loads(render_bootstrap_json())
+
+
+def test_rendering_is_deterministic():
+    assert render_bootstrap_json() == render_bootstrap_json()
+    assert render_bootstrap_json() == json.dumps(build_bootstrap_template().to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def test_the_bucket_is_private_encrypted_versioned_and_retained(template):
+    bucket = template["Resources"]["ArtifactsBucket"]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    props = bucket["Properties"]
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert "BucketName" not in props  # CloudFormation names it: no global-name collisions
+
+
+def test_old_artifacts_expire(template):
+    (rule,) = template["Resources"]["ArtifactsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled"
+    assert rule["ExpirationInDays"] == 365
+    assert rule["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_only_tls_requests_are_allowed(template):
+    policy = template["Resources"]["ArtifactsBucketPolicy"]
+    assert policy["Properties"]["Bucket"] == {"Ref": "ArtifactsBucket"}
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*" and statement["Action"] == ["s3:*"]
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]},
+        {"Fn::Join": ["", [{"Fn::GetAtt": ["ArtifactsBucket", "Arn"]}, "/*"]]}]
+
+
+def test_the_output_names_the_bucket(template):
+    assert template["Outputs"][BUCKET_OUTPUT]["Value"] == {"Ref": "ArtifactsBucket"}
+
+
+@pytest.mark.skipif(shutil.which("cfn-lint") is None, reason="cfn-lint not installed")
+def test_cfn_lint_is_clean(tmp_path):
+    path = tmp_path / "bootstrap.json"
+    path.write_text(render_bootstrap_json())
+    proc = subprocess.run(["cfn-lint", str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
