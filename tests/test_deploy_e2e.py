@@ -97,10 +97,10 @@ def test_first_deploy_creates_the_stack_and_the_second_finds_no_changes(endpoint
     second = deploy(endpoint, "--yes")
     # THEN nothing changes and nothing is uploaded again
     assert second.returncode == 0, second.stdout + second.stderr
+    assert artifact_versions(endpoint) == after_first  # no PutObject: no new object version
     assert "No changes: stack market-data-dev is up to date" in second.stdout
     assert "already in the bucket, not uploaded again" in second.stdout
     assert "deploying it first" not in second.stdout
-    assert artifact_versions(endpoint) == after_first  # no PutObject: no new object version
 
 
 def test_no_execute_leaves_a_change_set_that_execute_runs_later(endpoint):
