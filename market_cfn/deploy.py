@@ -974,7 +974,8 @@ def template_location(s3: Any, bucket: str, region: str, body: str) -> tuple[str
         return body, None, False
     key = f"templates/{hashlib.sha256(data).hexdigest()}.json"
     uploaded = ensure_object(s3, bucket, key, data, content_type="application/json")
-    return None, f"https://{bucket}.s3.{region}.amazonaws.com/{key}", uploaded
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return None, f"https://{bucket}.s3.{region}.{suffix}/{key}", uploaded
 
 
 # --- Whole deploys --------------------------------------------------------------------
@@ -1249,7 +1250,7 @@ def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console
     size = len(request.template_json.encode("utf-8"))
     if url:
         if uploaded:
-            uploads.append(url.split(".amazonaws.com/", 1)[1])
+            uploads.append(url.split("/", 3)[3])
         console.say(f"Template: {size:,} bytes > {TEMPLATE_BODY_LIMIT:,}: passed as TemplateURL {url}"
                     + ("" if uploaded else " (already in the bucket)") + ".")
     else:

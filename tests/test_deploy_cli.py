@@ -77,3 +77,29 @@ def test_python_m_market_cfn_deploy_dispatches_here():
     proc = subprocess.run([sys.executable, "-m", "market_cfn", "deploy", "--help"], capture_output=True, text=True,
                           cwd=ROOT, timeout=60)
     assert proc.returncode == 0 and "exit codes:" in proc.stdout
+
+
+def test_options_reach_the_deploy(monkeypatch):
+    """--env, --retain-data, --parameter, --tag, --allow-replacement and --no-execute wiring."""
+    import json as _json
+
+    from market_cfn import deploy as core
+
+    seen = {}
+
+    def fake_pipeline(cfn, s3, request, console, waits):
+        seen["request"] = request
+        return core.Outcome("created-change-set", request.stack_name, "arn:aws:cloudformation:eu-west-1:1:changeSet/x/y")
+
+    monkeypatch.setattr(core, "deploy_pipeline", fake_pipeline)
+    monkeypatch.setattr(deploy_cli, "_clients", lambda args: (None, None, "eu-west-1"))
+    code, out, err = run("--env", "prod", "--retain-data", "--parameter", "EnvironmentTag=Production",
+                         "--tag", "team=markets", "--allow-replacement", "MarketDataTable", "--no-execute", "--json")
+    assert code == 0, err
+    request = seen["request"]
+    assert request.stack_name == "market-data-prod" and request.env == "prod" and request.region == "eu-west-1"
+    assert request.parameters == {"EnvironmentTag": "Production"} and request.tags == {"team": "markets"}
+    assert request.allow_replacement == ("MarketDataTable",) and request.execute is False and request.assume_yes is False
+    resources = _json.loads(request.template_json)["Resources"]
+    assert resources["MarketDataTable"]["DeletionPolicy"] == "Retain"  # --retain-data reached the template
+    assert _json.loads(out)["ChangeSetId"] == "arn:aws:cloudformation:eu-west-1:1:changeSet/x/y"
