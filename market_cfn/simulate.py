@@ -55,6 +55,22 @@ class ApiCall:
     service: str
     operation: str
     iam_action: str
+    resource: str | None = None  # the ARN the call acts on, when it names one
+
+
+def resource_arn(service: str, params: dict[str, Any]) -> str | None:
+    """The ARN an API call is authorized against (queue, object, table, event bus)."""
+    if service == "sqs" and "QueueUrl" in params:
+        return f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:{params['QueueUrl'].rstrip('/').rsplit('/', 1)[-1]}"
+    if service == "s3" and "Bucket" in params:
+        return f"arn:aws:s3:::{params['Bucket']}" + (f"/{params['Key']}" if "Key" in params else "")
+    if service == "dynamodb":
+        table = params.get("TableName") or next(iter(params.get("RequestItems") or {}), None)
+        return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table}" if table else None
+    if service == "events" and params.get("Entries"):
+        bus = params["Entries"][0].get("EventBusName") or "default"
+        return bus if bus.startswith("arn:") else f"arn:aws:events:{REGION}:{ACCOUNT_ID}:event-bus/{bus}"
+    return None
 
 
 def iam_action(service: str, operation: str, params: dict[str, Any]) -> str:
@@ -208,7 +224,9 @@ class Pipeline:
 
     def _record_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         service = model.service_model.signing_name
-        call = ApiCall(self.actor, service, model.name, iam_action(service, model.name, params))
+        call = ApiCall(
+            self.actor, service, model.name, iam_action(service, model.name, params), resource_arn(service, params)
+        )
         self.calls.append(call)
         if self.on_request is not None:
             self.on_request(call)
@@ -222,7 +240,10 @@ class Pipeline:
             stream = self.log_stream if self.log_stream is not None else _Discard()
             for handler in module.logger._logger.handlers:
                 if isinstance(handler, logging.StreamHandler):
-                    self._stack.callback(handler.setStream, handler.setStream(stream))
+                    # Assign, not setStream(): that flushes the old stream, which may be
+                    # a closed capture buffer of an earlier test.
+                    self._stack.callback(setattr, handler, "stream", handler.stream)
+                    handler.stream = stream
 
     # --- resources, from the template ------------------------------------------------
     def _of_type(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:

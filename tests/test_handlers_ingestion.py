@@ -89,7 +89,7 @@ def test_rejections_are_counted_in_emf_and_logged_as_warning(pipeline, capsys):
     module = pipeline.handler_module("DataIngestionFunction")
     for handler in module.logger._logger.handlers:
         if isinstance(handler, logging.StreamHandler):
-            handler.setStream(logs)
+            handler.stream = logs  # the pipeline restores the original on exit
     pipeline.put_object("AAPL/x.jsonl", b'{"price":1,"timestamp":1717421400}\n{"price":-1,"timestamp":1717421401}\n')
     pipeline.deliver_s3_events()
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]

@@ -1,0 +1,149 @@
+"""Least privilege: each function's role allows exactly what its code calls.
+
+The end-to-end scenario below drives every path of the three handlers through the real
+code on moto, while a botocore hook (market_cfn.simulate, `provide-client-params`)
+records each API call a handler makes as its IAM action (SendMessageBatch ->
+sqs:SendMessage, GetObject with VersionId -> s3:GetObjectVersion) and the ARN it acts
+on. The comparison is per (action, resource): DataIngestion's sqs:SendMessage on the
+ProcessingQueue is the code's, the same action on InvocationDLQ is the Lambda service's
+(asynchronous-invocation failures), and an action-only comparison could not tell them
+apart. Runtime/service grants are excused only when the action is listed in
+market_cfn.policies.RUNTIME_ACTIONS (the one list of them) *and* the resource is one
+the service uses for that function in the template (its log group, "*" for X-Ray, its
+OnFailure destination / DeadLetterConfig, its event source mapping's queue).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from fnmatch import fnmatchcase
+
+import pytest
+
+from conftest import load_event
+from market_cfn.simulate import FUNCTIONS, Pipeline
+
+
+def _resolve(pipe: Pipeline, value) -> str:
+    """A resource of the template as the emulated ARN, or "<Logical>.<Attr>" when the
+    emulation does not create it (log groups)."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][0] not in pipe.physical:
+        return "{}.{}".format(*value["Fn::GetAtt"])
+    if isinstance(value, dict) and "Ref" in value and value["Ref"] in pipe.resources and value["Ref"] not in pipe.physical:
+        return f"{value['Ref']}.Arn"
+    return str(pipe.resolve(value))
+
+
+def granted_pairs(pipe: Pipeline, role: str) -> set[tuple[str, str]]:
+    props = pipe.resources[role]["Properties"]
+    assert not props.get("ManagedPolicyArns"), "managed policies would hide actions from this test"
+    pairs = set()
+    for policy in props.get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if statement["Effect"] != "Allow":
+                continue
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            pairs |= {(a, _resolve(pipe, r)) for a in actions for r in resources}
+    return pairs
+
+
+def runtime_resources(pipe: Pipeline, function: str) -> set[str]:
+    """What the Lambda service uses with this function's role, per the template."""
+    found = {"*"}
+    props = pipe.resources[function]["Properties"]
+    if "LoggingConfig" in props:
+        found.add(_resolve(pipe, props["LoggingConfig"]["LogGroup"]))
+    if "DeadLetterConfig" in props:
+        found.add(_resolve(pipe, props["DeadLetterConfig"]["TargetArn"]))
+    for res in pipe.resources.values():
+        p = res.get("Properties", {})
+        if p.get("FunctionName") != {"Ref": function}:
+            continue
+        if res["Type"] == "AWS::Lambda::EventInvokeConfig":
+            on_failure = p.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            if on_failure:
+                found.add(_resolve(pipe, on_failure))
+        if res["Type"] == "AWS::Lambda::EventSourceMapping":
+            found.add(_resolve(pipe, p["EventSourceArn"]))
+    return found
+
+
+@pytest.fixture(scope="module")
+def exercised():
+    """Every handler path: S3 (versioned, unversioned, with rejections), API, processor,
+    aggregator with finished windows and the current, unfinished one."""
+    import handlers.common as common
+
+    seen: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    with Pipeline(on_request=lambda call: seen[call.actor].add((call.iam_action, call.resource))) as pipe:
+        saved_sleep, common.sleep = common.sleep, lambda seconds: None
+        try:
+            pipe.put_object("AAPL/a.csv", b"timestamp,price,volume\n1717421400,192.9,10\n1717421401,-1,1\n")
+            pipe.deliver_s3_events()
+            pipe.s3.put_object(Bucket=pipe.bucket, Key="MSFT/2024-06-03.jsonl", Body=b'{"price":415,"timestamp":1717421400}\n')
+            event = load_event("s3_put_unversioned")
+            event["Records"][0]["s3"]["bucket"]["name"] = pipe.bucket
+            pipe.invoke("DataIngestionFunction", event)
+            assert pipe.post_ingest('{"symbol":"NVDA","price":1150.25}')["statusCode"] == 202  # now: unfinished
+            pipe.drain_processing_queue()
+            pipe.run_aggregator()
+        finally:
+            common.sleep = saved_sleep
+        yield pipe, dict(seen)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_role_allows_exactly_what_the_handler_calls(exercised, function):
+    pipe, seen = exercised
+    try:
+        from market_cfn.policies import RUNTIME_ACTIONS
+    except ImportError as exc:  # fail loudly: the template must provide the list
+        pytest.fail(f"market_cfn.policies.RUNTIME_ACTIONS is missing ({exc}); the template has not landed")
+    role = pipe.role_of(function)
+    granted = granted_pairs(pipe, role)
+    called = seen.get(function, set())
+    assert called, f"{function} made no AWS call in the scenario"
+    assert all(resource for _, resource in called), called
+
+    def allows(grant, call):
+        return grant[0] == call[0] and fnmatchcase(call[1], grant[1])
+
+    missing = sorted(c for c in called if not any(allows(g, c) for g in granted))
+    assert missing == [], f"{function} calls what its role {role} does not allow"
+    service_used = runtime_resources(pipe, function)
+    unused = sorted(
+        g for g in granted
+        if not any(allows(g, c) for c in called)
+        and not (g[0] in RUNTIME_ACTIONS[role] and g[1] in service_used)
+    )
+    assert unused == [], f"{role} allows what neither {function}'s code nor the Lambda service uses"
+    # and the action-level view the issue asks for, runtime actions listed once:
+    code_actions = {a for a, _ in called}
+    assert code_actions <= {a for a, _ in granted}
+    assert {a for a, _ in granted} - code_actions <= RUNTIME_ACTIONS[role]
+
+
+def test_scenario_covered_every_path(exercised):
+    _, seen = exercised
+    ingestion = {a for a, _ in seen["DataIngestionFunction"]}
+    aggregator = {a for a, _ in seen["DataAggregatorFunction"]}
+    assert {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"} <= ingestion
+    assert "sqs:SendMessage" in aggregator  # the deferred, unfinished window
+    assert not any(a.endswith(":Scan") for a in aggregator)
+
+
+def test_runtime_actions_are_listed_once_for_every_role(exercised):
+    from market_cfn.policies import RUNTIME_ACTIONS
+
+    pipe, _ = exercised
+    assert set(RUNTIME_ACTIONS) == {pipe.role_of(f) for f in FUNCTIONS}
+
+
+def test_an_unused_grant_would_be_caught(exercised):
+    """The comparison can fail: an extra grant on the table shows up as unused."""
+    pipe, seen = exercised
+    table_arn = pipe.physical["MarketDataTable"]["Arn"]
+    called = seen["DataProcessorFunction"]
+    extra = ("dynamodb:Query", table_arn)
+    assert not any(a == extra[0] and fnmatchcase(r, extra[1]) for a, r in called)

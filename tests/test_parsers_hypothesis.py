@@ -1,0 +1,81 @@
+"""Property tests of the parsers: never an unhandled exception, and in = accepted + rejected."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from handlers.core.ingest import Rejection, Tally, validate_records
+from handlers.core.parsing import iter_raw_records
+from handlers.core.points import Point, Rejected, validate
+from handlers.core.wire import MessagePacker, decode_message
+from handlers.data_ingestion import api_records
+
+NOW_MS = 1_717_500_000_000
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+KEYS = st.sampled_from(["AAPL/x.csv", "x.jsonl", "x.json", "x.ndjson.gz", "feed", "MSFT/y.csv.gz"])
+
+scalar = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30), st.sampled_from(["2024-06-01T10:00:00Z", "1717236000", "NaN", "-1", "AAPL", ""]),
+)
+record = st.dictionaries(st.sampled_from(["symbol", "price", "timestamp", "volume", "Price", "extra"]), scalar, max_size=5)
+
+
+def _check(data: bytes, key: str) -> None:
+    tally = Tally()
+    out = list(validate_records(iter_raw_records(io.BytesIO(data), key=key), source=key, now_ms=NOW_MS, tally=tally))
+    assert tally.records_in == tally.accepted + tally.rejected == len(out)
+    assert tally.accepted == sum(isinstance(o, Point) for o in out)
+    for o in out:
+        if isinstance(o, Rejection):
+            assert o.position and o.reason and "\n" not in o.reason
+
+
+@SETTINGS
+@given(data=st.binary(max_size=400), key=KEYS)
+def test_arbitrary_bytes_never_crash(data, key):
+    _check(data, key)
+
+
+@SETTINGS
+@given(rows=st.lists(record, max_size=12), key=KEYS, as_array=st.booleans(), compress=st.booleans())
+def test_json_like_records_never_crash(rows, key, as_array, compress):
+    text = json.dumps(rows, default=str) if as_array else "\n".join(json.dumps(r, default=str) for r in rows)
+    data = text.encode()
+    _check(gzip.compress(data) if compress else data, key)
+
+
+@SETTINGS
+@given(cells=st.lists(st.lists(st.text(max_size=12), min_size=1, max_size=5), max_size=10))
+def test_csv_like_text_never_crashes(cells):
+    text = "symbol,price,timestamp,volume\n" + "\n".join(",".join(row) for row in cells)
+    _check(text.encode("utf-8", "surrogatepass"), "x.csv")
+
+
+@SETTINGS
+@given(doc=st.recursive(scalar | record, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=20))
+def test_api_bodies_keep_the_invariant(doc):
+    records = api_records(doc)
+    tally = Tally()
+    out = list(validate_records(records, source="api", now_ms=NOW_MS, tally=tally, default_timestamp_ms=NOW_MS))
+    assert tally.records_in == tally.accepted + tally.rejected == len(out) == len(records)
+
+
+@SETTINGS
+@given(rec=record)
+def test_validate_returns_a_point_or_raises_rejected(rec):
+    try:
+        point = validate(rec, now_ms=NOW_MS, default_symbol="DFLT")
+    except Rejected as exc:
+        assert str(exc)
+    else:
+        assert point.price > 0 and 1 <= len(point.symbol) <= 12
+        # whatever is accepted survives the trip through a queue message unchanged
+        packer = MessagePacker()
+        bodies = [b for batch in packer.add(point) + packer.flush() for b in batch]
+        assert decode_message(bodies[0]) == [point]
