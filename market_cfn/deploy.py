@@ -221,6 +221,10 @@ def preflight(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assu
     dead = status == "ROLLBACK_COMPLETE" or (
         status in ("REVIEW_IN_PROGRESS", "CREATE_FAILED") and not _has_resources(cfn, stack_name)
     )
+    if not dead and status == "CREATE_FAILED":  # with resources left: not ours to delete blindly
+        raise DeployError(
+            f"stack {stack_name} is CREATE_FAILED and still has resources: inspect and delete it, then deploy again"
+        )
     if not dead:
         return stack
     reason = {
@@ -581,7 +585,8 @@ def _covered(grant: Grant, others: set[Grant]) -> bool:
     effect, principal, condition, action, resource = grant
     action = action.lower()  # IAM action names are case-insensitive; resources are not
     for o_effect, o_principal, o_condition, o_action, o_resource in others:
-        if (o_effect, o_principal, o_condition) != (effect, principal, condition):
+        # an unconditional statement covers the same grant under any condition
+        if (o_effect, o_principal) != (effect, principal) or o_condition not in (condition, "{}"):
             continue
         o_action = o_action.lower()
         if (action == o_action or (not action.startswith("not:") and fnmatch.fnmatchcase(action, o_action))) and (

@@ -218,6 +218,21 @@ def test_added_role_and_permission_are_flagged_with_their_grants():
     assert any("apigateway.amazonaws.com may lambda:InvokeFunction" in t for t in texts)
 
 
+def test_adding_a_condition_narrows_and_removing_one_broadens():
+    conditioned = json.loads(json.dumps(ROLE_BEFORE))
+    conditioned["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Condition"] = {
+        "StringEquals": {"aws:PrincipalAccount": "123456789012"}}
+
+    def review(before, after):
+        return d.build_review(change_set(resource_change(
+            "Modify", "DataIngestionRole", "AWS::IAM::Role", replacement="False",
+            details=[detail("Policies")], before=before, after=after)))
+
+    assert not any(f.broadening for f in review(ROLE_BEFORE, conditioned).iam)
+    widened = [f.text for f in review(conditioned, ROLE_BEFORE).iam if f.broadening]
+    assert widened and all("s3:GetObject" in t for t in widened)
+
+
 def test_action_case_does_not_count_as_a_change():
     after = json.loads(json.dumps(ROLE_BEFORE))
     after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = ["S3:getobject", "s3:GETOBJECTVERSION"]
