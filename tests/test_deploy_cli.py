@@ -103,3 +103,17 @@ def test_options_reach_the_deploy(monkeypatch):
     resources = _json.loads(request.template_json)["Resources"]
     assert resources["MarketDataTable"]["DeletionPolicy"] == "Retain"  # --retain-data reached the template
     assert _json.loads(out)["ChangeSetId"] == "arn:aws:cloudformation:eu-west-1:1:changeSet/x/y"
+
+
+def test_a_change_set_left_for_review_that_the_guard_would_block_exits_3(monkeypatch):
+    from market_cfn import deploy as core
+
+    blocked = core.build_review({"ChangeSetId": "arn:cs", "StackName": "market-data-dev", "Changes": [
+        {"Type": "Resource", "ResourceChange": {"Action": "Remove", "LogicalResourceId": "DataBucket",
+                                                 "ResourceType": "AWS::S3::Bucket", "Details": []}}]})
+    monkeypatch.setattr(core, "deploy_pipeline",
+                        lambda *a: core.Outcome("created-change-set", "market-data-dev", "arn:cs", blocked))
+    monkeypatch.setattr(deploy_cli, "_clients", lambda args: (None, None, "us-east-1"))
+    code, out, _ = run("--no-execute", "--json")
+    assert code == 3
+    assert '"DataBucket"' in out and '"ExitCode": 3' in out
