@@ -97,7 +97,7 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
     session = boto3.Session(profile_name=args.profile, region_name=region)
     if session.get_credentials() is None:
         raise ValueError("no AWS credentials found (environment, --profile, or instance role)")
-    config = Config(retries={"mode": "standard", "max_attempts": 8},
+    config = Config(retries={"mode": "standard", "max_attempts": 5},
                     s3={"addressing_style": "path"} if args.endpoint_url else {})
     cfn = session.client("cloudformation", endpoint_url=args.endpoint_url, config=config)
     s3 = session.client("s3", endpoint_url=args.endpoint_url, config=config)
