@@ -21,7 +21,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 
 from handlers import common
 from handlers.contract import (
@@ -36,8 +35,23 @@ from handlers.core.wire import decode_message, encode_windows_details, event_ent
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "DataProcessor"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MarketAnalytics"))
-# Report every failure in batchItemFailures, even when the whole batch failed.
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+_processor: Any = None
+
+
+def batch_processor() -> Any:
+    """Powertools' SQS BatchProcessor, built on the first invocation.
+
+    Importing aws_lambda_powertools.utilities.batch costs ~30 ms (it imports asyncio and
+    every event data class), which would put this module's import above the cold-start
+    budget (README "Cold start"); like the clients, it is paid once, on first use.
+    """
+    global _processor
+    if _processor is None:
+        from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+        # Report every failure in batchItemFailures, even when the whole batch failed.
+        _processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    return _processor
 
 
 def point_item(point: Point) -> dict[str, Any]:
@@ -87,6 +101,8 @@ def _record_handler(record: Any) -> int:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     metrics.add_metric(name="MessagesReceived", unit=MetricUnit.Count, value=len(event.get("Records") or []))
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
     return process_partial_response(
-        event=event, record_handler=_record_handler, processor=processor, context=context
+        event=event, record_handler=_record_handler, processor=batch_processor(), context=context
     )

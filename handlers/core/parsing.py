@@ -77,8 +77,11 @@ def loads(text: str) -> Any:
     return _DECODER.decode(text)
 
 
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+
+
 def _has_bad_bytes(text: str) -> bool:
-    return any("\udc80" <= ch <= "\udcff" for ch in text)
+    return not text.isascii() and _BAD_BYTE.search(text) is not None
 
 
 class _Prefixed(io.RawIOBase):

@@ -72,10 +72,13 @@ def _type_name(value: Any) -> str:
     return type(value).__name__
 
 
-def _has_bad_text(value: str) -> bool:
+_BAD_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def _has_bad_text(text: str) -> bool:
     # Parsers decode with errors="surrogateescape": undecodable bytes become lone
     # surrogates, which is how a wrong-encoding record is recognised here.
-    return any("\udc80" <= ch <= "\udcff" for ch in value)
+    return not text.isascii() and _BAD_BYTE.search(text) is not None
 
 
 def symbol_from_key(key: str) -> str | None:
