@@ -781,7 +781,7 @@ class ExecutionResult:
     outputs_note: str = ""
 
 
-def _recent_events(cfn: Any, stack_id: str, *, since: datetime, seen: set[str]) -> list[dict]:
+def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict]:
     """New events, newest-first pages read only as far back as the marker."""
     events = []
     kwargs = {"StackName": stack_id}
@@ -825,7 +825,7 @@ def execute_and_follow(
     reason = ""
     while True:
         fresh = []
-        for event in _recent_events(cfn, stack_id, since=since, seen=seen):
+        for event in _recent_events(cfn, stack_id, since=since):
             if event["EventId"] in seen:
                 continue
             event_token = event.get("ClientRequestToken")
