@@ -1,8 +1,11 @@
 """The Lambda code zip: the `handlers` package plus its bundled runtime dependencies.
 
 The zip is reproducible: entries are sorted, every entry has the same timestamp
-(1980-01-01, the earliest a zip can hold), the same permissions and the same compression
-level, so two packages of the same tree have the same bytes and the same sha256. The S3
+(1980-01-01, the earliest a zip can hold) and the same permissions, and entries are
+stored uncompressed: deflate output depends on the zlib build, so a compressed zip made
+on a laptop and one made in CI could differ and turn a no-op deploy into a code update.
+Stored, two packages of the same tree have the same bytes and the same sha256 on any
+machine (about 3.8 MB today, far below Lambda's 250 MB unzipped limit). The S3
 object is named by that digest (`market-data/<sha256>.zip`), which is what lets a
 redeploy of unchanged code skip the upload and leave the stack untouched.
 
@@ -42,7 +45,6 @@ POWERTOOLS_DIST = "aws-lambda-powertools"
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644  # regular file, rw-r--r--
-COMPRESS_LEVEL = 9
 
 # Modules the Lambda python3.12 runtime provides besides the standard library: the AWS
 # SDK and its requirements (boto3 -> botocore -> jmespath, python-dateutil -> six,
@@ -183,10 +185,10 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         for name in sorted(entries):
             info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
-            info.compress_type = zipfile.ZIP_DEFLATED
+            info.compress_type = zipfile.ZIP_STORED
             info.create_system = 3  # Unix, so external_attr carries the mode below
             info.external_attr = FILE_MODE << 16
-            archive.writestr(info, entries[name], compresslevel=COMPRESS_LEVEL)
+            archive.writestr(info, entries[name])
     return buffer.getvalue()
 
 
