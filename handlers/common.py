@@ -137,22 +137,22 @@ def send_message_batch(queue_url: str, bodies: list[str]) -> int:
     )
 
 
-def batch_write(table_name: str, items: Iterable[dict[str, Any]]) -> int:
+def batch_write(table_name: str, items: Iterable[dict[str, Any]], *, concurrency: int = 1) -> int:
     """BatchWriteItem PutRequests in chunks of 25, retrying UnprocessedItems.
 
-    Returns the number of calls made. Raises DeliveryError when items stay unprocessed.
+    With `concurrency` > 1, up to that many chunks are written at once from a thread
+    pool (botocore clients are thread-safe). Returns the number of calls made. Raises
+    DeliveryError when items stay unprocessed after the retries.
     """
     ddb = client("dynamodb")
-    calls = 0
-    chunk: list[dict[str, Any]] = []
+    calls = [0]
 
     def write(requests: list[dict[str, Any]]) -> None:
-        nonlocal calls
         pending = {table_name: requests}
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 backoff(attempt - 1)
-            calls += 1
+            calls[0] += 1
             response = _call(ddb.batch_write_item, attempt, RequestItems=pending)
             if response is None:
                 continue
@@ -160,16 +160,27 @@ def batch_write(table_name: str, items: Iterable[dict[str, Any]]) -> int:
             if not pending:
                 return
         left = sum(len(v) for v in pending.values())
-        raise DeliveryError(f"BatchWriteItem: {left} items unprocessed after {calls} calls")
+        raise DeliveryError(f"BatchWriteItem: {left} items unprocessed after {MAX_ATTEMPTS} attempts")
 
+    chunks: list[list[dict[str, Any]]] = []
+    chunk: list[dict[str, Any]] = []
     for item in items:
         chunk.append({"PutRequest": {"Item": item}})
         if len(chunk) == DDB_BATCH_ITEMS:
-            write(chunk)
+            chunks.append(chunk)
             chunk = []
     if chunk:
-        write(chunk)
-    return calls
+        chunks.append(chunk)
+    if concurrency <= 1 or len(chunks) <= 1:
+        for requests in chunks:
+            write(requests)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(chunks))) as pool:
+            for future in [pool.submit(write, requests) for requests in chunks]:
+                future.result()  # re-raises the first failure
+    return calls[0]
 
 
 def put_events(calls_of_entries: Iterable[list[dict[str, Any]]]) -> int:

@@ -108,7 +108,7 @@ def ingest_object(bucket: str, key: str, version_id: str | None) -> dict[str, An
             report.seek(0)
             target = report_key(key, version_id)
             common.client("s3").put_object(
-                Bucket=rejects_bucket, Key=target, Body=report.read(), ContentType="application/x-ndjson"
+                Bucket=rejects_bucket, Key=target, Body=report, ContentType="application/x-ndjson"
             )
             result["report"] = f"s3://{rejects_bucket}/{target}"
             # WARNING, not ERROR: rejected input is expected; the ErrorCount filter matches ERROR.

@@ -173,3 +173,19 @@ def test_unreadable_aggregation_message_goes_to_its_dlq(pipeline):
         assert pipeline.queue_depth("AggregationDLQ") == (1 if run == 5 else 0)
         assert pipeline.expire_visibility_timeouts("AggregationQueue") == (0 if run == 5 else 1)
     assert pipeline.queue_depth("AggregationQueue") == 0
+
+
+def test_many_windows_are_published_ten_entries_per_call(pipeline, faults):
+    sizes = []
+
+    def spy(original, n, **kwargs):
+        sizes.append(len(kwargs["Entries"]))
+        return original(**kwargs)
+
+    ingest(pipeline, "AAPL/day.csv", [(T0 + i * W, "10", 1) for i in range(23)])
+    faults.wrap("events", "put_events", spy)
+    totals = pipeline.run_aggregator()
+    assert totals["windows"] == 23
+    assert sizes == [10, 10, 3]
+    writes = [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "BatchWriteItem"]
+    assert len(writes) == 1  # 23 aggregates: one BatchWriteItem of <= 25

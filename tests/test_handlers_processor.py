@@ -144,3 +144,23 @@ def test_duplicate_message_delivery_leaves_the_same_items(pipeline, event):
     first = pipeline.table_items()
     pipeline.invoke("DataProcessorFunction", evt)
     assert sorted(pipeline.table_items(), key=str) == sorted(first, key=str)
+
+
+def test_a_full_message_is_written_concurrently_and_completely(pipeline, faults):
+    import threading
+
+    threads = set()
+
+    def spy(original, n, **kwargs):
+        threads.add(threading.get_ident())
+        if n % 7 == 0:  # some chunks come back partly unprocessed
+            [(table, requests)] = kwargs["RequestItems"].items()
+            original(RequestItems={table: requests[:5]})
+            return {"UnprocessedItems": {table: requests[5:]}}
+        return original(**kwargs)
+
+    faults.wrap("dynamodb", "batch_write_item", spy)
+    send(pipeline, body("AAPL", 1717421400000, 1000))
+    assert pipeline.drain_processing_queue()["failed"] == 0
+    assert len(points_of(pipeline)) == 1000
+    assert len(threads) > 1
