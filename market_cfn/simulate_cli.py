@@ -64,6 +64,17 @@ def main(argv: list[str]) -> int:
 
     with Pipeline(env_suffix=args.env, log_stream=sys.stderr if args.verbose else None) as pipe:
         summary = pipe.run(files)
-    json.dump(summary, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    sys.stdout.write(format_summary(summary))
     return 0
+
+
+def format_summary(summary: dict) -> str:
+    """The summary as JSON, one list item per line (still one valid JSON document)."""
+    lines = []
+    for key, value in summary.items():
+        if isinstance(value, list) and value:
+            items = ",\n".join("    " + json.dumps(item) for item in value)
+            lines.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"

@@ -113,7 +113,8 @@ def _to_decimal(value: Any, field: str, *, text_ok: bool) -> Decimal:
         return Decimal(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise Rejected(f"{field} must be finite, got {value}")
+            shown = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+            raise Rejected(f"{field} must be finite, got {shown}")
         return Decimal(repr(value))
     if isinstance(value, str) and text_ok:
         text = value.strip()
