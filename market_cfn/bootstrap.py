@@ -13,20 +13,32 @@ year is far longer than any rollback needs the previous code), noncurrent versio
 days after that, unfinished multipart uploads after 1 day. The bucket survives the
 stack's deletion (DeletionPolicy Retain): deleting a stack must not take the artifacts
 of running stacks with it.
+
+The bootstrap stack also holds the one account-and-region setting the pipeline needs:
+API Gateway writes a stage's access logs only once the account names a CloudWatch role
+for it (API Gateway developer guide, "Set up CloudWatch logging for REST APIs in API
+Gateway"). The role (trusting apigateway.amazonaws.com, with the AWS managed policy
+AmazonAPIGatewayPushToCloudWatchLogs) and the AWS::ApiGateway::Account setting are
+retained on deletion, so removing the bootstrap stack never breaks API logging for
+other APIs in the account.
 """
 
 from __future__ import annotations
 
 import json
 
-import awacs.s3
-from awacs.aws import Bool, Condition, Deny, Principal, PolicyDocument, Statement
-from troposphere import GetAtt, Join, Output, Ref, Template, s3
+from awacs.aws import Allow, PolicyDocument, Principal, Statement
+from awacs.sts import AssumeRole
+from troposphere import GetAtt, Output, Ref, Sub, Template, apigateway, iam, s3
+
+from market_cfn import policies
+from market_cfn.protection import protect
 
 from market_cfn.suppressions import suppress
 
 DEFAULT_STACK_NAME = "market-data-bootstrap"
 BUCKET_OUTPUT = "ArtifactsBucketName"
+API_LOGGING_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 ARTIFACT_EXPIRATION_DAYS = 365
 NONCURRENT_EXPIRATION_DAYS = 30
 
@@ -34,8 +46,9 @@ NONCURRENT_EXPIRATION_DAYS = 30
 def build_bootstrap_template() -> Template:
     t = Template(
         Description="market_cfn bootstrap: the private, encrypted artifacts bucket that bin/deploy "
-        "uploads Lambda code and large templates to."
+        "uploads Lambda code and large templates to, and API Gateway's CloudWatch logging role."
     )
+    t.set_version("2010-09-09")
     bucket = t.add_resource(
         s3.Bucket(
             "ArtifactsBucket",
@@ -80,22 +93,40 @@ def build_bootstrap_template() -> Template:
             "ArtifactsBucketPolicy",
             Bucket=bucket.ref(),
             PolicyDocument=PolicyDocument(
-                Version="2012-10-17",
+                Version=policies.VERSION,
                 Statement=[
-                    Statement(
-                        Sid="DenyInsecureTransport",
-                        Effect=Deny,
-                        Principal=Principal("*"),
-                        Action=[awacs.s3.Action("*")],
-                        Resource=[GetAtt(bucket, "Arn"), Join("", [GetAtt(bucket, "Arn"), "/*"])],
-                        Condition=Condition(Bool("aws:SecureTransport", "false")),
+                    policies.deny_insecure_transport(
+                        "DenyInsecureTransport",
+                        "s3",
+                        [GetAtt(bucket, "Arn"), Sub("${Arn}/*", Arn=GetAtt(bucket, "Arn"))],
                     )
                 ],
             ),
         )
     )
+    _add_api_gateway_logging_role(t)
     t.add_output(Output(BUCKET_OUTPUT, Description="Bucket bin/deploy uploads artifacts to.", Value=Ref(bucket)))
     return t
+
+
+def _add_api_gateway_logging_role(t: Template) -> None:
+    role = iam.Role(
+        "ApiGatewayCloudWatchRole",
+        AssumeRolePolicyDocument=PolicyDocument(
+            Version=policies.VERSION,
+            Statement=[
+                Statement(
+                    Effect=Allow,
+                    Principal=Principal("Service", ["apigateway.amazonaws.com"]),
+                    Action=[AssumeRole],
+                )
+            ],
+        ),
+        ManagedPolicyArns=[Sub(API_LOGGING_POLICY)],
+    )
+    role = t.add_resource(protect(role, retain=True))
+    account = apigateway.Account("ApiGatewayAccount", CloudWatchRoleArn=GetAtt(role, "Arn"))
+    t.add_resource(protect(account, retain=True))
 
 
 def render_bootstrap_json() -> str:

@@ -1205,11 +1205,16 @@ def _bootstrap_bucket(cfn: Any, stack_name: str) -> str | None:
         return bucket
     # moto 5 leaves stacks created through change sets without Outputs: read the bucket's
     # physical ID instead (the output is `Ref ArtifactsBucket`, the same value).
+    # (DescribeStackResources, not DescribeStackResource: moto's singular call crashes on
+    # a stack holding a resource type it does not implement, like AWS::ApiGateway::Account.)
     try:
-        resource = cfn.describe_stack_resource(StackName=stack_name, LogicalResourceId="ArtifactsBucket")
+        resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
     except ClientError:
         return None
-    return resource["StackResourceDetail"].get("PhysicalResourceId") or None
+    for resource in resources:
+        if resource.get("LogicalResourceId") == "ArtifactsBucket":
+            return resource.get("PhysicalResourceId") or None
+    return None
 
 
 def ensure_bootstrap(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assume_yes: bool) -> str:
@@ -1224,7 +1229,8 @@ def ensure_bootstrap(cfn: Any, stack_name: str, console: Console, waits: Waits, 
     outcome = deploy_stack(
         cfn,
         ChangeSetRequest(stack_name, {}, template_body=render_bootstrap_json(),
-                         description="market_cfn bootstrap: artifacts bucket", capabilities=()),
+                         description="market_cfn bootstrap: artifacts bucket, API Gateway logging role",
+                         capabilities=("CAPABILITY_IAM",)),
         console, waits, assume_yes=assume_yes,
     )
     if outcome.result == "failed":

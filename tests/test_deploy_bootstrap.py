@@ -48,10 +48,26 @@ def test_only_tls_requests_are_allowed(template):
     assert policy["Properties"]["Bucket"] == {"Ref": "ArtifactsBucket"}
     (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
     assert statement["Effect"] == "Deny" and statement["Principal"] == "*" and statement["Action"] == ["s3:*"]
-    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert statement["Condition"]["Bool"]["aws:SecureTransport"] in (False, "false")
     assert statement["Resource"] == [
         {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]},
-        {"Fn::Join": ["", [{"Fn::GetAtt": ["ArtifactsBucket", "Arn"]}, "/*"]]}]
+        {"Fn::Sub": ["${Arn}/*", {"Arn": {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]}}]}]
+
+
+def test_the_account_gets_a_retained_api_gateway_logging_role(template):
+    """The main stack's API stage writes access logs, which API Gateway accepts only once
+    the account names a CloudWatch role; deleting the bootstrap must not unset it."""
+    resources = template["Resources"]
+    account = resources["ApiGatewayAccount"]
+    assert account["Type"] == "AWS::ApiGateway::Account"
+    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
+    role = resources["ApiGatewayCloudWatchRole"]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["apigateway.amazonaws.com"]}
+    assert role["Properties"]["ManagedPolicyArns"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}]
+    for logical_id in ("ApiGatewayAccount", "ApiGatewayCloudWatchRole"):
+        assert resources[logical_id]["DeletionPolicy"] == resources[logical_id]["UpdateReplacePolicy"] == "Retain"
 
 
 def test_the_output_names_the_bucket(template):

@@ -52,8 +52,9 @@ def client(endpoint: str, service: str):
 
 def bucket_name(endpoint: str) -> str:
     cfn = client(endpoint, "cloudformation")
-    return cfn.describe_stack_resource(StackName="market-data-bootstrap", LogicalResourceId="ArtifactsBucket")[
-        "StackResourceDetail"]["PhysicalResourceId"]
+    resources = cfn.describe_stack_resources(StackName="market-data-bootstrap")["StackResources"]
+    (bucket,) = [r for r in resources if r.get("LogicalResourceId") == "ArtifactsBucket"]
+    return bucket["PhysicalResourceId"]
 
 
 def artifact_versions(endpoint: str) -> dict[str, list[str]]:
