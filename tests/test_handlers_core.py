@@ -241,7 +241,16 @@ def test_default_packing_fills_messages_close_to_one_mib():
 
 @pytest.mark.parametrize(
     "body",
-    ["nope", '{"v":2,"p":{}}', '{"v":1}', '{"v":1,"p":{"A":[[1]]}}', '{"v":1,"p":{"A":[["x",1]]}}'],
+    [
+        "nope",
+        '{"v":2,"p":{}}',
+        '{"v":1}',
+        '{"v":1,"p":{"A":[[1]]}}',
+        '{"v":1,"p":{"A":[["x",1]]}}',
+        '{"v":1,"p":{"A":[[1,-2]]}}',
+        '{"v":1,"p":{"a b":[[1,2]]}}',
+        '{"v":1,"p":{"A":[[1,2,-1]]}}',
+    ],
 )
 def test_unreadable_message_bodies_raise(body):
     with pytest.raises(WireFormatError):

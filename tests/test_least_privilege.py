@@ -93,35 +93,48 @@ def exercised():
         yield pipe, dict(seen)
 
 
-@pytest.mark.parametrize("function", FUNCTIONS)
-def test_role_allows_exactly_what_the_handler_calls(exercised, function):
-    pipe, seen = exercised
-    try:
-        from market_cfn.policies import RUNTIME_ACTIONS
-    except ImportError as exc:  # fail loudly: the template must provide the list
-        pytest.fail(f"market_cfn.policies.RUNTIME_ACTIONS is missing ({exc}); the template has not landed")
+def compare(pipe: Pipeline, called: set[tuple[str, str]], function: str, runtime_actions: frozenset[str]):
+    """(calls the role does not allow, grants neither the code nor the service uses)."""
     role = pipe.role_of(function)
     granted = granted_pairs(pipe, role)
-    called = seen.get(function, set())
-    assert called, f"{function} made no AWS call in the scenario"
-    assert all(resource for _, resource in called), called
 
     def allows(grant, call):
         return grant[0] == call[0] and fnmatchcase(call[1], grant[1])
 
     missing = sorted(c for c in called if not any(allows(g, c) for g in granted))
-    assert missing == [], f"{function} calls what its role {role} does not allow"
     service_used = runtime_resources(pipe, function)
     unused = sorted(
         g for g in granted
         if not any(allows(g, c) for c in called)
-        and not (g[0] in RUNTIME_ACTIONS[role] and g[1] in service_used)
+        and not (g[0] in runtime_actions and g[1] in service_used)
     )
+    return missing, unused
+
+
+def _runtime_actions():
+    try:
+        from market_cfn.policies import RUNTIME_ACTIONS
+    except ImportError as exc:  # fail loudly: the template must provide the list
+        pytest.fail(f"market_cfn.policies.RUNTIME_ACTIONS is missing ({exc}); the template has not landed")
+    return RUNTIME_ACTIONS
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_role_allows_exactly_what_the_handler_calls(exercised, function):
+    pipe, seen = exercised
+    runtime = _runtime_actions()
+    role = pipe.role_of(function)
+    called = seen.get(function, set())
+    assert called, f"{function} made no AWS call in the scenario"
+    assert all(resource for _, resource in called), called
+    missing, unused = compare(pipe, called, function, runtime[role])
+    assert missing == [], f"{function} calls what its role {role} does not allow"
     assert unused == [], f"{role} allows what neither {function}'s code nor the Lambda service uses"
     # and the action-level view the issue asks for, runtime actions listed once:
+    granted_actions = {a for a, _ in granted_pairs(pipe, role)}
     code_actions = {a for a, _ in called}
-    assert code_actions <= {a for a, _ in granted}
-    assert {a for a, _ in granted} - code_actions <= RUNTIME_ACTIONS[role]
+    assert code_actions <= granted_actions
+    assert granted_actions - code_actions <= runtime[role]
 
 
 def test_scenario_covered_every_path(exercised):
@@ -140,10 +153,21 @@ def test_runtime_actions_are_listed_once_for_every_role(exercised):
     assert set(RUNTIME_ACTIONS) == {pipe.role_of(f) for f in FUNCTIONS}
 
 
-def test_an_unused_grant_would_be_caught(exercised):
-    """The comparison can fail: an extra grant on the table shows up as unused."""
+def test_the_comparison_catches_extra_and_missing_grants(exercised, monkeypatch):
+    """The test above can fail: widen or narrow a role and it reports the difference."""
+    import copy
+
     pipe, seen = exercised
+    runtime = _runtime_actions()
+    resources = copy.deepcopy(pipe.resources)
+    statements = resources["DataProcessorRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    table = {"Fn::GetAtt": ["MarketDataTable", "Arn"]}
+    statements.append({"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": [table]})  # unused
+    for statement in statements:  # and take BatchWriteItem away
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        statement["Action"] = [a for a in actions if a != "dynamodb:BatchWriteItem"] or ["dynamodb:DescribeTable"]
+    monkeypatch.setattr(pipe, "resources", resources)
+    missing, unused = compare(pipe, seen["DataProcessorFunction"], "DataProcessorFunction", runtime["DataProcessorRole"])
     table_arn = pipe.physical["MarketDataTable"]["Arn"]
-    called = seen["DataProcessorFunction"]
-    extra = ("dynamodb:Query", table_arn)
-    assert not any(a == extra[0] and fnmatchcase(r, extra[1]) for a, r in called)
+    assert missing == [("dynamodb:BatchWriteItem", table_arn)]
+    assert ("dynamodb:Query", table_arn) in unused

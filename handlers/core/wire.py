@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Iterator
 
 from .parsing import loads
-from .points import Point
+from .points import SYMBOL_RE, Point
 
 WIRE_VERSION = 1
 MAX_MESSAGE_BYTES = 1_048_576  # SQS maximum message size (1 MiB)
@@ -146,6 +146,9 @@ def decode_message(body: str) -> list[Point]:
                 raise WireFormatError(f"malformed point {row!r} of {symbol!r}")
             volume = int(row[2]) if len(row) == 3 else None
             point = Point(symbol, int(row[0]), Decimal(row[1]), volume)
+            # Ingestion validated these; a hand-made or corrupted message is refused.
+            if not SYMBOL_RE.fullmatch(symbol) or not point.price > 0 or (volume is not None and volume < 0):
+                raise WireFormatError(f"invalid point {row!r} of {symbol!r}")
             points[(symbol, point.timestamp)] = point  # a repeated key: the last wins
     return list(points.values())
 
