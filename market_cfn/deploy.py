@@ -267,6 +267,11 @@ class ChangeSetRequest:
     template_url: str | None = None
     description: str = "market_cfn deploy"
     capabilities: tuple[str, ...] = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
+    # The new template's parameters and their defaults (None: no default). On an UPDATE, a
+    # parameter the stack already has and the command line does not set keeps its
+    # previous value, as `aws cloudformation deploy` does: a redeploy without
+    # `--parameter AlarmActionArn=...` must not silently switch the alarms' notifications off.
+    template_parameters: dict[str, str | None] = field(default_factory=dict)
 
 
 def change_set_name(now: datetime) -> str:
@@ -274,14 +279,42 @@ def change_set_name(now: datetime) -> str:
     return "deploy-" + now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def create_change_set(cfn: Any, request: ChangeSetRequest, *, change_set_type: str, name: str) -> str | None:
-    """Create the change set and return its ARN; None when CloudFormation says nothing changed."""
+def change_set_parameters(request: ChangeSetRequest, previous: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The Parameters of CreateChangeSet: the given values, then the previous value of each
+    parameter of the new template that the existing stack has and nobody set now.
+
+    A previous value equal to the new template's default is left to the default; another
+    is passed as itself when DescribeStacks shows it, so an unchanged redeploy sends
+    exactly the same parameters as the deploy before it (emulators compare them to find
+    "no changes"); a NoEcho value, which DescribeStacks masks, is kept with UsePreviousValue.
+    """
+    previous = previous or {}
+    given = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(request.parameters.items())]
+    kept = []
+    for key in sorted((previous.keys() & request.template_parameters.keys()) - request.parameters.keys()):
+        value = previous[key]
+        if value == request.template_parameters[key]:
+            continue  # the default gives the same value; sending nothing keeps requests identical
+        if value == MASK:
+            kept.append({"ParameterKey": key, "UsePreviousValue": True})
+        else:
+            kept.append({"ParameterKey": key, "ParameterValue": value})
+    return given + kept
+
+
+def create_change_set(
+    cfn: Any, request: ChangeSetRequest, *, change_set_type: str, name: str, previous: dict[str, str] | None = None
+) -> str | None:
+    """Create the change set and return its ARN; None when CloudFormation says nothing changed.
+
+    `previous`: the parameters of the stack being updated, as DescribeStacks shows them.
+    """
     kwargs: dict[str, Any] = {
         "StackName": request.stack_name,
         "ChangeSetName": name,
         "ChangeSetType": change_set_type,
         "Capabilities": list(request.capabilities),
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(request.parameters.items())],
+        "Parameters": change_set_parameters(request, previous),
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(request.tags.items())],
         "Description": request.description[:1024],
         "ClientToken": uuid.uuid4().hex,
@@ -1031,7 +1064,8 @@ def deploy_stack(
     change_set_type = "UPDATE" if stack else "CREATE"
     name = change_set_name(waits.now())
     console.say(f"Creating {change_set_type} change set {name} for stack {request.stack_name} ...")
-    arn = create_change_set(cfn, request, change_set_type=change_set_type, name=name)
+    previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters") or []}
+    arn = create_change_set(cfn, request, change_set_type=change_set_type, name=name, previous=previous)
     if arn is None:
         console.say(f"No changes: stack {request.stack_name} is up to date.")
         return Outcome("no-changes", request.stack_name, outputs=stack_outputs(stack))
@@ -1272,7 +1306,8 @@ def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console
     outcome = deploy_stack(
         cfn,
         ChangeSetRequest(request.stack_name, parameters, request.tags, template_body=body, template_url=url,
-                         description=f"market_cfn deploy of code {package.sha256[:12]}"),
+                         description=f"market_cfn deploy of code {package.sha256[:12]}",
+                         template_parameters={k: v.get("Default") for k, v in template.get("Parameters", {}).items()}),
         console, waits, assume_yes=request.assume_yes, execute=request.execute,
         allow_replacement=request.allow_replacement, no_echo=no_echo_parameters(template),
     )
