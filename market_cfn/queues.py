@@ -22,12 +22,18 @@ PROCESSING_VISIBILITY_TIMEOUT_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS
 # DataAggregator polls its queue itself: a message must stay invisible for longer than
 # one run (the function timeout) so that two runs never hold the same message.
 AGGREGATION_VISIBILITY_TIMEOUT_SECONDS = FUNCTION_TIMEOUT_SECONDS + 60
+# DataIngestion packs points into messages of up to 1 MiB (handlers/core/wire.py), the
+# SQS maximum. Set it explicitly rather than rely on a default (262,144 bytes on queues
+# created before the 2025 increase): every queue, so a DLQ accepts what it is redriven.
+MAXIMUM_MESSAGE_SIZE_BYTES = 1_048_576
 
 
 def _queue(logical_id: str, cfg: StackConfig, **properties: object) -> sqs.Queue:
     # Queues hold data in flight, so their policies are explicit, but a queue is never
     # retained: a retained queue would block the next stack with the same name.
-    queue = sqs.Queue(logical_id, SqsManagedSseEnabled=True, **properties)
+    queue = sqs.Queue(
+        logical_id, SqsManagedSseEnabled=True, MaximumMessageSize=MAXIMUM_MESSAGE_SIZE_BYTES, **properties
+    )
     suppress(
         queue,
         checkov={
