@@ -11,8 +11,10 @@ SAFETY_MARGIN_MS of the invocation is left:
    once it is complete; "now" is the schedule event's time (never later than the
    clock), so a retried invocation cannot call a window finished too early;
 3. each finished pair is recomputed from all its points: Query on the table's key
-   (symbol = S, timestamp BETWEEN start AND start + 299999), ConsistentRead, every
-   page - never a Scan, so the cost follows the data touched, not the table size;
+   (symbol = S, timestamp BETWEEN start AND end - 1), ConsistentRead, every page -
+   never a Scan, so the cost follows the data touched, not the table size. Adjacent
+   touched windows of a symbol (up to MAX_WINDOWS_PER_QUERY) share one Query;
+   untouched windows are never read;
 4. the aggregates are written with BatchWriteItem PutRequest at (S#5m, start) and one
    AggregateComputed event per window is published (10 per PutEvents call);
 5. only then are the round's messages deleted (DeleteMessageBatch). A failure before
@@ -50,12 +52,13 @@ from handlers.contract import (
     WINDOW_MS,
 )
 from handlers.core.aggregation import compute_aggregate
-from handlers.core.wire import WireFormatError, decode_windows, event_entries_in_calls
+from handlers.core.wire import WireFormatError, decode_windows, event_entries_in_calls, window_start
 
 SAFETY_MARGIN_MS = 60_000  # stop starting rounds when less than this is left
 ROUND_MESSAGES = 100  # messages per round (10 ReceiveMessage calls at most)
 RECEIVE_WAIT_SECONDS = 1  # long polling, so an empty answer means an empty queue
 MAX_DELAY_SECONDS = 900  # SQS DelaySeconds maximum
+MAX_WINDOWS_PER_QUERY = 12  # adjacent touched windows read by one Query (one hour)
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "DataAggregator"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MarketAnalytics"))
@@ -71,8 +74,8 @@ def event_now_ms(event: dict[str, Any]) -> int:
     return min(clock, int(moment.timestamp() * 1000))
 
 
-def query_window(table: str, symbol: str, start: int) -> Iterator[tuple[int, Decimal, int | None]]:
-    """(timestamp, price, volume) of every point of one window, oldest first."""
+def query_points(table: str, symbol: str, start: int, end: int) -> Iterator[tuple[int, Decimal, int | None]]:
+    """(timestamp, price, volume) of every point of `symbol` in [start, end), oldest first."""
     ddb = common.client("dynamodb")
     params: dict[str, Any] = {
         "TableName": table,
@@ -81,7 +84,7 @@ def query_window(table: str, symbol: str, start: int) -> Iterator[tuple[int, Dec
         "ExpressionAttributeValues": {
             ":s": {"S": symbol},
             ":a": {"N": str(start)},
-            ":b": {"N": str(start + WINDOW_MS - 1)},
+            ":b": {"N": str(end - 1)},
         },
         "ProjectionExpression": "#t, #p, #v",
         "ConsistentRead": True,
@@ -94,6 +97,35 @@ def query_window(table: str, symbol: str, start: int) -> Iterator[tuple[int, Dec
         if "LastEvaluatedKey" not in page:
             return
         params["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def query_runs(pairs: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
+    """Group sorted (symbol, window start) pairs into (symbol, first start, window count)
+    runs of adjacent windows, at most MAX_WINDOWS_PER_QUERY long: one Query reads a run.
+    Only touched windows are read - a gap between windows starts a new run."""
+    runs: list[tuple[str, int, int]] = []
+    for symbol, start in sorted(pairs):
+        if runs:
+            last_symbol, first, count = runs[-1]
+            if last_symbol == symbol and start == first + count * WINDOW_MS and count < MAX_WINDOWS_PER_QUERY:
+                runs[-1] = (symbol, first, count + 1)
+                continue
+        runs.append((symbol, start, 1))
+    return runs
+
+
+def recompute(table: str, pairs: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    """The aggregates of the given finished windows, from their stored points."""
+    aggregates = []
+    for symbol, first, count in query_runs(pairs):
+        by_window: dict[int, list[tuple[int, Decimal, int | None]]] = {}
+        for point in query_points(table, symbol, first, first + count * WINDOW_MS):
+            by_window.setdefault(window_start(point[0], WINDOW_MS), []).append(point)
+        for start in range(first, first + count * WINDOW_MS, WINDOW_MS):
+            agg = compute_aggregate(symbol, start, WINDOW_MS, by_window.get(start, []))
+            if agg is not None:
+                aggregates.append(agg)
+    return aggregates
 
 
 def aggregate_item(agg: dict[str, Any]) -> dict[str, Any]:
@@ -186,11 +218,7 @@ def process_round(messages: list[dict[str, Any]], *, now_ms: int, queue_url: str
             logger.error("unreadable message", extra={"message_id": message.get("MessageId"), "error": str(exc)})
     unfinished = sorted(p for p in pairs if p[1] + WINDOW_MS > now_ms)
     finished = sorted(p for p in pairs if p[1] + WINDOW_MS <= now_ms)
-    aggregates = []
-    for symbol, start in finished:
-        agg = compute_aggregate(symbol, start, WINDOW_MS, query_window(table, symbol, start))
-        if agg is not None:
-            aggregates.append(agg)
+    aggregates = recompute(table, finished)
     common.batch_write(table, (aggregate_item(a) for a in aggregates))
     common.put_events(event_entries_in_calls([aggregate_entry(a, bus) for a in aggregates]))
     deferred = defer(queue_url, unfinished, now_ms) if unfinished else 0

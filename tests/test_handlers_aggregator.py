@@ -65,9 +65,10 @@ def test_aggregates_are_computed_stored_and_published_per_window(pipeline):
     assert item["vwap"] == {"N": "9.9375"} and item["open"] == {"N": "10.00"}
     events = sorted(read_events(), key=lambda d: d["window_start"])
     assert [(e["symbol"], e["window_start"], e["close"]) for e in events] == [("AAPL", T0, 9.75), ("AAPL", T0 + W, 12.0)]
-    # the aggregator reads with Query (consistent), never Scan
+    # the aggregator reads with Query (consistent), never Scan: one Query for the two
+    # adjacent windows
     ops = [c.operation for c in pipeline.calls if c.actor == "DataAggregatorFunction"]
-    assert "Scan" not in ops and ops.count("Query") == 2
+    assert "Scan" not in ops and ops.count("Query") == 1
 
 
 def test_window_without_volume_has_null_vwap(pipeline):
@@ -189,3 +190,26 @@ def test_many_windows_are_published_ten_entries_per_call(pipeline, faults):
     assert sizes == [10, 10, 3]
     writes = [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "BatchWriteItem"]
     assert len(writes) == 1  # 23 aggregates: one BatchWriteItem of <= 25
+
+
+def test_adjacent_touched_windows_share_a_query_and_gaps_are_never_read():
+    from handlers.data_aggregator import MAX_WINDOWS_PER_QUERY, query_runs
+
+    pairs = [("A", T0 + i * W) for i in range(MAX_WINDOWS_PER_QUERY + 2)] + [("A", T0 + 20 * W), ("B", T0)]
+    assert query_runs(pairs) == [
+        ("A", T0, MAX_WINDOWS_PER_QUERY),
+        ("A", T0 + MAX_WINDOWS_PER_QUERY * W, 2),
+        ("A", T0 + 20 * W, 1),  # not merged across the untouched windows in between
+        ("B", T0, 1),
+    ]
+
+
+def test_a_run_of_windows_is_split_correctly(pipeline):
+    # points in windows 0, 1 and 3; window 2 is untouched and not read
+    ingest(pipeline, "AAPL/a.csv", [(T0 + 1, "1", 1), (T0 + W + 1, "2", 2), (T0 + 3 * W + 1, "4", 4)])
+    pipeline.run_aggregator()
+    got = aggregates(pipeline)
+    assert sorted(got) == [("AAPL", T0), ("AAPL", T0 + W), ("AAPL", T0 + 3 * W)]
+    assert [got[k]["close"] for k in sorted(got)] == [1, 2, 4]
+    queries = [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "Query"]
+    assert len(queries) == 2  # windows 0-1 together, window 3 alone
