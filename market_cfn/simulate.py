@@ -222,6 +222,14 @@ class Pipeline:
     def stop(self) -> None:
         self._stack.close()
 
+    def request_counts(self, *, include_emulator: bool = False) -> dict[tuple[str, str, str], int]:
+        """Number of API calls per (actor, service, operation), handlers only by default."""
+        from collections import Counter
+
+        return dict(
+            Counter((c.actor, c.service, c.operation) for c in self.calls if include_emulator or c.actor != "emulator")
+        )
+
     def _record_call(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         service = model.service_model.signing_name
         call = ApiCall(

@@ -89,3 +89,7 @@ def test_pipeline_counts_requests_per_actor():
     assert seen == pipe.calls
     ingest_ops = sorted(c.operation for c in seen if c.actor == "DataIngestionFunction")
     assert ingest_ops == ["GetObject", "SendMessageBatch"]
+    counts = pipe.request_counts()
+    assert counts[("DataProcessorFunction", "dynamodb", "BatchWriteItem")] == 1
+    assert not any(actor == "emulator" for actor, _, _ in counts)
+    assert sum(counts.values()) == sum(1 for c in seen if c.actor != "emulator")
