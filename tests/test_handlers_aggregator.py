@@ -213,3 +213,15 @@ def test_a_run_of_windows_is_split_correctly(pipeline):
     assert [got[k]["close"] for k in sorted(got)] == [1, 2, 4]
     queries = [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "Query"]
     assert len(queries) == 2  # windows 0-1 together, window 3 alone
+
+
+def test_sample_scheduled_event_time_splits_finished_from_unfinished(pipeline, event, monkeypatch):
+    # the sample schedule fired at 2024-06-03T21:05:00Z
+    evt = event("scheduled")
+    t2100 = 1717448400000  # 21:00:00Z: window [21:00, 21:05) has ended at 21:05
+    t2105 = t2100 + W  # window [21:05, 21:10) has not
+    ingest(pipeline, "AAPL/a.csv", [(t2100 + 10_000, "10", 1), (t2105 + 1, "11", 1)])
+    monkeypatch.setattr(pipeline.handler_module("DataAggregatorFunction"), "RECEIVE_WAIT_SECONDS", 0)
+    totals = pipeline.invoke("DataAggregatorFunction", evt)
+    assert (totals["windows"], totals["deferred_windows"]) == (1, 1)
+    assert list(aggregates(pipeline)) == [("AAPL", t2100)]
