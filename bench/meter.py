@@ -99,6 +99,8 @@ class Invocation:
     moto_seconds: float = 0.0
     modeled_latency_ms: float = 0.0
     aws_calls: int = 0
+    thread: int = 0
+    latency_by_thread: dict = field(default_factory=dict)
     log_bytes: int = 0
     duration_ms: float = 0.0  # modeled billed duration
 
@@ -112,12 +114,18 @@ class AwsMeter:
     latency_scale: float = 1.0
     event_routes: list[EventRoute] = field(default_factory=list)
     capture_logs: bool = True
+    enabled: bool = True  # False: hooks ignore calls (reading state back after a run)
+    # DynamoDB items written, by kind ("point" or "aggregate": symbol with "#").
+    items_written: Counter = field(default_factory=Counter)
     # Raw per-(service, operation) call counts as the hooks saw them, for cross-checks.
     calls: Counter = field(default_factory=Counter)
     failed_calls: Counter = field(default_factory=Counter)  # errors: not billed here
     invocations: list[Invocation] = field(default_factory=list)
     handler_cpu_seconds: Counter = field(default_factory=Counter)  # function -> s
+    # Long-poll wait (s) of an empty ReceiveMessage, per function name (see _after_call).
+    empty_receive_wait_s: dict = field(default_factory=dict)
     _local: threading.local = field(default_factory=threading.local)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _current: Invocation | None = None
     _orig_create_client: object = None
 
@@ -167,24 +175,26 @@ class AwsMeter:
         return self._local.stack
 
     def _before_call(self, model, params, **_):
-        t0 = time.perf_counter()
+        if not self.enabled:
+            return
+        t0 = time.thread_time()
         api: dict = {}
         body = params.get("body") if isinstance(params, dict) else None
         if body and model.service_model.metadata.get("protocol") == "json":
             api = json.loads(body)
         frame = {"api": api, "send": None, "moto": 0.0, "overhead": 0.0}
         self._stack().append(frame)
-        frame["overhead"] += time.perf_counter() - t0
+        frame["overhead"] += time.thread_time() - t0
 
     def _before_send(self, **_):
         stack = self._stack()
         if stack:
-            stack[-1]["send"] = time.perf_counter()
+            stack[-1]["send"] = time.thread_time()
 
     def _before_parse(self, **_):
         stack = self._stack()
         if stack and stack[-1]["send"] is not None:
-            stack[-1]["moto"] += time.perf_counter() - stack[-1]["send"]
+            stack[-1]["moto"] += time.thread_time() - stack[-1]["send"]
             stack[-1]["send"] = None
 
     def _after_call_error(self, **_):
@@ -192,10 +202,13 @@ class AwsMeter:
         if stack:
             frame = stack.pop()
             if self._current is not None:
-                self._current.moto_seconds += frame["moto"] + frame["overhead"]
+                with self._lock:
+                    self._current.moto_seconds += frame["moto"] + frame["overhead"]
 
     def _after_call(self, http_response, parsed, model, **_):
-        t0 = time.perf_counter()
+        if not self.enabled:
+            return
+        t0 = time.thread_time()
         stack = self._stack()
         frame = stack.pop() if stack else {"api": {}, "moto": 0.0, "overhead": 0.0}
         service = _SERVICE.get(model.service_model.service_id.hyphenize(),
@@ -210,10 +223,20 @@ class AwsMeter:
             self.failed_calls[(service, op)] += 1
         if self._current is not None:
             inv = self._current
-            inv.aws_calls += 1
-            inv.modeled_latency_ms += self.latency_scale * latency_ms(
-                service, op, response_bytes=response_bytes)
-            inv.moto_seconds += frame["moto"] + frame["overhead"] + (time.perf_counter() - t0)
+            wait_ms = 0.0
+            if service == "sqs" and op == "ReceiveMessage" and not (parsed or {}).get("Messages"):
+                # An empty long poll waits WaitTimeSeconds before answering. The
+                # simulator may shorten the wait it asks moto for, so the function's
+                # real setting (empty_receive_wait_s) is used when one is given.
+                wait_s = self.empty_receive_wait_s.get(
+                    inv.function, float(frame["api"].get("WaitTimeSeconds") or 0))
+                wait_ms = wait_s * 1000
+            lat = self.latency_scale * latency_ms(service, op, response_bytes=response_bytes) + wait_ms
+            with self._lock:
+                inv.aws_calls += 1
+                tid = threading.get_ident()
+                inv.latency_by_thread[tid] = inv.latency_by_thread.get(tid, 0.0) + lat
+                inv.moto_seconds += frame["moto"] + frame["overhead"] + (time.thread_time() - t0)
 
     # --- billing ----------------------------------------------------------------------
     def _bill(self, service: str, op: str, params: dict, parsed: dict) -> int:
@@ -244,13 +267,15 @@ class AwsMeter:
                         if request in left:
                             continue  # not written; the caller re-sends it (counted then)
                         if "PutRequest" in request:
-                            u.ddb_wru += costing.dynamodb_write_units(
-                                costing.dynamodb_item_bytes(request["PutRequest"]["Item"]))
+                            item = request["PutRequest"]["Item"]
+                            u.ddb_wru += costing.dynamodb_write_units(costing.dynamodb_item_bytes(item))
+                            self._count_item(item)
                         else:
                             u.ddb_wru += 1
             elif op == "PutItem":
                 u.ddb_wru += costing.dynamodb_write_units(
                     costing.dynamodb_item_bytes(params["Item"]))
+                self._count_item(params["Item"])
             elif op in ("UpdateItem", "DeleteItem"):
                 # Billed on the larger of the item before and after; we see only the
                 # key and the new values, so this is a lower bound (>= 1 WRU).
@@ -289,6 +314,10 @@ class AwsMeter:
             return 0
         return 0
 
+    def _count_item(self, item: dict) -> None:
+        symbol = item.get("symbol", {}).get("S", "")
+        self.items_written["aggregate" if "#" in symbol else "point"] += 1
+
     def _route(self, entry: dict, size: int) -> None:
         """EventBridge delivering a matched event to an SQS target is an SQS SendMessage."""
         for route in self.event_routes:
@@ -307,31 +336,49 @@ class AwsMeter:
     # --- Lambda invocations -------------------------------------------------------------
     @contextmanager
     def invocation(self, function: str):
-        """Model one Lambda invocation of `function` around the handler call."""
+        """Model one Lambda invocation of `function` around the handler call.
+
+        Handler CPU = process CPU time of the invocation (all threads) - CPU spent
+        inside moto and inside these hooks. AWS latency: the assumed latency of each
+        call; calls made from worker threads (the processor writes 8 chunks at once)
+        overlap, so their total is divided by the number of worker threads used.
+        """
         if self._current is not None:
             raise RuntimeError("invocations do not nest")
-        inv = Invocation(function)
+        inv = Invocation(function, thread=threading.get_ident())
         capture = _FdCapture() if self.capture_logs else None
         self._current = inv
         if capture:
             capture.start()
-        inv.started = time.perf_counter()
+        cpu0 = time.process_time()
         try:
             yield inv
         finally:
-            wall = time.perf_counter() - inv.started
+            cpu = time.process_time() - cpu0
             if capture:
                 inv.log_bytes = capture.stop()
             self._current = None
-            cpu = max(0.0, wall - inv.moto_seconds)
-            inv.duration_ms = cpu * 1000 + inv.modeled_latency_ms
-            self.handler_cpu_seconds[function] += cpu
+            handler_cpu = max(0.0, cpu - inv.moto_seconds)
+            main = inv.latency_by_thread.get(inv.thread, 0.0)
+            workers = [v for t, v in inv.latency_by_thread.items() if t != inv.thread]
+            inv.modeled_latency_ms = main + (sum(workers) / len(workers) if workers else 0.0)
+            inv.duration_ms = handler_cpu * 1000 + inv.modeled_latency_ms
+            self.handler_cpu_seconds[function] += handler_cpu
             self.invocations.append(inv)
             u = self.usage
             u.lambda_invocations[function] += 1
             u.lambda_gb_seconds[function] += costing.lambda_gb_seconds(inv.duration_ms, self.memory_mb)
             u.log_bytes[function] += inv.log_bytes + PLATFORM_LOG_BYTES
             u.xray_traces += 1  # Active tracing, every invocation sampled (see README)
+
+    def reset(self) -> None:
+        """Forget everything counted so far (e.g. the resource creation calls)."""
+        self.usage = Usage()
+        self.calls.clear()
+        self.failed_calls.clear()
+        self.invocations.clear()
+        self.handler_cpu_seconds.clear()
+        self.items_written.clear()
 
     def add_init(self, function: str, init_ms: float) -> None:
         """Bill one cold start's INIT phase (billed for on-demand functions since 2025-08-01)."""

@@ -6,7 +6,7 @@ every symbol gets the same number of points (give or take one), each in its own 
 time slot with a seeded jitter, so no (symbol, timestamp) key repeats. Prices follow a
 seeded random walk with two decimals; volumes are seeded integers.
 
-`write_files(points, directory)` cuts the day into half-hour objects and writes them
+`split_files(points)` cuts the day into 5-minute objects (78 a day) and writes them
 alternately as CSV and JSON Lines, the two formats DataIngestion accepts from S3.
 """
 
@@ -26,7 +26,7 @@ OPEN_UTC = datetime(2024, 6, 3, 13, 30, tzinfo=timezone.utc)
 CLOSE_UTC = OPEN_UTC + timedelta(hours=6, minutes=30)
 OPEN_MS = int(OPEN_UTC.timestamp() * 1000)
 SESSION_MS = int((CLOSE_UTC - OPEN_UTC).total_seconds() * 1000)  # 23,400,000
-FILE_SPAN_MS = 30 * 60 * 1000  # one S3 object per half hour of the session
+FILE_SPAN_MS = 5 * 60 * 1000  # one S3 object per 5 minutes (a feed drop per aggregation window)
 DEFAULT_SEED = 20240603
 
 
@@ -104,7 +104,7 @@ class WorkFile:
 
 
 def split_files(points: list[WorkPoint]) -> list[WorkFile]:
-    """Half-hour objects, alternating CSV and JSON Lines (the first is CSV)."""
+    """5-minute objects, alternating CSV and JSON Lines (the first is CSV)."""
     buckets: dict[int, list[WorkPoint]] = {}
     for p in points:
         buckets.setdefault((p.timestamp - OPEN_MS) // FILE_SPAN_MS, []).append(p)

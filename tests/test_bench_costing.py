@@ -250,7 +250,7 @@ def test_workload_is_deterministic_and_even():
 def test_workload_files_alternate_csv_and_jsonl_and_hold_every_point():
     pts = workload.generate(2_000, 20)
     files = workload.split_files(pts)
-    assert len(files) == 13  # 6.5 hours in half-hour objects
+    assert len(files) == 78  # 6.5 hours in 5-minute objects
     assert [f.fmt for f in files[:3]] == ["csv", "jsonl", "csv"]
     assert sum(f.points for f in files) == 2_000
     assert files[0].body.startswith(b"symbol,timestamp,price,volume\n")
