@@ -33,6 +33,7 @@ from troposphere import GetAtt, Output, Ref, Sub, Template, apigateway, iam, s3
 
 from market_cfn import policies
 from market_cfn.protection import protect
+from market_cfn.storage import expiring_lifecycle, private_bucket
 
 from market_cfn.suppressions import suppress
 
@@ -49,37 +50,11 @@ def build_bootstrap_template() -> Template:
         "uploads Lambda code and large templates to, and API Gateway's CloudWatch logging role."
     )
     t.set_version("2010-09-09")
-    bucket = t.add_resource(
-        s3.Bucket(
-            "ArtifactsBucket",
-            DeletionPolicy="Retain",
-            UpdateReplacePolicy="Retain",
-            BucketEncryption=s3.BucketEncryption(
-                ServerSideEncryptionConfiguration=[
-                    s3.ServerSideEncryptionRule(
-                        ServerSideEncryptionByDefault=s3.ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
-                    )
-                ]
-            ),
-            PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
-                BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
-            ),
-            OwnershipControls=s3.OwnershipControls(Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
-            VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
-            LifecycleConfiguration=s3.LifecycleConfiguration(
-                Rules=[
-                    s3.LifecycleRule(
-                        Id="ExpireOldArtifacts",
-                        Status="Enabled",
-                        ExpirationInDays=ARTIFACT_EXPIRATION_DAYS,
-                        NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(
-                            NoncurrentDays=NONCURRENT_EXPIRATION_DAYS
-                        ),
-                        AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(DaysAfterInitiation=1),
-                    )
-                ]
-            ),
-        )
+    bucket = private_bucket(
+        "ArtifactsBucket",
+        lifecycle=expiring_lifecycle(
+            "ExpireOldArtifacts", days=ARTIFACT_EXPIRATION_DAYS, noncurrent_days=NONCURRENT_EXPIRATION_DAYS
+        ),
     )
     suppress(
         bucket,
@@ -88,6 +63,7 @@ def build_bootstrap_template() -> Template:
             "content-addressed and written only by bin/deploy, and CloudTrail records the S3 data events."
         },
     )
+    bucket = t.add_resource(protect(bucket, retain=True))
     t.add_resource(
         s3.BucketPolicy(
             "ArtifactsBucketPolicy",

@@ -18,6 +18,35 @@ def _actions(params: Params) -> If:
     return If(HAS_ALARM_ACTION, [Ref(params.alarm_action_arn)], NoValue)
 
 
+def _alarm_on_any(
+    logical_id: str,
+    params: Params,
+    *,
+    description: str,
+    namespace: str,
+    metric: str,
+    statistic: str,
+    dimensions: list[cloudwatch.MetricDimension] | None = None,
+) -> cloudwatch.Alarm:
+    """Alarm when the metric is above 0 in one 5-minute period; no data is not a breach."""
+    alarm = cloudwatch.Alarm(
+        logical_id,
+        AlarmDescription=description,
+        Namespace=namespace,
+        MetricName=metric,
+        Statistic=statistic,
+        Period=PERIOD_SECONDS,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        TreatMissingData="notBreaching",
+        AlarmActions=_actions(params),
+    )
+    if dimensions:
+        alarm.Dimensions = dimensions
+    return alarm
+
+
 def error_metric_name(fn: PipelineFunction) -> str:
     return f"{fn.base_name}ErrorCount"
 
@@ -40,34 +69,24 @@ def add_function_alarms(t: Template, cfg: StackConfig, params: Params, *, fn: Pi
         )
     )
     alarm = t.add_resource(
-        cloudwatch.Alarm(
+        _alarm_on_any(
             f"{fn.base_name}ErrorAlarm",
-            AlarmDescription=f"{fn.base_name} logged an error or exception.",
-            Namespace=NAMESPACE,
-            MetricName=metric,
-            Statistic="Sum",
-            Period=PERIOD_SECONDS,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
-            AlarmActions=_actions(params),
+            params,
+            description=f"{fn.base_name} logged an error or exception.",
+            namespace=NAMESPACE,
+            metric=metric,
+            statistic="Sum",
         )
     )
     t.add_resource(
-        cloudwatch.Alarm(
+        _alarm_on_any(
             f"{fn.base_name}InvocationErrorAlarm",
-            AlarmDescription=f"{fn.base_name} failed an invocation (error, timeout or crash).",
-            Namespace="AWS/Lambda",
-            MetricName="Errors",
-            Dimensions=[cloudwatch.MetricDimension(Name="FunctionName", Value=fn.function.ref())],
-            Statistic="Sum",
-            Period=PERIOD_SECONDS,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
-            AlarmActions=_actions(params),
+            params,
+            description=f"{fn.base_name} failed an invocation (error, timeout or crash).",
+            namespace="AWS/Lambda",
+            metric="Errors",
+            statistic="Sum",
+            dimensions=[cloudwatch.MetricDimension(Name="FunctionName", Value=fn.function.ref())],
         )
     )
     return alarm
@@ -76,18 +95,13 @@ def add_function_alarms(t: Template, cfg: StackConfig, params: Params, *, fn: Pi
 def add_dead_letter_alarm(t: Template, cfg: StackConfig, params: Params, *, dlq: sqs.Queue) -> cloudwatch.Alarm:
     """Any message in a dead-letter queue needs an operator."""
     return t.add_resource(
-        cloudwatch.Alarm(
+        _alarm_on_any(
             f"{dlq.title}Alarm",
-            AlarmDescription=f"{dlq.title} holds messages that failed processing.",
-            Namespace="AWS/SQS",
-            MetricName="ApproximateNumberOfMessagesVisible",
-            Dimensions=[cloudwatch.MetricDimension(Name="QueueName", Value=GetAtt(dlq, "QueueName"))],
-            Statistic="Maximum",
-            Period=PERIOD_SECONDS,
-            EvaluationPeriods=1,
-            Threshold=0,
-            ComparisonOperator="GreaterThanThreshold",
-            TreatMissingData="notBreaching",
-            AlarmActions=_actions(params),
+            params,
+            description=f"{dlq.title} holds messages that failed processing.",
+            namespace="AWS/SQS",
+            metric="ApproximateNumberOfMessagesVisible",
+            statistic="Maximum",
+            dimensions=[cloudwatch.MetricDimension(Name="QueueName", Value=GetAtt(dlq, "QueueName"))],
         )
     )

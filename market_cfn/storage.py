@@ -37,18 +37,17 @@ def bucket_arn(name: Sub, suffix: str = "") -> Sub:
     return Sub(f"arn:${{AWS::Partition}}:s3:::${{Name}}{suffix}", Name=name)
 
 
-def _lifecycle() -> s3.LifecycleConfiguration:
+def expiring_lifecycle(rule_id: str, *, days: int, noncurrent_days: int) -> s3.LifecycleConfiguration:
+    """Expire objects after `days`, their noncurrent versions `noncurrent_days` later."""
     return s3.LifecycleConfiguration(
         Rules=[
             s3.LifecycleRule(
-                Id="ExpireRawData",
+                Id=rule_id,
                 Status="Enabled",
-                ExpirationInDays=DATA_RETENTION_DAYS,
+                ExpirationInDays=days,
                 # Versioning keeps every overwritten or expired object as a noncurrent
                 # version; without this rule they would be kept (and billed) forever.
-                NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(
-                    NoncurrentDays=NONCURRENT_VERSION_RETENTION_DAYS
-                ),
+                NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(NoncurrentDays=noncurrent_days),
                 AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
                     DaysAfterInitiation=INCOMPLETE_UPLOAD_DAYS
                 ),
@@ -57,12 +56,10 @@ def _lifecycle() -> s3.LifecycleConfiguration:
     )
 
 
-def _bucket(
-    logical_id: str, cfg: StackConfig, *, name: Sub, notification: s3.NotificationConfiguration | None
-) -> s3.Bucket:
-    bucket = s3.Bucket(
+def private_bucket(logical_id: str, *, lifecycle: s3.LifecycleConfiguration, **properties: object) -> s3.Bucket:
+    """A versioned, SSE-S3-encrypted bucket with every public-access block on and ACLs off."""
+    return s3.Bucket(
         logical_id,
-        BucketName=name,
         VersioningConfiguration=s3.VersioningConfiguration(Status="Enabled"),
         BucketEncryption=s3.BucketEncryption(
             ServerSideEncryptionConfiguration=[
@@ -71,11 +68,24 @@ def _bucket(
                 )
             ]
         ),
-        LifecycleConfiguration=_lifecycle(),
+        LifecycleConfiguration=lifecycle,
         PublicAccessBlockConfiguration=s3.PublicAccessBlockConfiguration(
             BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
         ),
         OwnershipControls=s3.OwnershipControls(Rules=[s3.OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
+        **properties,
+    )
+
+
+def _bucket(
+    logical_id: str, cfg: StackConfig, *, name: Sub, notification: s3.NotificationConfiguration | None
+) -> s3.Bucket:
+    bucket = private_bucket(
+        logical_id,
+        BucketName=name,
+        lifecycle=expiring_lifecycle(
+            "ExpireRawData", days=DATA_RETENTION_DAYS, noncurrent_days=NONCURRENT_VERSION_RETENTION_DAYS
+        ),
     )
     suppress(
         bucket,
