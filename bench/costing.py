@@ -226,6 +226,26 @@ class Usage:
     log_bytes: Counter = field(default_factory=Counter)  # function -> bytes ingested
     xray_traces: int = 0
 
+    def copy(self) -> "Usage":
+        import copy
+
+        return copy.deepcopy(self)
+
+    def combine(self, other: "Usage", factor: float = 1.0) -> "Usage":
+        """self + factor x other (factor scales a sampled part up to the whole)."""
+        out = self.copy()
+        for name in ("requests", "lambda_invocations", "lambda_gb_seconds", "log_bytes"):
+            target = getattr(out, name)
+            for key, value in getattr(other, name).items():
+                target[key] += value * factor
+        for name in ("sqs_billed_requests", "events_billed", "events_archived_bytes", "ddb_wru",
+                     "ddb_rru", "s3_tier1", "s3_tier2", "xray_traces"):
+            setattr(out, name, getattr(out, name) + getattr(other, name) * factor)
+        return out
+
+    def minus(self, other: "Usage") -> "Usage":
+        return self.combine(other, -1.0)
+
     def service_rows(self) -> list[dict]:
         """One row per service: requests made, billed units, and US$."""
         p = PRICES

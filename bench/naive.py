@@ -51,6 +51,7 @@ class NaivePipeline:
         self.processing_url = ""
         self.aggregation_url = ""
         self.aggregates_written = 0
+        self.after_ticks = lambda: None
 
     # --- resources (not part of the bill: created once per deployment) ---------------------
     def create(self) -> None:
@@ -146,11 +147,18 @@ class NaivePipeline:
         self.aggregates_written += 1
 
     # --- the run, with the Lambda service's part played by this harness ------------------
-    def run(self, files, *, schedule_runs: int = 288) -> None:
+    def run(self, files, *, schedule_runs: int = 288, ticks: int | None = None) -> None:
         """Play the day as run_day does for market_cfn: every 5 minutes one object lands
         (-> ingestion), the event source mapping drains the queue, the schedule fires;
-        after the close the schedule keeps firing until `schedule_runs` runs."""
-        runs = 0
+        after the close the schedule keeps firing until `schedule_runs` runs.
+
+        `files` may be a sample of the day's objects; `ticks` (default: len(files)) is
+        the number of 5-minute ticks the full day has, so the idle runs after the close
+        are the same number as in the full day. `self.after_ticks` is called between
+        the two phases (run.py snapshots the meter there to scale the sample up).
+        """
+        ticks = len(files) if ticks is None else ticks
+        runs = ticks - len(files)  # the ticks not sampled are scaled, not idle
         for f in sorted(files, key=lambda f: f.key):
             self.s3.put_object(Bucket=self.bucket, Key=f.key, Body=f.body)
             event = {"Records": [{"eventSource": "aws:s3", "s3": {
@@ -161,6 +169,7 @@ class NaivePipeline:
             with self.meter.invocation("NaiveAggregator"):
                 self.aggregator_handler({})
             runs += 1
+        self.after_ticks()
         while runs < schedule_runs:
             with self.meter.invocation("NaiveAggregator"):
                 self.aggregator_handler({})
@@ -179,10 +188,3 @@ class NaivePipeline:
                 self.processor_handler(event)
             self.sqs.delete_message_batch(QueueUrl=self.processing_url, Entries=[
                 {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-
-    def stored_items(self, ddb) -> list[dict]:
-        """Every item in the table, read with `ddb` (pass an unmetered client)."""
-        items = []
-        for page in ddb.get_paginator("scan").paginate(TableName=self.table):
-            items.extend(page["Items"])
-        return items

@@ -101,6 +101,7 @@ class WorkFile:
     fmt: str  # "csv" or "jsonl"
     body: bytes
     points: int
+    window: int  # index of the 5-minute slot of the session (0 = 09:30-09:35)
 
 
 def split_files(points: list[WorkPoint]) -> list[WorkFile]:
@@ -114,10 +115,14 @@ def split_files(points: list[WorkPoint]) -> list[WorkFile]:
         start = datetime.fromtimestamp((OPEN_MS + idx * FILE_SPAN_MS) / 1000, timezone.utc)
         stem = f"feed/{TRADING_DAY}/{start:%H%M}Z"
         if n % 2 == 0:
-            files.append(WorkFile(f"{stem}.csv", "csv", to_csv(chunk), len(chunk)))
+            files.append(WorkFile(f"{stem}.csv", "csv", to_csv(chunk), len(chunk), idx))
         else:
-            files.append(WorkFile(f"{stem}.jsonl", "jsonl", to_jsonl(chunk), len(chunk)))
+            files.append(WorkFile(f"{stem}.jsonl", "jsonl", to_jsonl(chunk), len(chunk), idx))
     return files
+
+
+def window_of(point: WorkPoint) -> int:
+    return (point.timestamp - OPEN_MS) // FILE_SPAN_MS
 
 
 def write_files(files: list[WorkFile], directory: Path) -> list[Path]:
