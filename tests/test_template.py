@@ -520,3 +520,30 @@ def test_bad_options_give_one_line_and_exit_2_writing_nothing(tmp_path: Path, ar
 def test_render_out_directory_is_an_error(tmp_path: Path) -> None:
     result = _render("--out", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "is a directory" in result.stderr
+
+
+# --- the policy export parliament lints -------------------------------------------------------
+
+
+def test_policy_export_resolves_every_policy_to_concrete_arns(template: dict) -> None:
+    from market_cfn.policy_export import policy_documents
+
+    documents = policy_documents(template)
+    assert set(documents) == {
+        "DataIngestionRole.DataIngestionLeastPrivilege",
+        "DataProcessorRole.DataProcessorLeastPrivilege",
+        "DataAggregatorRole.DataAggregatorLeastPrivilege",
+        "DataBucketPolicy",
+        "RejectsBucketPolicy",
+        "AggregationQueuePolicy",
+        "InvocationDLQPolicy",
+    }
+    text = json.dumps(documents)
+    assert "Fn::" not in text and '"Ref"' not in text
+    processor = documents["DataProcessorRole.DataProcessorLeastPrivilege"]["Statement"]
+    resources = {r for s in processor if s["Effect"] == "Allow" for r in s["Resource"]}
+    assert "arn:aws:dynamodb:us-east-1:123456789012:table/market-data-dev" in resources
+    assert "arn:aws:sqs:us-east-1:123456789012:ProcessingQueue-dev" in resources
+    assert "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/DataProcessor-dev:*" in resources
+    bucket_policy = documents["DataBucketPolicy"]["Statement"][0]["Resource"]
+    assert bucket_policy[1] == "arn:aws:s3:::market-data-dev-123456789012-us-east-1/*"
