@@ -216,11 +216,14 @@ class AwsMeter:
         op = model.name
         ok = http_response is None or http_response.status_code < 300
         response_bytes = 0
-        if ok:
-            self.calls[(service, op)] += 1
-            response_bytes = self._bill(service, op, frame["api"], parsed or {})
-        else:
-            self.failed_calls[(service, op)] += 1
+        # One lock for all counters: the processor calls AWS from 8 threads at once, and
+        # `x += n` on a shared attribute is not atomic across threads.
+        with self._lock:
+            if ok:
+                self.calls[(service, op)] += 1
+                response_bytes = self._bill(service, op, frame["api"], parsed or {})
+            else:
+                self.failed_calls[(service, op)] += 1
         if self._current is not None:
             inv = self._current
             wait_ms = 0.0
