@@ -128,7 +128,7 @@ def stored_items(table_name: str) -> list[tuple[str, int]]:
     return keys
 
 
-def run_ours(files, points, *, latency_scale: float, verify: bool, tmp: Path, import_ms: dict) -> dict:
+def run_ours(files, *, latency_scale: float, verify: bool, import_ms: dict) -> dict:
     from bench.ours import metered_pipeline_class, run_day
 
     meter = AwsMeter(memory_mb=MEMORY_MB, latency_scale=latency_scale, capture_logs=False)
@@ -186,7 +186,7 @@ def naive_sample(files: list, every: int) -> list:
     return [f for f in files if f.window % every == 0]
 
 
-def run_naive(files, *, latency_scale: float, verify: bool, tmp: Path, every: int = 1) -> dict:
+def run_naive(files, *, latency_scale: float, verify: bool, every: int = 1) -> dict:
     from moto import mock_aws
 
     from bench.naive import NaivePipeline
@@ -463,11 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     pool = concurrent.futures.ProcessPoolExecutor(
         max_workers=1, mp_context=multiprocessing.get_context("fork"))
     naive_future = pool.submit(run_naive, files, latency_scale=args.latency_scale,
-                               verify=args.verify, tmp=Path(tempfile.gettempdir()), every=every)
-    with tempfile.TemporaryDirectory() as tmp:
-        ours = run_ours(files, points, latency_scale=args.latency_scale, verify=args.verify,
-                        tmp=Path(tmp), import_ms={m: imports[m] * 1000 for m in HANDLER_MODULES}
-                        if imports else {})
+                               verify=args.verify, every=every)
+    ours = run_ours(files, latency_scale=args.latency_scale, verify=args.verify,
+                    import_ms={m: imports[m] * 1000 for m in HANDLER_MODULES} if imports else {})
     naive = naive_future.result()
     pool.shutdown()
 

@@ -101,3 +101,13 @@ def test_reported_ratios_follow_from_the_costs(report):
     # Our DynamoDB write bill is exactly the floor: one WRU per point and per aggregate.
     assert report["usd_by_service"]["DynamoDB writes"] == pytest.approx(floor, rel=1e-6)
     assert sum(report["usd_by_service"].values()) == pytest.approx(report["usd_per_million_points"])
+
+
+@pytest.mark.parametrize("args", [["--points", "0"], ["--points", "10", "--symbols", "20"],
+                                  ["--latency-scale", "-1"], ["--naive-every", "-2"]])
+def test_bad_arguments_get_a_one_line_error_and_exit_code_2(args):
+    proc = subprocess.run([sys.executable, "bench/run.py", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1
+    assert proc.stdout == ""
