@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import time
 from decimal import Decimal
 
 import pytest
@@ -306,15 +305,12 @@ def test_vwap_is_null_without_volume_and_rounded_to_12_digits():
         compute_aggregate("A", start, 300_000, [(300_000, Decimal(1), 1)])
 
 
-def test_parser_throughput_is_reported(capsys):
-    """Not a timed assertion: prints points/s of parse + validate for the README."""
+def test_a_large_jsonl_object_parses_completely():
+    """Every record of a 50,000-line object comes out (throughput is bench/run.py's job)."""
     data = b"".join(
         json.dumps({"symbol": "AAPL", "price": 189.5 + (i % 100) / 100, "timestamp": 1717236000000 + i, "volume": i}).encode() + b"\n"
         for i in range(50_000)
     )
-    started = time.perf_counter()
     points, _ = run(data)
-    elapsed = time.perf_counter() - started
     assert len(points) == 50_000
-    with capsys.disabled():
-        print(f"\n[parser] {len(points) / elapsed:,.0f} JSONL points/s (parse + validate)")
+    assert [p.timestamp for p in points[:2]] == [1717236000000, 1717236000001]
