@@ -68,27 +68,40 @@ def _sqs_retention_check() -> None:
 
 
 def _partition_query() -> None:
+    import threading
+
     from moto.dynamodb.models.table import Table
 
     if getattr(Table.query, "_bench_partition", False):
         return
-    original = Table.query
+    original_query, original_all_items = Table.query, Table.all_items
+    # The partition handed to one query() call, per thread: handlers may run several
+    # Queries at once (thread pools), so an instance attribute on the shared Table
+    # would hand one thread's partition to another.
+    local = threading.local()
+
+    def all_items(self):
+        override = getattr(local, "partition", None)
+        if override is not None and override[0] is self:
+            return list(override[1])
+        return original_all_items(self)
 
     def query(self, hash_key, *args, **kwargs):
         # index_name is query()'s 8th parameter; moto's backend passes it positionally.
         index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
         if index_name or hash_key is None or not self.range_key_attr:
-            return original(self, hash_key, *args, **kwargs)
+            return original_query(self, hash_key, *args, **kwargs)
         partition = list(self.items.get(hash_key, {}).values())
         partition.sort(key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)
-        self.all_items = lambda: list(partition)  # instance attribute, for this call only
+        local.partition = (self, partition)  # for this call, on this thread only
         try:
-            return original(self, hash_key, *args, **kwargs)
+            return original_query(self, hash_key, *args, **kwargs)
         finally:
-            del self.all_items
+            local.partition = None
 
     query._bench_partition = True
     Table.query = query
+    Table.all_items = all_items
 
 
 def _cache_jsonpath() -> None:
