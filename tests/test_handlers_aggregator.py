@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import pytest
+
 from market_cfn.simulate import FakeLambdaContext, scheduled_event
 
 W = 300_000
@@ -224,3 +226,37 @@ def test_sample_scheduled_event_time_splits_finished_from_unfinished(pipeline, e
     totals = pipeline.invoke("DataAggregatorFunction", evt)
     assert (totals["windows"], totals["deferred_windows"]) == (1, 1)
     assert list(aggregates(pipeline)) == [("AAPL", t2100)]
+
+
+def test_concurrent_window_queries_keep_order_and_fail_the_round(monkeypatch):
+    """recompute() runs up to QUERY_CONCURRENCY Queries at once: the aggregates come out
+    in (symbol, window) order exactly as a serial run gives them, and a failed Query
+    fails the whole round (its messages then stay in the queue)."""
+    import threading
+    from decimal import Decimal
+
+    import handlers.data_aggregator as agg
+
+    threads = set()
+
+    def fake_query(table, symbol, start, end):
+        threads.add(threading.get_ident())
+        if symbol == "FAIL":
+            raise RuntimeError("Query failed")
+        for ts in range(start, end, W):  # one point per window, priced by symbol and time
+            yield ts + 1000, Decimal(len(symbol)) + Decimal(ts - T0) / W, 10
+
+    monkeypatch.setattr(agg, "query_points", fake_query)
+    monkeypatch.setattr(agg.common, "client", lambda service: None)
+    # 30 symbols x 2 separate windows (a gap between them): 60 runs, more than the pool.
+    pairs = [(f"S{i:02d}", T0 + k * 2 * W) for i in range(30) for k in range(2)]
+    parallel = agg.recompute("table", pairs)
+    monkeypatch.setattr(agg, "QUERY_CONCURRENCY", 1)
+    serial = agg.recompute("table", pairs)
+    assert parallel == serial
+    assert [(a["symbol"], a["window_start"]) for a in parallel] == sorted(pairs)
+    assert len(threads) > 2  # the parallel run used worker threads
+
+    monkeypatch.setattr(agg, "QUERY_CONCURRENCY", 8)
+    with pytest.raises(RuntimeError, match="Query failed"):
+        agg.recompute("table", pairs + [("FAIL", T0)])
