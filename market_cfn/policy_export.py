@@ -11,10 +11,11 @@ queue policy can be linted exactly as CloudFormation would deploy it.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from market_cfn.intrinsics import IntrinsicResolver
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -30,7 +31,9 @@ PSEUDO = {
 PARAMETER_EXAMPLES = {"CodeS3Bucket": "market-data-artifacts-example", "CodeS3Key": "market-data/0123abcd.zip"}
 
 
-class Resolver:
+class Resolver(IntrinsicResolver):
+    """Resources resolve to example ARNs built from their names, in ACCOUNT and REGION."""
+
     def __init__(self, template: dict[str, Any]) -> None:
         self.template = template
         self.resources: dict[str, Any] = template.get("Resources", {})
@@ -83,37 +86,6 @@ class Resolver:
         if attribute == "QueueName":
             return self._name(name, "QueueName")
         return f"{name}.{attribute}"
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [v for v in (self.resolve(v) for v in value) if v is not None]
-        if not isinstance(value, dict):
-            return value
-        if len(value) == 1:
-            (key, arg), = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                logical_id, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(logical_id, attribute)
-            if key == "Fn::Sub":
-                text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
-                local = {k: self.resolve(v) for k, v in variables.items()}
-
-                def sub(match: re.Match[str]) -> str:
-                    var = match.group(1)
-                    if var in local:
-                        return str(local[var])
-                    if "." in var:
-                        return str(self.get_att(*var.split(".", 1)))
-                    return str(self.ref(var))
-
-                return re.sub(r"\$\{([^}!]+)\}", sub, text)
-            if key == "Fn::Join":
-                return arg[0].join(str(self.resolve(v)) for v in arg[1])
-            if key == "Fn::If":
-                return self.resolve(arg[1])
-        return {k: v for k, v in ((k, self.resolve(v)) for k, v in value.items()) if v is not None}
 
 
 def policy_documents(template: dict[str, Any]) -> dict[str, dict[str, Any]]:

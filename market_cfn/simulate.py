@@ -42,6 +42,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 from urllib.parse import quote_plus
 
+from market_cfn.intrinsics import IntrinsicResolver
+
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
 FUNCTIONS = ("DataIngestionFunction", "DataProcessorFunction", "DataAggregatorFunction")
@@ -120,40 +122,23 @@ def load_template(env_suffix: str = "dev") -> dict[str, Any]:
     return json.loads(build_template(StackConfig(env_suffix=env_suffix)).to_json())
 
 
-class _Resolver:
-    """Resolves the intrinsic functions the template uses to emulated physical values."""
+class _Resolver(IntrinsicResolver):
+    """Resolves the template's intrinsic functions to the emulated physical values."""
 
     def __init__(self, template: dict[str, Any], physical: dict[str, dict[str, str]]) -> None:
         self.params = {k: v.get("Default", "") for k, v in template.get("Parameters", {}).items()}
         self.pseudo = {"AWS::AccountId": ACCOUNT_ID, "AWS::Region": REGION, "AWS::Partition": "aws"}
         self.physical = physical  # logical ID -> {"Ref": ..., "Arn": ..., "Name": ...}
 
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        if not isinstance(value, dict):
-            return value
-        if "Ref" in value:
-            name = value["Ref"]
-            if name in self.pseudo:
-                return self.pseudo[name]
-            if name in self.params:
-                return self.params[name]
-            return self.physical[name]["Ref"]
-        if "Fn::GetAtt" in value:
-            logical, attr = value["Fn::GetAtt"]
-            return self.physical[logical][attr]
-        if "Fn::Sub" in value:
-            spec = value["Fn::Sub"]
-            text, extra = (spec, {}) if isinstance(spec, str) else (spec[0], spec[1])
-            names = {**self.pseudo, **self.params, **{k: self(v) for k, v in extra.items()}}
-            for name, val in names.items():
-                text = text.replace("${" + name + "}", str(val))
-            return text
-        if "Fn::Join" in value:
-            sep, parts = value["Fn::Join"]
-            return sep.join(str(self(p)) for p in parts)
-        return {k: self(v) for k, v in value.items()}
+    def ref(self, name: str) -> Any:
+        if name in self.pseudo:
+            return self.pseudo[name]
+        if name in self.params:
+            return self.params[name]
+        return self.physical[name]["Ref"]
+
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        return self.physical[logical_id][attribute]
 
 
 class Pipeline:
