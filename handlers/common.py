@@ -200,10 +200,14 @@ def put_events(calls_of_entries: Iterable[list[dict[str, Any]]]) -> int:
             if not response.get("FailedEntryCount"):
                 pending = []
                 break
-            # Results are in request order; a failed entry has an ErrorCode.
+            # Results are in request order; a failed entry has an ErrorCode. A response
+            # whose results do not line up with the request cannot say which entries
+            # failed: send them all again rather than drop one (a repeated event is
+            # harmless, see the handlers' idempotency notes).
             results = response.get("Entries") or []
-            errors = [r.get("ErrorCode", "") for r in results if r.get("ErrorCode")]
-            pending = [e for e, r in zip(pending, results) if r.get("ErrorCode")]
+            errors = [r.get("ErrorCode", "") for r in results if r.get("ErrorCode")] or ["unmatched results"]
+            if len(results) == len(pending):
+                pending = [e for e, r in zip(pending, results, strict=True) if r.get("ErrorCode")]
         if pending:
             raise DeliveryError(
                 f"PutEvents: {len(pending)} entries failed after {calls} calls ({', '.join(sorted(set(errors)))})"
