@@ -25,6 +25,19 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS_DIR / f"{name}.json").read_text())
 
 
+def queue_bodies(pipe: Any, url: str, *, hide_seconds: int | None = None) -> list[str]:
+    """Every message body in the queue at `url`. With `hide_seconds` the messages are only
+    hidden for that long (left in the queue for later assertions); without, a moto
+    receive hides them for the queue's visibility timeout."""
+    extra = {} if hide_seconds is None else {"VisibilityTimeout": hide_seconds}
+    bodies: list[str] = []
+    while True:
+        got = pipe.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, **extra).get("Messages", [])
+        if not got:
+            return bodies
+        bodies += [m["Body"] for m in got]
+
+
 @pytest.fixture
 def event() -> Callable[[str], dict[str, Any]]:
     return load_event

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from conftest import queue_bodies
 from market_cfn.simulate import FakeLambdaContext, scheduled_event
 
 W = 300_000
@@ -35,12 +36,7 @@ def watch_aggregate_events(pipe):
     pipe.events.put_targets(Rule="watch", EventBusName=bus, Targets=[{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:watch-aggregates"}])
 
     def read():
-        out = []
-        while True:
-            got = pipe.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-            if not got:
-                return out
-            out += [json.loads(m["Body"])["detail"] for m in got]
+        return [json.loads(b)["detail"] for b in queue_bodies(pipe, url)]
 
     return read
 

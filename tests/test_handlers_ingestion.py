@@ -11,20 +11,14 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import client_error
+from conftest import client_error, queue_bodies
 from handlers.core.wire import decode_message
 from market_cfn.simulate import api_event
 
 
 def queued_points(pipe):
     """Every point in the ProcessingQueue (messages are left in place)."""
-    url = pipe.queue_urls["ProcessingQueue"]
-    bodies = []
-    while True:
-        got = pipe.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
-        if not got:
-            break
-        bodies += [m["Body"] for m in got]
+    bodies = queue_bodies(pipe, pipe.queue_urls["ProcessingQueue"], hide_seconds=30)
     return bodies, sorted(p for b in bodies for p in decode_message(b))
 
 

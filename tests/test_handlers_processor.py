@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from conftest import client_error
+from conftest import client_error, queue_bodies
 from market_cfn.simulate import sqs_record
 
 
@@ -27,13 +27,7 @@ def points_of(pipe):
 
 
 def aggregation_messages(pipe):
-    url = pipe.queue_urls["AggregationQueue"]
-    out = []
-    while True:
-        got = pipe.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30).get("Messages", [])
-        if not got:
-            return out
-        out += [json.loads(m["Body"]) for m in got]
+    return [json.loads(b) for b in queue_bodies(pipe, pipe.queue_urls["AggregationQueue"], hide_seconds=30)]
 
 
 def test_sample_sqs_event_stores_points_and_reports_no_failures(pipeline, event):
