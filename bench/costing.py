@@ -24,6 +24,7 @@ GB = 1024**3
 
 # --- SQS ------------------------------------------------------------------------------
 
+
 def sqs_billed_requests(payload_bytes: int) -> int:
     """Requests billed for one SQS API action carrying `payload_bytes` of payload.
 
@@ -54,6 +55,7 @@ def sqs_message_payload_bytes(body: str, attributes: dict | None = None) -> int:
 
 
 # --- EventBridge ----------------------------------------------------------------------
+
 
 def eventbridge_entry_bytes(entry: dict) -> int:
     """Size of one PutEvents entry as EventBridge computes it.
@@ -86,6 +88,7 @@ def eventbridge_billed_events(entry_bytes: int) -> int:
 
 # --- DynamoDB -------------------------------------------------------------------------
 
+
 def _number_bytes(text: str) -> int:
     """Bytes DynamoDB stores for a number: 1 byte per two significant digits, + 1.
 
@@ -101,7 +104,7 @@ def _number_bytes(text: str) -> int:
 
 
 def _value_bytes(value: dict) -> int:
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         return len(inner.encode("utf-8"))
     if kind == "N":
@@ -160,6 +163,7 @@ def dynamodb_read_units(total_bytes: int, *, consistent: bool) -> float:
 
 # --- Lambda ---------------------------------------------------------------------------
 
+
 def lambda_billed_ms(duration_ms: float) -> int:
     """Lambda bills duration rounded up to the nearest 1 ms (https://aws.amazon.com/lambda/pricing/)."""
     if duration_ms < 0:
@@ -174,8 +178,18 @@ def lambda_gb_seconds(duration_ms: float, memory_mb: int) -> float:
 
 # --- S3 -------------------------------------------------------------------------------
 
-S3_TIER1 = frozenset({"PutObject", "CopyObject", "PostObject", "ListObjects", "ListObjectsV2",
-                      "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"})
+S3_TIER1 = frozenset(
+    {
+        "PutObject",
+        "CopyObject",
+        "PostObject",
+        "ListObjects",
+        "ListObjectsV2",
+        "CreateMultipartUpload",
+        "UploadPart",
+        "CompleteMultipartUpload",
+    }
+)
 S3_TIER2 = frozenset({"GetObject", "HeadObject", "SelectObjectContent", "GetObjectTagging"})
 
 
@@ -209,6 +223,7 @@ def log_ingested_bytes(lines: list[str] | tuple[str, ...]) -> int:
 
 # --- The bill -------------------------------------------------------------------------
 
+
 @dataclass
 class Usage:
     """Billed units of one pipeline run, by service. Add to it, then price it."""
@@ -238,8 +253,16 @@ class Usage:
             target = getattr(out, name)
             for key, value in getattr(other, name).items():
                 target[key] += value * factor
-        for name in ("sqs_billed_requests", "events_billed", "events_archived_bytes", "ddb_wru",
-                     "ddb_rru", "s3_tier1", "s3_tier2", "xray_traces"):
+        for name in (
+            "sqs_billed_requests",
+            "events_billed",
+            "events_archived_bytes",
+            "ddb_wru",
+            "ddb_rru",
+            "s3_tier1",
+            "s3_tier2",
+            "xray_traces",
+        ):
             setattr(out, name, getattr(out, name) + getattr(other, name) * factor)
         return out
 
@@ -256,28 +279,71 @@ class Usage:
         gbs = sum(self.lambda_gb_seconds.values())
         log_bytes = sum(self.log_bytes.values())
         rows = [
-            ("Lambda requests", invocations, invocations, "invocations",
-             invocations * p[("lambda", "requests")].usd_per_unit),
-            ("Lambda duration", invocations, gbs, "GB-s",
-             gbs * p[("lambda", "gb_seconds_arm64")].usd_per_unit),
-            ("SQS", req["sqs"], self.sqs_billed_requests, "64 KB requests",
-             self.sqs_billed_requests * p[("sqs", "requests")].usd_per_unit),
-            ("DynamoDB writes", req["dynamodb"], self.ddb_wru, "WRU",
-             self.ddb_wru * p[("dynamodb", "wru")].usd_per_unit),
-            ("DynamoDB reads", req["dynamodb"], self.ddb_rru, "RRU",
-             self.ddb_rru * p[("dynamodb", "rru")].usd_per_unit),
-            ("EventBridge events", req["events"], self.events_billed, "64 KB events",
-             self.events_billed * p[("events", "custom_events")].usd_per_unit),
-            ("EventBridge archive", req["events"], self.events_archived_bytes / GB, "GB",
-             self.events_archived_bytes / GB * p[("events", "archive_gb")].usd_per_unit),
-            ("S3 PUT/LIST", req["s3"], self.s3_tier1, "requests",
-             self.s3_tier1 * p[("s3", "tier1_requests")].usd_per_unit),
-            ("S3 GET/other", req["s3"], self.s3_tier2, "requests",
-             self.s3_tier2 * p[("s3", "tier2_requests")].usd_per_unit),
-            ("CloudWatch Logs", None, log_bytes / GB, "GB ingested",
-             log_bytes / GB * p[("logs", "ingested_gb")].usd_per_unit),
-            ("X-Ray", None, self.xray_traces, "traces",
-             self.xray_traces * p[("xray", "traces_recorded")].usd_per_unit),
+            (
+                "Lambda requests",
+                invocations,
+                invocations,
+                "invocations",
+                invocations * p[("lambda", "requests")].usd_per_unit,
+            ),
+            ("Lambda duration", invocations, gbs, "GB-s", gbs * p[("lambda", "gb_seconds_arm64")].usd_per_unit),
+            (
+                "SQS",
+                req["sqs"],
+                self.sqs_billed_requests,
+                "64 KB requests",
+                self.sqs_billed_requests * p[("sqs", "requests")].usd_per_unit,
+            ),
+            (
+                "DynamoDB writes",
+                req["dynamodb"],
+                self.ddb_wru,
+                "WRU",
+                self.ddb_wru * p[("dynamodb", "wru")].usd_per_unit,
+            ),
+            (
+                "DynamoDB reads",
+                req["dynamodb"],
+                self.ddb_rru,
+                "RRU",
+                self.ddb_rru * p[("dynamodb", "rru")].usd_per_unit,
+            ),
+            (
+                "EventBridge events",
+                req["events"],
+                self.events_billed,
+                "64 KB events",
+                self.events_billed * p[("events", "custom_events")].usd_per_unit,
+            ),
+            (
+                "EventBridge archive",
+                req["events"],
+                self.events_archived_bytes / GB,
+                "GB",
+                self.events_archived_bytes / GB * p[("events", "archive_gb")].usd_per_unit,
+            ),
+            (
+                "S3 PUT/LIST",
+                req["s3"],
+                self.s3_tier1,
+                "requests",
+                self.s3_tier1 * p[("s3", "tier1_requests")].usd_per_unit,
+            ),
+            (
+                "S3 GET/other",
+                req["s3"],
+                self.s3_tier2,
+                "requests",
+                self.s3_tier2 * p[("s3", "tier2_requests")].usd_per_unit,
+            ),
+            (
+                "CloudWatch Logs",
+                None,
+                log_bytes / GB,
+                "GB ingested",
+                log_bytes / GB * p[("logs", "ingested_gb")].usd_per_unit,
+            ),
+            ("X-Ray", None, self.xray_traces, "traces", self.xray_traces * p[("xray", "traces_recorded")].usd_per_unit),
         ]
         return [
             {"service": name, "requests": r, "billed": billed, "unit": unit, "usd": usd}

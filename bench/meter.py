@@ -64,8 +64,7 @@ PLATFORM_LOG_LINES = (
 PLATFORM_LOG_BYTES = costing.log_ingested_bytes(PLATFORM_LOG_LINES)
 
 # Service ids as botocore names them in event names (hyphenized service id).
-_SERVICE = {"dynamodb": "dynamodb", "sqs": "sqs", "eventbridge": "events", "s3": "s3",
-            "cloudwatch-events": "events"}
+_SERVICE = {"dynamodb": "dynamodb", "sqs": "sqs", "eventbridge": "events", "s3": "s3", "cloudwatch-events": "events"}
 
 # An event stored in the bus archive is the full event envelope (version, id, source,
 # account, time, region, resources, detail-type, detail); ~250 bytes more than the
@@ -141,8 +140,7 @@ class AwsMeter:
         events.register_first("before-send", self._before_send, unique_id="bench-meter-bs")
         events.register_first("before-parse", self._before_parse, unique_id="bench-meter-bp")
         events.register_first("after-call", self._after_call, unique_id="bench-meter-ac")
-        events.register_first("after-call-error", self._after_call_error,
-                              unique_id="bench-meter-ace")
+        events.register_first("after-call-error", self._after_call_error, unique_id="bench-meter-ace")
 
     def install(self) -> None:
         """Hook every botocore client created from now on, whatever session makes it."""
@@ -211,8 +209,7 @@ class AwsMeter:
         t0 = time.thread_time()
         stack = self._stack()
         frame = stack.pop() if stack else {"api": {}, "moto": 0.0, "overhead": 0.0}
-        service = _SERVICE.get(model.service_model.service_id.hyphenize(),
-                               model.service_model.service_id.hyphenize())
+        service = _SERVICE.get(model.service_model.service_id.hyphenize(), model.service_model.service_id.hyphenize())
         op = model.name
         ok = http_response is None or http_response.status_code < 300
         response_bytes = 0
@@ -231,8 +228,7 @@ class AwsMeter:
                 # An empty long poll waits WaitTimeSeconds before answering. The
                 # simulator may shorten the wait it asks moto for, so the function's
                 # real setting (empty_receive_wait_s) is used when one is given.
-                wait_s = self.empty_receive_wait_s.get(
-                    inv.function, float(frame["api"].get("WaitTimeSeconds") or 0))
+                wait_s = self.empty_receive_wait_s.get(inv.function, float(frame["api"].get("WaitTimeSeconds") or 0))
                 wait_ms = wait_s * 1000
             lat = self.latency_scale * latency_ms(service, op, response_bytes=response_bytes) + wait_ms
             with self._lock:
@@ -250,15 +246,18 @@ class AwsMeter:
             payload = 0
             if op == "SendMessage":
                 payload = costing.sqs_message_payload_bytes(
-                    params.get("MessageBody", ""), params.get("MessageAttributes"))
+                    params.get("MessageBody", ""), params.get("MessageAttributes")
+                )
             elif op == "SendMessageBatch":
-                payload = sum(costing.sqs_message_payload_bytes(
-                    e.get("MessageBody", ""), e.get("MessageAttributes"))
-                    for e in params.get("Entries", ()))
+                payload = sum(
+                    costing.sqs_message_payload_bytes(e.get("MessageBody", ""), e.get("MessageAttributes"))
+                    for e in params.get("Entries", ())
+                )
             elif op == "ReceiveMessage":
-                payload = sum(costing.sqs_message_payload_bytes(
-                    m.get("Body", ""), m.get("MessageAttributes"))
-                    for m in parsed.get("Messages", ()))
+                payload = sum(
+                    costing.sqs_message_payload_bytes(m.get("Body", ""), m.get("MessageAttributes"))
+                    for m in parsed.get("Messages", ())
+                )
             u.sqs_billed_requests += costing.sqs_billed_requests(payload)
             return payload
         if service == "dynamodb":
@@ -276,23 +275,19 @@ class AwsMeter:
                         else:
                             u.ddb_wru += 1
             elif op == "PutItem":
-                u.ddb_wru += costing.dynamodb_write_units(
-                    costing.dynamodb_item_bytes(params["Item"]))
+                u.ddb_wru += costing.dynamodb_write_units(costing.dynamodb_item_bytes(params["Item"]))
                 self._count_item(params["Item"])
             elif op in ("UpdateItem", "DeleteItem"):
                 # Billed on the larger of the item before and after; we see only the
                 # key and the new values, so this is a lower bound (>= 1 WRU).
-                u.ddb_wru += costing.dynamodb_write_units(
-                    costing.dynamodb_item_bytes(params.get("Key", {})))
+                u.ddb_wru += costing.dynamodb_write_units(costing.dynamodb_item_bytes(params.get("Key", {})))
             elif op == "Query":
                 size = sum(costing.dynamodb_item_bytes(i) for i in parsed.get("Items", ()))
-                u.ddb_rru += costing.dynamodb_read_units(
-                    size, consistent=bool(params.get("ConsistentRead")))
+                u.ddb_rru += costing.dynamodb_read_units(size, consistent=bool(params.get("ConsistentRead")))
                 return size
             elif op == "GetItem":
                 size = costing.dynamodb_item_bytes(parsed.get("Item", {}))
-                u.ddb_rru += costing.dynamodb_read_units(
-                    size, consistent=bool(params.get("ConsistentRead")))
+                u.ddb_rru += costing.dynamodb_read_units(size, consistent=bool(params.get("ConsistentRead")))
                 return size
             return 0
         if service == "events":
@@ -325,8 +320,9 @@ class AwsMeter:
         """EventBridge delivering a matched event to an SQS target is an SQS SendMessage."""
         for route in self.event_routes:
             if entry.get("Source") == route.source and entry.get("DetailType") == route.detail_type:
-                body = len(entry.get("Detail", "").encode("utf-8")) if route.detail_only \
-                    else size + EVENT_ENVELOPE_BYTES
+                body = (
+                    len(entry.get("Detail", "").encode("utf-8")) if route.detail_only else size + EVENT_ENVELOPE_BYTES
+                )
                 self.usage.requests[("sqs", "SendMessage (EventBridge target)")] += 1
                 self.usage.sqs_billed_requests += costing.sqs_billed_requests(body)
 

@@ -58,20 +58,32 @@ class NaivePipeline:
         self.s3.create_bucket(Bucket=self.bucket)
         self.processing_url = self.sqs.create_queue(QueueName=f"{self.bus}-processing")["QueueUrl"]
         self.aggregation_url = self.sqs.create_queue(QueueName=f"{self.bus}-aggregation")["QueueUrl"]
-        agg_arn = self.sqs.get_queue_attributes(
-            QueueUrl=self.aggregation_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        agg_arn = self.sqs.get_queue_attributes(QueueUrl=self.aggregation_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         self.ddb.create_table(
-            TableName=self.table, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "symbol", "AttributeType": "S"},
-                                  {"AttributeName": "timestamp", "AttributeType": "N"}],
-            KeySchema=[{"AttributeName": "symbol", "KeyType": "HASH"},
-                       {"AttributeName": "timestamp", "KeyType": "RANGE"}])
+            TableName=self.table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "symbol", "AttributeType": "S"},
+                {"AttributeName": "timestamp", "AttributeType": "N"},
+            ],
+            KeySchema=[
+                {"AttributeName": "symbol", "KeyType": "HASH"},
+                {"AttributeName": "timestamp", "KeyType": "RANGE"},
+            ],
+        )
         self.events.create_event_bus(Name=self.bus)
-        self.events.put_rule(Name=f"{self.bus}-stored", EventBusName=self.bus,
-                             EventPattern=json.dumps({"source": [SOURCE],
-                                                      "detail-type": [DETAIL_TYPE]}))
-        self.events.put_targets(Rule=f"{self.bus}-stored", EventBusName=self.bus,
-                                Targets=[{"Id": "agg", "Arn": agg_arn, "InputPath": "$.detail"}])
+        self.events.put_rule(
+            Name=f"{self.bus}-stored",
+            EventBusName=self.bus,
+            EventPattern=json.dumps({"source": [SOURCE], "detail-type": [DETAIL_TYPE]}),
+        )
+        self.events.put_targets(
+            Rule=f"{self.bus}-stored",
+            EventBusName=self.bus,
+            Targets=[{"Id": "agg", "Arn": agg_arn, "InputPath": "$.detail"}],
+        )
 
     # --- the three naive handlers --------------------------------------------------------
     def ingestion_handler(self, event: dict, _context=None) -> dict:
@@ -79,11 +91,18 @@ class NaivePipeline:
         for record in event["Records"]:
             key = record["s3"]["object"]["key"]
             body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode("utf-8")
-            rows = (csv.DictReader(io.StringIO(body)) if key.endswith(".csv")
-                    else (json.loads(line, parse_float=Decimal) for line in body.splitlines() if line))
+            rows = (
+                csv.DictReader(io.StringIO(body))
+                if key.endswith(".csv")
+                else (json.loads(line, parse_float=Decimal) for line in body.splitlines() if line)
+            )
             for row in rows:
-                point = {"symbol": str(row["symbol"]), "timestamp": int(row["timestamp"]),
-                         "price": str(row["price"]), "volume": int(row["volume"])}
+                point = {
+                    "symbol": str(row["symbol"]),
+                    "timestamp": int(row["timestamp"]),
+                    "price": str(row["price"]),
+                    "volume": int(row["volume"]),
+                }
                 self.sqs.send_message(QueueUrl=self.processing_url, MessageBody=json.dumps(point))
                 print(json.dumps({"level": "INFO", "message": "queued point", **point}))
                 sent += 1
@@ -93,12 +112,25 @@ class NaivePipeline:
     def processor_handler(self, event: dict, _context=None) -> dict:
         for record in event["Records"]:
             p = json.loads(record["body"])
-            self.ddb.put_item(TableName=self.table, Item={
-                "symbol": {"S": p["symbol"]}, "timestamp": {"N": str(p["timestamp"])},
-                "price": {"N": p["price"]}, "volume": {"N": str(p["volume"])}})
-            self.events.put_events(Entries=[{
-                "Source": SOURCE, "DetailType": DETAIL_TYPE, "EventBusName": self.bus,
-                "Detail": json.dumps({"symbol": p["symbol"], "timestamp": p["timestamp"]})}])
+            self.ddb.put_item(
+                TableName=self.table,
+                Item={
+                    "symbol": {"S": p["symbol"]},
+                    "timestamp": {"N": str(p["timestamp"])},
+                    "price": {"N": p["price"]},
+                    "volume": {"N": str(p["volume"])},
+                },
+            )
+            self.events.put_events(
+                Entries=[
+                    {
+                        "Source": SOURCE,
+                        "DetailType": DETAIL_TYPE,
+                        "EventBusName": self.bus,
+                        "Detail": json.dumps({"symbol": p["symbol"], "timestamp": p["timestamp"]}),
+                    }
+                ]
+            )
             print(json.dumps({"level": "INFO", "message": "stored point", **p}))
         sys.stdout.flush()
         return {"batchItemFailures": []}
@@ -106,8 +138,9 @@ class NaivePipeline:
     def aggregator_handler(self, _event: dict, _context=None, *, max_batches: int = 100) -> dict:
         done = 0
         for _ in range(max_batches):
-            messages = self.sqs.receive_message(QueueUrl=self.aggregation_url,
-                                                MaxNumberOfMessages=10).get("Messages", [])
+            messages = self.sqs.receive_message(QueueUrl=self.aggregation_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not messages:
                 break
             pairs = set()
@@ -118,8 +151,10 @@ class NaivePipeline:
                 print(json.dumps({"level": "INFO", "message": "aggregating point", **detail}))
             for symbol, start in sorted(pairs):
                 self._aggregate(symbol, start)
-            self.sqs.delete_message_batch(QueueUrl=self.aggregation_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.aggregation_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
             done += len(messages)
         sys.stdout.flush()
         return {"messages": done}
@@ -129,17 +164,27 @@ class NaivePipeline:
             TableName=self.table,
             KeyConditionExpression="symbol = :s AND #t BETWEEN :a AND :b",
             ExpressionAttributeNames={"#t": "timestamp"},
-            ExpressionAttributeValues={":s": {"S": symbol}, ":a": {"N": str(start)},
-                                       ":b": {"N": str(start + WINDOW_MS - 1)}})["Items"]
+            ExpressionAttributeValues={
+                ":s": {"S": symbol},
+                ":a": {"N": str(start)},
+                ":b": {"N": str(start + WINDOW_MS - 1)},
+            },
+        )["Items"]
         if not items:
             return
         prices = [Decimal(i["price"]["N"]) for i in items]
         volumes = [int(i["volume"]["N"]) for i in items]
         vol = sum(volumes)
-        item = {"symbol": {"S": symbol + "#5m"}, "timestamp": {"N": str(start)},
-                "open": {"N": str(prices[0])}, "high": {"N": str(max(prices))},
-                "low": {"N": str(min(prices))}, "close": {"N": str(prices[-1])},
-                "count": {"N": str(len(items))}, "volume": {"N": str(vol)}}
+        item = {
+            "symbol": {"S": symbol + "#5m"},
+            "timestamp": {"N": str(start)},
+            "open": {"N": str(prices[0])},
+            "high": {"N": str(max(prices))},
+            "low": {"N": str(min(prices))},
+            "close": {"N": str(prices[-1])},
+            "count": {"N": str(len(items))},
+            "volume": {"N": str(vol)},
+        }
         if vol:
             vwap = sum(p * v for p, v in zip(prices, volumes)) / vol
             item["vwap"] = {"N": str(vwap.quantize(Decimal("0.0001")))}
@@ -161,8 +206,14 @@ class NaivePipeline:
         runs = ticks - len(files)  # the ticks not sampled are scaled, not idle
         for f in sorted(files, key=lambda f: f.key):
             self.s3.put_object(Bucket=self.bucket, Key=f.key, Body=f.body)
-            event = {"Records": [{"eventSource": "aws:s3", "s3": {
-                "bucket": {"name": self.bucket}, "object": {"key": f.key, "size": len(f.body)}}}]}
+            event = {
+                "Records": [
+                    {
+                        "eventSource": "aws:s3",
+                        "s3": {"bucket": {"name": self.bucket}, "object": {"key": f.key, "size": len(f.body)}},
+                    }
+                ]
+            }
             with self.meter.invocation("NaiveIngestion"):
                 self.ingestion_handler(event)
             self._drain_processing()
@@ -178,13 +229,25 @@ class NaivePipeline:
     def _drain_processing(self) -> None:
         """The SQS event source mapping: receive 10, invoke, delete the batch."""
         while True:
-            messages = self.sqs.receive_message(QueueUrl=self.processing_url,
-                                                MaxNumberOfMessages=10).get("Messages", [])
+            messages = self.sqs.receive_message(QueueUrl=self.processing_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
             if not messages:
                 return
-            event = {"Records": [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"],
-                                  "body": m["Body"], "eventSource": "aws:sqs"} for m in messages]}
+            event = {
+                "Records": [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "eventSource": "aws:sqs",
+                    }
+                    for m in messages
+                ]
+            }
             with self.meter.invocation("NaiveProcessor"):
                 self.processor_handler(event)
-            self.sqs.delete_message_batch(QueueUrl=self.processing_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            self.sqs.delete_message_batch(
+                QueueUrl=self.processing_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )

@@ -84,13 +84,16 @@ def metered_pipeline_class():
                     continue
                 for target in props.get("Targets", []):
                     arn = target.get("Arn", {})
-                    if isinstance(arn, dict) and "Fn::GetAtt" in arn and \
-                            self.resources[arn["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue":
+                    if (
+                        isinstance(arn, dict)
+                        and "Fn::GetAtt" in arn
+                        and self.resources[arn["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+                    ):
                         for source in pattern.get("source", []):
                             for detail_type in pattern.get("detail-type", []):
-                                self.meter.event_routes.append(EventRoute(
-                                    source, detail_type,
-                                    detail_only=target.get("InputPath") == "$.detail"))
+                                self.meter.event_routes.append(
+                                    EventRoute(source, detail_type, detail_only=target.get("InputPath") == "$.detail")
+                                )
 
         def invoke(self, logical: str, event: dict[str, Any], *, context: Any = None) -> Any:
             name = self.physical[logical]["Ref"]

@@ -36,49 +36,82 @@ PRICES: dict[tuple[str, str], Price] = {
     # applies ($0.0000133334 per GB-s, first 7.5 billion GB-s a month), not the x86 one
     # ($0.0000166667) the issue quotes. Requests cost the same on both architectures.
     ("lambda", "requests"): Price(
-        0.20, 1_000_000, "request", "https://aws.amazon.com/lambda/pricing/",
-        "same for x86 and Arm"),
+        0.20, 1_000_000, "request", "https://aws.amazon.com/lambda/pricing/", "same for x86 and Arm"
+    ),
     ("lambda", "gb_seconds_arm64"): Price(
-        0.0000133334, 1, "GB-second", "https://aws.amazon.com/lambda/pricing/",
-        "Arm price, first 7.5 billion GB-s/month tier; x86 is $0.0000166667"),
+        0.0000133334,
+        1,
+        "GB-second",
+        "https://aws.amazon.com/lambda/pricing/",
+        "Arm price, first 7.5 billion GB-s/month tier; x86 is $0.0000166667",
+    ),
     ("lambda", "gb_seconds_x86_64"): Price(
-        0.0000166667, 1, "GB-second", "https://aws.amazon.com/lambda/pricing/",
-        "x86 price, first 6 billion GB-s/month tier (not used: the functions are arm64)"),
+        0.0000166667,
+        1,
+        "GB-second",
+        "https://aws.amazon.com/lambda/pricing/",
+        "x86 price, first 6 billion GB-s/month tier (not used: the functions are arm64)",
+    ),
     # SQS standard queue: "each 64 KB chunk of a payload is billed as 1 request".
     ("sqs", "requests"): Price(
-        0.40, 1_000_000, "request (64 KB chunk)", "https://aws.amazon.com/sqs/pricing/",
-        "standard queue, first 100 billion requests/month; each 64 KB chunk of a "
-        "payload is billed as one request"),
+        0.40,
+        1_000_000,
+        "request (64 KB chunk)",
+        "https://aws.amazon.com/sqs/pricing/",
+        "standard queue, first 100 billion requests/month; each 64 KB chunk of a payload is billed as one request",
+    ),
     # DynamoDB on demand. The November 2024 cut halved both (was $1.25 / $0.25).
     ("dynamodb", "wru"): Price(
-        0.625, 1_000_000, "write request unit (1 KB)",
+        0.625,
+        1_000_000,
+        "write request unit (1 KB)",
         "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-        "standard table class; halved from $1.25 on 2024-11-01"),
+        "standard table class; halved from $1.25 on 2024-11-01",
+    ),
     ("dynamodb", "rru"): Price(
-        0.125, 1_000_000, "read request unit (4 KB strongly consistent, 2 x 4 KB eventual)",
+        0.125,
+        1_000_000,
+        "read request unit (4 KB strongly consistent, 2 x 4 KB eventual)",
         "https://aws.amazon.com/dynamodb/pricing/on-demand/",
-        "standard table class; halved from $0.25 on 2024-11-01"),
+        "standard table class; halved from $0.25 on 2024-11-01",
+    ),
     # EventBridge custom events on a custom bus: "each 64 KB chunk of a payload is
     # billed as one event". Delivery to a same-account target is not billed.
     ("events", "custom_events"): Price(
-        1.00, 1_000_000, "event (64 KB chunk)", "https://aws.amazon.com/eventbridge/pricing/",
-        "custom events; each 64 KB chunk of a payload is billed as one event"),
+        1.00,
+        1_000_000,
+        "event (64 KB chunk)",
+        "https://aws.amazon.com/eventbridge/pricing/",
+        "custom events; each 64 KB chunk of a payload is billed as one event",
+    ),
     # The template keeps an Archive of every event on the bus (7 days).
     ("events", "archive_gb"): Price(
-        0.10, 1, "GB archived", "https://aws.amazon.com/eventbridge/pricing/",
-        "archive processing; storage ($0.023/GB-month) is left out, 7-day retention"),
+        0.10,
+        1,
+        "GB archived",
+        "https://aws.amazon.com/eventbridge/pricing/",
+        "archive processing; storage ($0.023/GB-month) is left out, 7-day retention",
+    ),
     ("s3", "tier1_requests"): Price(
-        0.005, 1_000, "PUT/COPY/POST/LIST request", "https://aws.amazon.com/s3/pricing/",
-        "S3 Standard"),
+        0.005, 1_000, "PUT/COPY/POST/LIST request", "https://aws.amazon.com/s3/pricing/", "S3 Standard"
+    ),
     ("s3", "tier2_requests"): Price(
-        0.0004, 1_000, "GET/HEAD/SELECT request", "https://aws.amazon.com/s3/pricing/",
-        "S3 Standard"),
+        0.0004, 1_000, "GET/HEAD/SELECT request", "https://aws.amazon.com/s3/pricing/", "S3 Standard"
+    ),
     ("logs", "ingested_gb"): Price(
-        0.50, 1, "GB ingested", "https://aws.amazon.com/cloudwatch/pricing/",
-        "Standard log class, collect (data ingestion); storage left out (7-day retention)"),
+        0.50,
+        1,
+        "GB ingested",
+        "https://aws.amazon.com/cloudwatch/pricing/",
+        "Standard log class, collect (data ingestion); storage left out (7-day retention)",
+    ),
     ("xray", "traces_recorded"): Price(
-        5.00, 1_000_000, "trace recorded", "https://aws.amazon.com/xray/pricing/",
-        "$0.000005 per trace recorded beyond the free tier"),
+        5.00,
+        1_000_000,
+        "trace recorded",
+        "https://aws.amazon.com/xray/pricing/",
+        "$0.000005 per trace recorded beyond the free tier",
+    ),
 }
 
 # The issue's own reference numbers, for the record.

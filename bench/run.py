@@ -46,10 +46,15 @@ COLD_STARTS_PER_FUNCTION = 1  # one INIT per function per day, billed at the mea
 
 # --- cost --------------------------------------------------------------------------------
 
+
 def _aws_env() -> None:
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                       "AWS_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
         os.environ.setdefault(key, value)
 
 
@@ -70,9 +75,13 @@ class _Recorder:
         self._saved = None
 
     def _record(self, request, body=None) -> None:
-        self.entries.append({"method": request.method, "url": request.url,
-                             "headers": {k: (v.decode() if isinstance(v, bytes) else v)
-                                         for k, v in dict(request.headers).items()}})
+        self.entries.append(
+            {
+                "method": request.method,
+                "url": request.url,
+                "headers": {k: (v.decode() if isinstance(v, bytes) else v) for k, v in dict(request.headers).items()},
+            }
+        )
 
     def start(self) -> None:
         self._saved = self.recorder.__dict__.get("_record_request")
@@ -102,12 +111,15 @@ def count_recorded(entries: list[dict]) -> Counter:
             op = target.rsplit(".", 1)[-1]
         elif service == "s3":
             url = urlparse(entry["url"])
-            has_key = url.path.strip("/").count("/") >= 1 or (
-                not url.netloc.startswith("s3.") and url.path.strip("/"))
-            op = {("GET", True): "GetObject", ("GET", False): "ListObjects",
-                  ("PUT", True): "PutObject", ("PUT", False): "CreateBucket",
-                  ("HEAD", True): "HeadObject", ("DELETE", True): "DeleteObject"}.get(
-                (entry["method"], bool(has_key)), entry["method"])
+            has_key = url.path.strip("/").count("/") >= 1 or (not url.netloc.startswith("s3.") and url.path.strip("/"))
+            op = {
+                ("GET", True): "GetObject",
+                ("GET", False): "ListObjects",
+                ("PUT", True): "PutObject",
+                ("PUT", False): "CreateBucket",
+                ("HEAD", True): "HeadObject",
+                ("DELETE", True): "DeleteObject",
+            }.get((entry["method"], bool(has_key)), entry["method"])
         else:
             op = "?"
         counts[(service, op)] += 1
@@ -137,11 +149,15 @@ def run_ours(files, *, latency_scale: float, verify: bool, import_ms: dict) -> d
     result: dict = {}
     try:
         pipe.start()
-        memory = {int(pipe.resources[f]["Properties"]["MemorySize"]) for f in
-                  ("DataIngestionFunction", "DataProcessorFunction", "DataAggregatorFunction")}
+        memory = {
+            int(pipe.resources[f]["Properties"]["MemorySize"])
+            for f in ("DataIngestionFunction", "DataProcessorFunction", "DataAggregatorFunction")
+        }
         if memory != {MEMORY_MB}:
-            raise SystemExit(f"error: the template's function memory is {sorted(memory)} MB, "
-                             f"the benchmark bills {MEMORY_MB} MB; update MEMORY_MB")
+            raise SystemExit(
+                f"error: the template's function memory is {sorted(memory)} MB, "
+                f"the benchmark bills {MEMORY_MB} MB; update MEMORY_MB"
+            )
         meter.reset()
         first_call = len(pipe.calls)
         recorder = _Recorder() if verify else None
@@ -154,13 +170,14 @@ def run_ours(files, *, latency_scale: float, verify: bool, import_ms: dict) -> d
             result["moto_requests"] = recorder.stop()
         meter.enabled = False
         for module, ms in import_ms.items():
-            name = {"handlers.data_ingestion": "DataIngestionFunction",
-                    "handlers.data_processor": "DataProcessorFunction",
-                    "handlers.data_aggregator": "DataAggregatorFunction"}[module]
+            name = {
+                "handlers.data_ingestion": "DataIngestionFunction",
+                "handlers.data_processor": "DataProcessorFunction",
+                "handlers.data_aggregator": "DataAggregatorFunction",
+            }[module]
             for _ in range(COLD_STARTS_PER_FUNCTION):
                 meter.add_init(pipe.physical[name]["Ref"], ms)
-        result["pipeline_calls"] = Counter(
-            (c.service, c.operation) for c in pipe.calls[first_call:])
+        result["pipeline_calls"] = Counter((c.service, c.operation) for c in pipe.calls[first_call:])
         from handlers.contract import AGGREGATE_KEY_SUFFIX
 
         items = stored_items(pipe.table)
@@ -171,9 +188,10 @@ def run_ours(files, *, latency_scale: float, verify: bool, import_ms: dict) -> d
         result["dead_letters"] = pipe.dead_letters()
         result["invocation_errors"] = list(pipe.invocation_errors)
         result["rejected"] = sum(r["rejected"] for r in pipe.ingestion_results)
-        result["function_names"] = {logical: pipe.physical[logical]["Ref"] for logical in
-                                    ("DataIngestionFunction", "DataProcessorFunction",
-                                     "DataAggregatorFunction")}
+        result["function_names"] = {
+            logical: pipe.physical[logical]["Ref"]
+            for logical in ("DataIngestionFunction", "DataProcessorFunction", "DataAggregatorFunction")
+        }
     finally:
         meter.uninstall()
         pipe.stop()
@@ -227,9 +245,9 @@ def run_naive(files, *, latency_scale: float, verify: bool, every: int = 1) -> d
     result["point_keys"] = [k for k in items if "#" not in k[0]]
     result["aggregates_stored"] = len(items) - len(result["point_keys"])
     # What the report needs of the meter, picklable (this may run in a child process).
-    result["meter"] = SimpleNamespace(usage=meter.usage, calls=meter.calls,
-                                      failed_calls=meter.failed_calls,
-                                      items_written=meter.items_written)
+    result["meter"] = SimpleNamespace(
+        usage=meter.usage, calls=meter.calls, failed_calls=meter.failed_calls, items_written=meter.items_written
+    )
     return result
 
 
@@ -271,6 +289,7 @@ def _run_naive_counting_logs(naive, files, meter, out, *, ticks: int) -> None:
 
 # --- handler speed -------------------------------------------------------------------------
 
+
 def _best_of(fn, repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -292,8 +311,9 @@ def ingestion_speed(points: list) -> dict:
 
     def ours(body: bytes, key: str) -> None:
         tally, packer = Tally(), MessagePacker()
-        for item in validate_records(iter_raw_records(io.BytesIO(body), key=key), source=key,
-                                     now_ms=now_ms, tally=tally):
+        for item in validate_records(
+            iter_raw_records(io.BytesIO(body), key=key), source=key, now_ms=now_ms, tally=tally
+        ):
             packer.add(item)
         packer.flush()
         if tally.accepted != n:
@@ -323,11 +343,17 @@ def ingestion_speed(points: list) -> dict:
 
 # --- cold start and render ---------------------------------------------------------------
 
+
 def _fresh_import_seconds(module: str) -> float:
-    code = ("import time; t = time.perf_counter(); import " + module +
-            "; print(time.perf_counter() - t)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    code = "import time; t = time.perf_counter(); import " + module + "; print(time.perf_counter() - t)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -349,14 +375,18 @@ def render_seconds(samples: int = 3) -> float:
         walls = []
         for _ in range(samples):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "market_cfn", "render", "--out",
-                            str(Path(tmp) / "template.json")], cwd=ROOT, check=True,
-                           capture_output=True)
+            subprocess.run(
+                [sys.executable, "-m", "market_cfn", "render", "--out", str(Path(tmp) / "template.json")],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+            )
             walls.append(time.perf_counter() - t0)
     return statistics.median(walls)
 
 
 # --- report ---------------------------------------------------------------------------------
+
 
 def _fmt(value, unit="") -> str:
     if value is None:
@@ -367,21 +397,27 @@ def _fmt(value, unit="") -> str:
 
 
 def print_table(ours_rows, naive_rows, points: int) -> None:
-    head = (f"{'service':<20} {'requests':>10} {'billed':>14} {'unit':<15} {'US$':>10} {'$/M pts':>8}"
-            f" | {'requests':>10} {'billed':>14} {'US$':>10} {'$/M pts':>8}")
+    head = (
+        f"{'service':<20} {'requests':>10} {'billed':>14} {'unit':<15} {'US$':>10} {'$/M pts':>8}"
+        f" | {'requests':>10} {'billed':>14} {'US$':>10} {'$/M pts':>8}"
+    )
     print(f"{'':<20} {'--- market_cfn (ours) ':-<62} | {'--- naive baseline ':-<46}")
     print(head)
     print("-" * len(head))
     for o, n in zip(ours_rows, naive_rows):
-        print(f"{o['service']:<20} {_fmt(o['requests']):>10} {_fmt(o['billed']):>14} {o['unit']:<15} "
-              f"{o['usd']:>10.5f} {costing.per_million(o['usd'], points):>8.4f} | "
-              f"{_fmt(n['requests']):>10} {_fmt(n['billed']):>14} {n['usd']:>10.5f} "
-              f"{costing.per_million(n['usd'], points):>8.4f}")
+        print(
+            f"{o['service']:<20} {_fmt(o['requests']):>10} {_fmt(o['billed']):>14} {o['unit']:<15} "
+            f"{o['usd']:>10.5f} {costing.per_million(o['usd'], points):>8.4f} | "
+            f"{_fmt(n['requests']):>10} {_fmt(n['billed']):>14} {n['usd']:>10.5f} "
+            f"{costing.per_million(n['usd'], points):>8.4f}"
+        )
     to = sum(r["usd"] for r in ours_rows)
     tn = sum(r["usd"] for r in naive_rows)
     print("-" * len(head))
-    print(f"{'total':<20} {'':>10} {'':>14} {'':<15} {to:>10.5f} {costing.per_million(to, points):>8.4f} | "
-          f"{'':>10} {'':>14} {tn:>10.5f} {costing.per_million(tn, points):>8.4f}")
+    print(
+        f"{'total':<20} {'':>10} {'':>14} {'':<15} {to:>10.5f} {costing.per_million(to, points):>8.4f} | "
+        f"{'':>10} {'':>14} {tn:>10.5f} {costing.per_million(tn, points):>8.4f}"
+    )
 
 
 def check_accounting(name: str, run: dict, expected_keys: set, report: dict) -> list[str]:
@@ -391,22 +427,20 @@ def check_accounting(name: str, run: dict, expected_keys: set, report: dict) -> 
     meter: AwsMeter = run["meter"]
     stored_once = len(keys) == len(set(keys)) == len(expected_keys) and set(keys) == expected_keys
     if not stored_once:
-        problems.append(f"{name}: {len(set(keys))} distinct points stored, {len(keys)} items, "
-                        f"{len(expected_keys)} expected")
+        problems.append(
+            f"{name}: {len(set(keys))} distinct points stored, {len(keys)} items, {len(expected_keys)} expected"
+        )
     if meter.items_written["point"] != len(expected_keys):
-        problems.append(f"{name}: {meter.items_written['point']} point writes for "
-                        f"{len(expected_keys)} points")
+        problems.append(f"{name}: {meter.items_written['point']} point writes for {len(expected_keys)} points")
     counted = meter.calls + meter.failed_calls
     if "moto_requests" in run:
         moto = run["moto_requests"]
         if sum(moto.values()) != sum(counted.values()):
-            problems.append(f"{name}: meter counted {sum(counted.values())} requests, "
-                            f"moto saw {sum(moto.values())}")
+            problems.append(f"{name}: meter counted {sum(counted.values())} requests, moto saw {sum(moto.values())}")
         by_op_meter = Counter({op: n for (_s, op), n in counted.items()})
         by_op_moto = Counter({op: n for (_s, op), n in moto.items()})
         if by_op_meter != by_op_moto:
-            problems.append(f"{name}: per-operation counts differ: meter {dict(by_op_meter)}, "
-                            f"moto {dict(by_op_moto)}")
+            problems.append(f"{name}: per-operation counts differ: meter {dict(by_op_meter)}, moto {dict(by_op_moto)}")
         report[f"{name}_moto_requests"] = sum(moto.values())
     if "pipeline_calls" in run and run["pipeline_calls"] != counted:
         problems.append(f"{name}: meter {dict(counted)} != simulator {dict(run['pipeline_calls'])}")
@@ -421,15 +455,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--points", type=int, default=100_000, help="points in the day (default 100000)")
     p.add_argument("--symbols", type=int, default=500, help="distinct symbols (default 500)")
     p.add_argument("--seed", type=int, default=workload.DEFAULT_SEED, help="workload seed")
-    p.add_argument("--latency-scale", type=float, default=1.0,
-                   help="multiply the assumed AWS call latencies (bench/meter.py LATENCY_MS)")
+    p.add_argument(
+        "--latency-scale",
+        type=float,
+        default=1.0,
+        help="multiply the assumed AWS call latencies (bench/meter.py LATENCY_MS)",
+    )
     p.add_argument("--import-samples", type=int, default=7, help="fresh interpreters per module")
-    p.add_argument("--verify", action="store_true",
-                   help="also record every request on moto's side and compare (slower)")
+    p.add_argument(
+        "--verify", action="store_true", help="also record every request on moto's side and compare (slower)"
+    )
     p.add_argument("--skip-speed", action="store_true", help="cost only: no speed/import/render")
-    p.add_argument("--naive-every", type=int, default=0,
-                   help="run the naive baseline on every Nth 5-minute object and scale it up "
-                        "(default: 1 up to 20,000 points, else 10; 1 = every point)")
+    p.add_argument(
+        "--naive-every",
+        type=int,
+        default=0,
+        help="run the naive baseline on every Nth 5-minute object and scale it up "
+        "(default: 1 up to 20,000 points, else 10; 1 = every point)",
+    )
     p.add_argument("--workload-dir", type=Path, help="also write the workload files here")
     args = p.parse_args(argv)
     if args.points < 1 or not 1 <= args.symbols <= args.points:
@@ -452,26 +495,32 @@ def main(argv: list[str] | None = None) -> int:
         workload.write_files(files, args.workload_dir)
     expected = {(wp.symbol, wp.timestamp) for wp in points}
 
-    report: dict = {"points": args.points, "symbols": args.symbols, "seed": args.seed,
-                    "objects": len(files), "prices_checked": CHECKED,
-                    "key_digest": workload.key_digest(expected)}
+    report: dict = {
+        "points": args.points,
+        "symbols": args.symbols,
+        "seed": args.seed,
+        "objects": len(files),
+        "prices_checked": CHECKED,
+        "key_digest": workload.key_digest(expected),
+    }
     imports = {} if args.skip_speed else import_times(args.import_samples)
     # The naive baseline runs in a forked child, on the second core, while ours runs here.
     import concurrent.futures
     import multiprocessing
 
-    pool = concurrent.futures.ProcessPoolExecutor(
-        max_workers=1, mp_context=multiprocessing.get_context("fork"))
-    naive_future = pool.submit(run_naive, files, latency_scale=args.latency_scale,
-                               verify=args.verify, every=every)
-    ours = run_ours(files, latency_scale=args.latency_scale, verify=args.verify,
-                    import_ms={m: imports[m] * 1000 for m in HANDLER_MODULES} if imports else {})
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork"))
+    naive_future = pool.submit(run_naive, files, latency_scale=args.latency_scale, verify=args.verify, every=every)
+    ours = run_ours(
+        files,
+        latency_scale=args.latency_scale,
+        verify=args.verify,
+        import_ms={m: imports[m] * 1000 for m in HANDLER_MODULES} if imports else {},
+    )
     naive = naive_future.result()
     pool.shutdown()
 
     problems = check_accounting("ours", ours, expected, report)
-    naive_expected = {(wp.symbol, wp.timestamp) for wp in points
-                      if workload.window_of(wp) % every == 0}
+    naive_expected = {(wp.symbol, wp.timestamp) for wp in points if workload.window_of(wp) % every == 0}
     problems += check_accounting("naive", naive, naive_expected, report)
     report["naive_every"] = every
     report["naive_sampled_points"] = naive["sampled_points"]
@@ -484,38 +533,37 @@ def main(argv: list[str] | None = None) -> int:
     usd, naive_usd = om.usage.total_usd(), nm.usage.total_usd()
     floor = costing.floor_usd(args.points, ours["aggregates_stored"])
     n = args.points
-    report.update({
-        "usd_per_million_points": costing.per_million(usd, n),
-        "naive_usd_per_million_points": costing.per_million(naive_usd, n),
-        "floor_usd_per_million_points": costing.per_million(floor, n),
-        "ratio_to_floor": usd / floor,
-        "naive_ratio": naive_usd / usd,
-        "aggregates_written": ours["aggregates_stored"],
-        "usd_by_service": {r["service"]: round(costing.per_million(r["usd"], n), 6) for r in ours_rows},
-        "naive_usd_by_service": {r["service"]: round(costing.per_million(r["usd"], n), 6)
-                                 for r in naive_rows},
-        "lambda_invocations": dict(om.usage.lambda_invocations),
-        "naive_lambda_invocations": dict(nm.usage.lambda_invocations),
-        "requests": {f"{s}:{o}": c for (s, o), c in sorted(om.usage.requests.items())},
-        "naive_requests": {f"{s}:{o}": c for (s, o), c in sorted(nm.usage.requests.items())},
-        "simulation": ours["stats"],
-        "dead_letters": ours["dead_letters"],
-        "invocation_errors": len(ours["invocation_errors"]),
-        "rejected": ours["rejected"],
-        "sim_wall_seconds": round(ours["wall_seconds"], 2),
-        "naive_sim_wall_seconds": round(naive["wall_seconds"], 2),
-        "latency_scale": args.latency_scale,
-    })
+    report.update(
+        {
+            "usd_per_million_points": costing.per_million(usd, n),
+            "naive_usd_per_million_points": costing.per_million(naive_usd, n),
+            "floor_usd_per_million_points": costing.per_million(floor, n),
+            "ratio_to_floor": usd / floor,
+            "naive_ratio": naive_usd / usd,
+            "aggregates_written": ours["aggregates_stored"],
+            "usd_by_service": {r["service"]: round(costing.per_million(r["usd"], n), 6) for r in ours_rows},
+            "naive_usd_by_service": {r["service"]: round(costing.per_million(r["usd"], n), 6) for r in naive_rows},
+            "lambda_invocations": dict(om.usage.lambda_invocations),
+            "naive_lambda_invocations": dict(nm.usage.lambda_invocations),
+            "requests": {f"{s}:{o}": c for (s, o), c in sorted(om.usage.requests.items())},
+            "naive_requests": {f"{s}:{o}": c for (s, o), c in sorted(nm.usage.requests.items())},
+            "simulation": ours["stats"],
+            "dead_letters": ours["dead_letters"],
+            "invocation_errors": len(ours["invocation_errors"]),
+            "rejected": ours["rejected"],
+            "sim_wall_seconds": round(ours["wall_seconds"], 2),
+            "naive_sim_wall_seconds": round(naive["wall_seconds"], 2),
+            "latency_scale": args.latency_scale,
+        }
+    )
     names = ours["function_names"]
     per10k = 10_000 / n
-    report["processor_cpu_ms_per_10k_points"] = (
-        om.handler_cpu_seconds[names["DataProcessorFunction"]] * 1000 * per10k)
-    report["aggregator_cpu_ms_per_10k_points"] = (
-        om.handler_cpu_seconds[names["DataAggregatorFunction"]] * 1000 * per10k)
-    report["ingestion_cpu_ms_per_10k_points"] = (
-        om.handler_cpu_seconds[names["DataIngestionFunction"]] * 1000 * per10k)
-    report["lambda_billed_seconds"] = {f: round(g / (MEMORY_MB / 1024), 3)
-                                       for f, g in om.usage.lambda_gb_seconds.items()}
+    report["processor_cpu_ms_per_10k_points"] = om.handler_cpu_seconds[names["DataProcessorFunction"]] * 1000 * per10k
+    report["aggregator_cpu_ms_per_10k_points"] = om.handler_cpu_seconds[names["DataAggregatorFunction"]] * 1000 * per10k
+    report["ingestion_cpu_ms_per_10k_points"] = om.handler_cpu_seconds[names["DataIngestionFunction"]] * 1000 * per10k
+    report["lambda_billed_seconds"] = {
+        f: round(g / (MEMORY_MB / 1024), 3) for f, g in om.usage.lambda_gb_seconds.items()
+    }
     if not args.skip_speed:
         report.update(ingestion_speed(points))
         base = imports["boto3"]
@@ -524,29 +572,41 @@ def main(argv: list[str] | None = None) -> int:
         report["render_seconds"] = render_seconds()
     report["accounting_ok"] = not problems
     report["problems"] = problems
-    report["machine"] = {"nproc": os.cpu_count(), "cpu": _cpu_model(),
-                         "python": platform.python_version()}
+    report["machine"] = {"nproc": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version()}
     report["bench_wall_seconds"] = round(time.perf_counter() - started, 1)
 
-    print(f"market_cfn benchmark: {n:,} points, {args.symbols} symbols, {len(files)} objects, "
-          f"one trading day; us-east-1 list prices checked {CHECKED}; Lambda arm64 "
-          f"{MEMORY_MB} MB at ${PRICES[('lambda', 'gb_seconds_arm64')].usd}/GB-s")
+    print(
+        f"market_cfn benchmark: {n:,} points, {args.symbols} symbols, {len(files)} objects, "
+        f"one trading day; us-east-1 list prices checked {CHECKED}; Lambda arm64 "
+        f"{MEMORY_MB} MB at ${PRICES[('lambda', 'gb_seconds_arm64')].usd}/GB-s"
+    )
     print_table(ours_rows, naive_rows, n)
-    print(f"floor (1 WRU per point + per aggregate written, {ours['aggregates_stored']:,} "
-          f"aggregates): ${report['floor_usd_per_million_points']:.4f} per million points")
-    print(f"ours ${report['usd_per_million_points']:.4f}/M = {report['ratio_to_floor']:.3f} x floor "
-          f"(target <= 1.10); naive ${report['naive_usd_per_million_points']:.4f}/M = "
-          f"{report['naive_ratio']:.2f} x ours (target >= 4)")
+    print(
+        f"floor (1 WRU per point + per aggregate written, {ours['aggregates_stored']:,} "
+        f"aggregates): ${report['floor_usd_per_million_points']:.4f} per million points"
+    )
+    print(
+        f"ours ${report['usd_per_million_points']:.4f}/M = {report['ratio_to_floor']:.3f} x floor "
+        f"(target <= 1.10); naive ${report['naive_usd_per_million_points']:.4f}/M = "
+        f"{report['naive_ratio']:.2f} x ours (target >= 4)"
+    )
     if not args.skip_speed:
-        print(f"ingestion: CSV {report['ingest_points_per_s_csv']:,.0f} points/s "
-              f"({report['ingest_vs_raw_csv']:.2f} x csv.reader), JSON Lines "
-              f"{report['ingest_points_per_s_jsonl']:,.0f} points/s "
-              f"({report['ingest_vs_raw_jsonl']:.2f} x json.loads) (target >= 0.3)")
-        print("import vs boto3: " + ", ".join(f"{k} {v:.2f}x" for k, v in
-                                              report["import_vs_boto3"].items()) + " (target <= 1.3)")
+        print(
+            f"ingestion: CSV {report['ingest_points_per_s_csv']:,.0f} points/s "
+            f"({report['ingest_vs_raw_csv']:.2f} x csv.reader), JSON Lines "
+            f"{report['ingest_points_per_s_jsonl']:,.0f} points/s "
+            f"({report['ingest_vs_raw_jsonl']:.2f} x json.loads) (target >= 0.3)"
+        )
+        print(
+            "import vs boto3: "
+            + ", ".join(f"{k} {v:.2f}x" for k, v in report["import_vs_boto3"].items())
+            + " (target <= 1.3)"
+        )
         print(f"render: {report['render_seconds']:.2f} s")
-    print(f"processor CPU {report['processor_cpu_ms_per_10k_points']:.0f} ms / 10k points, "
-          f"aggregator CPU {report['aggregator_cpu_ms_per_10k_points']:.0f} ms / 10k points")
+    print(
+        f"processor CPU {report['processor_cpu_ms_per_10k_points']:.0f} ms / 10k points, "
+        f"aggregator CPU {report['aggregator_cpu_ms_per_10k_points']:.0f} ms / 10k points"
+    )
     for problem in problems:
         print(f"ACCOUNTING PROBLEM: {problem}", file=sys.stderr)
     print(json.dumps(report, sort_keys=True, default=str))

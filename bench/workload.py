@@ -70,8 +70,7 @@ def generate(points: int, symbols: int, seed: int = DEFAULT_SEED) -> list[WorkPo
         for i in range(n):
             ts = OPEN_MS + int(i * slot + rng.random() * (slot - 1))
             cents = max(1, cents + rng.randint(-25, 25))
-            out.append(WorkPoint(ts, sym, f"{cents // 100}.{cents % 100:02d}",
-                                 rng.randint(1, 10_000)))
+            out.append(WorkPoint(ts, sym, f"{cents // 100}.{cents % 100:02d}", rng.randint(1, 10_000)))
     out.sort()
     return out
 
@@ -88,8 +87,7 @@ def to_csv(points: list[WorkPoint]) -> bytes:
 def to_jsonl(points: list[WorkPoint]) -> bytes:
     # Prices are JSON numbers written exactly as the decimal text (no float rounding).
     lines = [
-        f'{{"symbol": {json.dumps(p.symbol)}, "timestamp": {p.timestamp}, '
-        f'"price": {p.price}, "volume": {p.volume}}}'
+        f'{{"symbol": {json.dumps(p.symbol)}, "timestamp": {p.timestamp}, "price": {p.price}, "volume": {p.volume}}}'
         for p in points
     ]
     return ("\n".join(lines) + "\n").encode("utf-8")

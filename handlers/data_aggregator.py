@@ -226,7 +226,9 @@ def defer(queue_url: str, pairs: list[tuple[str, int]], now_ms: int) -> int:
     return len(by_end)
 
 
-def process_round(messages: list[dict[str, Any]], *, now_ms: int, queue_url: str, table: str, bus: str) -> dict[str, int]:
+def process_round(
+    messages: list[dict[str, Any]], *, now_ms: int, queue_url: str, table: str, bus: str
+) -> dict[str, int]:
     pairs: set[tuple[str, int]] = set()
     readable: list[dict[str, Any]] = []
     for message in messages:
@@ -243,7 +245,12 @@ def process_round(messages: list[dict[str, Any]], *, now_ms: int, queue_url: str
     common.put_events(event_entries_in_calls([aggregate_entry(a, bus) for a in aggregates]))
     deferred = defer(queue_url, unfinished, now_ms) if unfinished else 0
     delete_messages(queue_url, readable)
-    return {"messages": len(messages), "windows": len(aggregates), "deferred_windows": len(unfinished), "deferred_messages": deferred}
+    return {
+        "messages": len(messages),
+        "windows": len(aggregates),
+        "deferred_windows": len(unfinished),
+        "deferred_messages": deferred,
+    }
 
 
 @metrics.log_metrics

@@ -147,8 +147,10 @@ def ingest_api(event: dict[str, Any]) -> dict[str, Any]:
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            return _api_response(400, {"accepted": 0, "rejected": 1, "errors": [
-                {"position": "body", "reason": "body is not valid base64"}]})
+            return _api_response(
+                400,
+                {"accepted": 0, "rejected": 1, "errors": [{"position": "body", "reason": "body is not valid base64"}]},
+            )
     else:
         raw = body.encode("utf-8", "surrogatepass")
     if len(raw) > MAX_API_BODY_BYTES:
@@ -185,7 +187,9 @@ def ingest_api(event: dict[str, Any]) -> dict[str, Any]:
     if tally.rejected > len(errors):
         result["errors_omitted"] = tally.rejected - len(errors)
     if tally.rejected:
-        logger.warning("rejected records", extra={"source": API_SOURCE, "accepted": tally.accepted, "rejected": tally.rejected})
+        logger.warning(
+            "rejected records", extra={"source": API_SOURCE, "accepted": tally.accepted, "rejected": tally.rejected}
+        )
     return _api_response(202 if tally.accepted else 400, result)
 
 

@@ -207,8 +207,10 @@ def preflight(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assu
         return None
     status = stack["StackStatus"]
     if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
-        console.say(f"Stack {stack_name} is {status}: waiting for that operation to finish "
-                    f"(at most {waits.stack_timeout_seconds:.0f} s).")
+        console.say(
+            f"Stack {stack_name} is {status}: waiting for that operation to finish "
+            f"(at most {waits.stack_timeout_seconds:.0f} s)."
+        )
         stack = wait_for_stack(cfn, stack_name, waits, what="the running operation")
         if stack is None:
             return None
@@ -482,9 +484,7 @@ def _properties_of(context: dict | None) -> dict:
     return props if isinstance(props, dict) else {}
 
 
-def build_review(
-    change_set: dict, *, no_echo: Iterable[str] = (), allow_replacement: Iterable[str] = ()
-) -> Review:
+def build_review(change_set: dict, *, no_echo: Iterable[str] = (), allow_replacement: Iterable[str] = ()) -> Review:
     no_echo = set(no_echo)
     allow = set(allow_replacement)
     views = []
@@ -531,7 +531,10 @@ def build_review(
             )
         )
     parameters = [
-        (p["ParameterKey"], MASK if p["ParameterKey"] in no_echo else p.get("ParameterValue", p.get("ResolvedValue", "")))
+        (
+            p["ParameterKey"],
+            MASK if p["ParameterKey"] in no_echo else p.get("ParameterValue", p.get("ResolvedValue", "")),
+        )
         for p in change_set.get("Parameters") or []
     ]
     iam = [finding for view in views for finding in iam_findings(view)]
@@ -557,7 +560,9 @@ def guard_violation(view: ResourceChangeView) -> GuardViolation | None:
             for p in view.properties
             if p.requires_recreation in ("Always", "Conditionally")
         ) or ("CloudFormation names no property that requires recreation",)
-        return GuardViolation(view.logical_id, view.resource_type, f"replaced (Replacement: {view.replacement})", causes)
+        return GuardViolation(
+            view.logical_id, view.resource_type, f"replaced (Replacement: {view.replacement})", causes
+        )
     return None
 
 
@@ -678,8 +683,10 @@ def iam_findings(view: ResourceChangeView) -> list[IamFinding]:
     watched = POLICY_PROPERTIES.get(view.resource_type)
     if not watched or view.action not in ("Add", "Modify", "Remove", "Import"):
         return []
-    if view.action == "Modify" and view.properties and not any(
-        p.attribute == "Properties" and p.name.split("/")[0] in watched for p in view.properties
+    if (
+        view.action == "Modify"
+        and view.properties
+        and not any(p.attribute == "Properties" and p.name.split("/")[0] in watched for p in view.properties)
     ):
         return []  # e.g. only tags changed
     before = _properties_of(view.before_context) if view.action != "Add" else {}
@@ -695,8 +702,12 @@ def iam_findings(view: ResourceChangeView) -> list[IamFinding]:
         if view.action in ("Add", "Modify", "Import"):
             if after:
                 source = after.get("SourceArn") or after.get("SourceAccount") or "any source"
-                add("resource policy", True, f"+ {after.get('Principal', '?')} may {after.get('Action', '?')} "
-                    f"{_short(after.get('FunctionName', '?'), 80)} (from {_short(source, 80)})")
+                add(
+                    "resource policy",
+                    True,
+                    f"+ {after.get('Principal', '?')} may {after.get('Action', '?')} "
+                    f"{_short(after.get('FunctionName', '?'), 80)} (from {_short(source, 80)})",
+                )
             else:
                 add("resource policy", True, "+ new invoke permission; CloudFormation reported no values: review it")
         else:
@@ -710,7 +721,10 @@ def iam_findings(view: ResourceChangeView) -> list[IamFinding]:
             verb = {"Add": "new", "Import": "imported"}.get(view.action, "changed")
             add("policy", True, f"+ {verb} {view.resource_type}; CloudFormation reported no policy values: review it")
         return findings
-    before_docs, after_docs = _policy_documents(view.resource_type, before), _policy_documents(view.resource_type, after)
+    before_docs, after_docs = (
+        _policy_documents(view.resource_type, before),
+        _policy_documents(view.resource_type, after),
+    )
     for where in sorted(before_docs.keys() | after_docs.keys()):
         old, new = _grants(before_docs.get(where)), _grants(after_docs.get(where))
         widened = {g for g in new if g[0] == "Allow" and not _covered(g, old)}
@@ -740,8 +754,10 @@ def iam_findings(view: ResourceChangeView) -> list[IamFinding]:
 def render_review(review: Review, console: Console) -> None:
     cs = review.change_set
     say = console.say
-    say(f"Change set {cs.get('ChangeSetName')} for stack {cs.get('StackName')} "
-        f"({cs.get('Status')}, {cs.get('ExecutionStatus')})")
+    say(
+        f"Change set {cs.get('ChangeSetName')} for stack {cs.get('StackName')} "
+        f"({cs.get('Status')}, {cs.get('ExecutionStatus')})"
+    )
     if review.parameters:
         say("")
         say("Parameters:")
@@ -759,8 +775,10 @@ def render_review(review: Review, console: Console) -> None:
         rows.append([c.action, c.logical_id, c.resource_type, c.replacement or "-"])
     for i, line in enumerate(table(rows)):
         change = review.changes[i - 1] if i else None
-        if change and change.resource_type in STATEFUL_TYPES and (
-            change.action == "Remove" or change.replacement in ("True", "Conditional")
+        if (
+            change
+            and change.resource_type in STATEFUL_TYPES
+            and (change.action == "Remove" or change.replacement in ("True", "Conditional"))
         ):
             line = console.paint(line, "1;31")
         elif change:
@@ -769,9 +787,21 @@ def render_review(review: Review, console: Console) -> None:
         if change and change.action == "Modify" and change.properties:
             prop_rows = []
             for p in change.properties:
-                label = p.name if p.attribute == "Properties" else f"{p.attribute}:{p.name}" if p.name != p.attribute else p.attribute
-                values = f"{_short(p.before, 60)} → {_short(p.after, 60)}" if (p.before is not None or p.after is not None) else "(values not reported)"
-                forces = {"Always": "replaces", "Conditionally": "may replace", "Never": "in place"}.get(p.requires_recreation, "")
+                label = (
+                    p.name
+                    if p.attribute == "Properties"
+                    else f"{p.attribute}:{p.name}"
+                    if p.name != p.attribute
+                    else p.attribute
+                )
+                values = (
+                    f"{_short(p.before, 60)} → {_short(p.after, 60)}"
+                    if (p.before is not None or p.after is not None)
+                    else "(values not reported)"
+                )
+                forces = {"Always": "replaces", "Conditionally": "may replace", "Never": "in place"}.get(
+                    p.requires_recreation, ""
+                )
                 prop_rows.append([f"· {label}", forces, values])
             for prop_line in table(prop_rows, indent="        "):
                 say(prop_line)
@@ -794,9 +824,15 @@ def render_review(review: Review, console: Console) -> None:
             say(f"  {v.logical_id} ({v.resource_type}) would be {v.what}:")
             for cause in v.causes:
                 say(f"      {cause}")
-        say("  To go ahead anyway, name each one: " + " ".join(f"--allow-replacement {v.logical_id}" for v in review.violations))
+        say(
+            "  To go ahead anyway, name each one: "
+            + " ".join(f"--allow-replacement {v.logical_id}" for v in review.violations)
+        )
     else:
-        say("Guard: no stateful resource is removed or replaced" + (" (other than those allowed)." if review.allowed else "."))
+        say(
+            "Guard: no stateful resource is removed or replaced"
+            + (" (other than those allowed)." if review.allowed else ".")
+        )
 
 
 # --- Execute and follow ---------------------------------------------------------------
@@ -832,12 +868,12 @@ def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict]:
         kwargs["NextToken"] = token
 
 
-def execute_and_follow(
-    cfn: Any, change_set: dict, review: Review, console: Console, waits: Waits
-) -> ExecutionResult:
+def execute_and_follow(cfn: Any, change_set: dict, review: Review, console: Console, waits: Waits) -> ExecutionResult:
     stack_id = change_set["StackId"]
     stack_name = change_set["StackName"]
-    operation = change_set.get("ChangeSetType") or ("CREATE" if _stack_status(cfn, stack_id) == "REVIEW_IN_PROGRESS" else "UPDATE")
+    operation = change_set.get("ChangeSetType") or (
+        "CREATE" if _stack_status(cfn, stack_id) == "REVIEW_IN_PROGRESS" else "UPDATE"
+    )
     token = "market-cfn-" + uuid.uuid4().hex
     # The marker: events already there are not ours; anything stamped before the execute
     # call (less the clock-skew tolerance) is not ours either.
@@ -900,8 +936,10 @@ def execute_and_follow(
             )
         waits.sleep(waits.poll_seconds)
     if not done and review.changes:
-        console.say(f"(no per-resource events were reported for the {len(review.changes)} resource changes; "
-                    "a local emulation such as moto reports only the stack's own events)")
+        console.say(
+            f"(no per-resource events were reported for the {len(review.changes)} resource changes; "
+            "a local emulation such as moto reports only the stack's own events)"
+        )
     succeeded = final_status == SUCCESS_STATUS.get(operation, "")
     failures = [
         e
@@ -944,8 +982,7 @@ def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict | None) -> tupl
                 resolved[key] = physical[name]
             elif name in params:
                 resolved[key] = params[name]
-    note = (f"none reported by the endpoint; {len(resolved)} of {len(declared)} resolved from the stack's "
-            "resources")
+    note = f"none reported by the endpoint; {len(resolved)} of {len(declared)} resolved from the stack's resources"
     return resolved, note
 
 
@@ -968,8 +1005,12 @@ def render_result(result: ExecutionResult, stack_name: str, console: Console) ->
     if result.failures:
         console.say("Failed resources (root cause first):")
         rows = [
-            [e.get("LogicalResourceId", ""), e.get("ResourceType", ""), e.get("ResourceStatus", ""),
-             e.get("ResourceStatusReason") or ""]
+            [
+                e.get("LogicalResourceId", ""),
+                e.get("ResourceType", ""),
+                e.get("ResourceStatus", ""),
+                e.get("ResourceStatusReason") or "",
+            ]
             for e in result.failures
         ]
         for line in table(rows):
@@ -1079,8 +1120,14 @@ def deploy_stack(
     change_set = describe_change_set_all(cfn, arn)
     change_set.setdefault("ChangeSetType", change_set_type)
     return review_and_execute(
-        cfn, change_set, console, waits, assume_yes=assume_yes, execute=execute,
-        allow_replacement=allow_replacement, no_echo=no_echo,
+        cfn,
+        change_set,
+        console,
+        waits,
+        assume_yes=assume_yes,
+        execute=execute,
+        allow_replacement=allow_replacement,
+        no_echo=no_echo,
     )
 
 
@@ -1127,8 +1174,9 @@ def review_and_execute(
         raise Refused("declined: nothing was executed")
     result = execute_and_follow(cfn, change_set, review, console, waits)
     render_result(result, stack_name, console)
-    outcome = Outcome("deployed" if result.succeeded else "failed", stack_name, arn, review,
-                      result.outputs, result.failures)
+    outcome = Outcome(
+        "deployed" if result.succeeded else "failed", stack_name, arn, review, result.outputs, result.failures
+    )
     if not result.succeeded:
         root = result.failures[0] if result.failures else None
         outcome.message = (
@@ -1160,8 +1208,14 @@ def execute_existing(
             "it cannot be executed (create a new one)"
         )
     return review_and_execute(
-        cfn, change_set, console, waits, assume_yes=assume_yes, execute=True,
-        allow_replacement=allow_replacement, no_echo=no_echo,
+        cfn,
+        change_set,
+        console,
+        waits,
+        assume_yes=assume_yes,
+        execute=True,
+        allow_replacement=allow_replacement,
+        no_echo=no_echo,
     )
 
 
@@ -1173,7 +1227,9 @@ def check_parameters(template: dict, values: dict[str, str], *, tool_owned: Iter
     declared = template.get("Parameters", {})
     for key in values:
         if key not in declared:
-            raise UsageError(f"unknown parameter {key!r}: the template declares {', '.join(sorted(declared)) or 'none'}")
+            raise UsageError(
+                f"unknown parameter {key!r}: the template declares {', '.join(sorted(declared)) or 'none'}"
+            )
     for key in tool_owned:
         if key not in declared:
             raise UsageError(f"the template does not declare the {key} parameter that bin/deploy fills in")
@@ -1181,8 +1237,10 @@ def check_parameters(template: dict, values: dict[str, str], *, tool_owned: Iter
         spec = declared[key]
         pattern = spec.get("AllowedPattern")
         if pattern and not re.fullmatch(pattern, value):
-            raise UsageError(f"parameter {key}={value!r} does not match {pattern}"
-                             + (f" ({spec['ConstraintDescription']})" if spec.get("ConstraintDescription") else ""))
+            raise UsageError(
+                f"parameter {key}={value!r} does not match {pattern}"
+                + (f" ({spec['ConstraintDescription']})" if spec.get("ConstraintDescription") else "")
+            )
         allowed = spec.get("AllowedValues")
         if allowed and value not in [str(v) for v in allowed]:
             raise UsageError(f"parameter {key}={value!r} is not one of {', '.join(map(str, allowed))}")
@@ -1262,10 +1320,16 @@ def ensure_bootstrap(cfn: Any, stack_name: str, console: Console, waits: Waits, 
     console.say("")
     outcome = deploy_stack(
         cfn,
-        ChangeSetRequest(stack_name, {}, template_body=render_bootstrap_json(),
-                         description="market_cfn bootstrap: artifacts bucket, API Gateway logging role",
-                         capabilities=("CAPABILITY_IAM",)),
-        console, waits, assume_yes=assume_yes,
+        ChangeSetRequest(
+            stack_name,
+            {},
+            template_body=render_bootstrap_json(),
+            description="market_cfn bootstrap: artifacts bucket, API Gateway logging role",
+            capabilities=("CAPABILITY_IAM",),
+        ),
+        console,
+        waits,
+        assume_yes=assume_yes,
     )
     if outcome.result == "failed":
         raise DeployError(f"the bootstrap stack {stack_name} failed: {outcome.message}")
@@ -1289,27 +1353,47 @@ def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console
         state = "uploaded"
     else:
         state = "already in the bucket, not uploaded again"
-    console.say(f"Package s3://{bucket}/{package.key}: {len(package.data):,} bytes, {len(package.entries)} files"
-                + (f", bundles {', '.join(package.bundled)}" if package.bundled else "") + f"; {state}.")
+    console.say(
+        f"Package s3://{bucket}/{package.key}: {len(package.data):,} bytes, {len(package.entries)} files"
+        + (f", bundles {', '.join(package.bundled)}" if package.bundled else "")
+        + f"; {state}."
+    )
     body, url, uploaded = template_location(s3, bucket, request.region, request.template_json)
     size = len(request.template_json.encode("utf-8"))
     if url:
         if uploaded:
             uploads.append(url.split("/", 3)[3])
-        console.say(f"Template: {size:,} bytes > {TEMPLATE_BODY_LIMIT:,}: passed as TemplateURL {url}"
-                    + ("" if uploaded else " (already in the bucket)") + ".")
+        console.say(
+            f"Template: {size:,} bytes > {TEMPLATE_BODY_LIMIT:,}: passed as TemplateURL {url}"
+            + ("" if uploaded else " (already in the bucket)")
+            + "."
+        )
     else:
         console.say(f"Template: {size:,} bytes, passed as TemplateBody.")
     console.say("")
-    parameters = {**request.parameters, "EnvironmentSuffix": request.env, "CodeS3Bucket": bucket,
-                  "CodeS3Key": package.key}
+    parameters = {
+        **request.parameters,
+        "EnvironmentSuffix": request.env,
+        "CodeS3Bucket": bucket,
+        "CodeS3Key": package.key,
+    }
     outcome = deploy_stack(
         cfn,
-        ChangeSetRequest(request.stack_name, parameters, request.tags, template_body=body, template_url=url,
-                         description=f"market_cfn deploy of code {package.sha256[:12]}",
-                         template_parameters={k: v.get("Default") for k, v in template.get("Parameters", {}).items()}),
-        console, waits, assume_yes=request.assume_yes, execute=request.execute,
-        allow_replacement=request.allow_replacement, no_echo=no_echo_parameters(template),
+        ChangeSetRequest(
+            request.stack_name,
+            parameters,
+            request.tags,
+            template_body=body,
+            template_url=url,
+            description=f"market_cfn deploy of code {package.sha256[:12]}",
+            template_parameters={k: v.get("Default") for k, v in template.get("Parameters", {}).items()},
+        ),
+        console,
+        waits,
+        assume_yes=request.assume_yes,
+        execute=request.execute,
+        allow_replacement=request.allow_replacement,
+        no_echo=no_echo_parameters(template),
     )
     outcome.uploads = uploads
     return outcome

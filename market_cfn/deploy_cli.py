@@ -43,31 +43,63 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target = parser.add_argument_group("what to deploy")
-    target.add_argument("--env", default="dev", help="environment suffix, the EnvironmentSuffix parameter (default: dev)")
+    target.add_argument(
+        "--env", default="dev", help="environment suffix, the EnvironmentSuffix parameter (default: dev)"
+    )
     target.add_argument("--stack-name", help="stack name (default: market-data-<env>)")
-    target.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
-                        help="a template parameter (repeatable); names are checked against the template")
+    target.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a template parameter (repeatable); names are checked against the template",
+    )
     target.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a stack tag (repeatable)")
-    target.add_argument("--retain-data", action="store_true",
-                        help="render the template with DeletionPolicy/UpdateReplacePolicy Retain on the buckets and table")
-    target.add_argument("--bootstrap-stack-name", default="market-data-bootstrap",
-                        help="stack that provides the artifacts bucket (default: market-data-bootstrap)")
+    target.add_argument(
+        "--retain-data",
+        action="store_true",
+        help="render the template with DeletionPolicy/UpdateReplacePolicy Retain on the buckets and table",
+    )
+    target.add_argument(
+        "--bootstrap-stack-name",
+        default="market-data-bootstrap",
+        help="stack that provides the artifacts bucket (default: market-data-bootstrap)",
+    )
     aws = parser.add_argument_group("where")
     aws.add_argument("--region", help="AWS region (default: from the profile or AWS_REGION)")
     aws.add_argument("--profile", help="AWS named profile")
-    aws.add_argument("--endpoint-url", help="endpoint of a local AWS emulation, e.g. http://127.0.0.1:5000 (moto_server)")
+    aws.add_argument(
+        "--endpoint-url", help="endpoint of a local AWS emulation, e.g. http://127.0.0.1:5000 (moto_server)"
+    )
     flow = parser.add_argument_group("review and execution")
     flow.add_argument("--yes", "-y", action="store_true", help="execute without asking (the guard still applies)")
     mode = flow.add_mutually_exclusive_group()
     mode.add_argument("--no-execute", action="store_true", help="create and review the change set, leave it for later")
     mode.add_argument("--execute", metavar="CHANGE_SET_ARN", help="review and execute a change set created earlier")
-    flow.add_argument("--allow-replacement", action="append", default=[], metavar="LOGICAL_ID",
-                      help="let the change set remove or replace this stateful resource (repeatable)")
-    flow.add_argument("--json", action="store_true", help="print the result as JSON on stdout (the review goes to stderr)")
-    flow.add_argument("--change-set-timeout", type=float, default=600.0, metavar="SECONDS",
-                      help="how long to wait for the change set to be created (default: 600)")
-    flow.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
-                      help="how long to follow the stack operation (default: 3600)")
+    flow.add_argument(
+        "--allow-replacement",
+        action="append",
+        default=[],
+        metavar="LOGICAL_ID",
+        help="let the change set remove or replace this stateful resource (repeatable)",
+    )
+    flow.add_argument(
+        "--json", action="store_true", help="print the result as JSON on stdout (the review goes to stderr)"
+    )
+    flow.add_argument(
+        "--change-set-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the change set to be created (default: 600)",
+    )
+    flow.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how long to follow the stack operation (default: 3600)",
+    )
     flow.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS", help=argparse.SUPPRESS)
     return parser
 
@@ -97,15 +129,22 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
     session = boto3.Session(profile_name=args.profile, region_name=region)
     if session.get_credentials() is None:
         raise ValueError("no AWS credentials found (environment, --profile, or instance role)")
-    config = Config(retries={"mode": "standard", "max_attempts": 5},
-                    s3={"addressing_style": "path"} if args.endpoint_url else {})
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5}, s3={"addressing_style": "path"} if args.endpoint_url else {}
+    )
     cfn = session.client("cloudformation", endpoint_url=args.endpoint_url, config=config)
     s3 = session.client("s3", endpoint_url=args.endpoint_url, config=config)
     return cfn, s3, region
 
 
-def main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None = None,
-         stdin: TextIO | None = None, waits: Any = None) -> int:
+def main(
+    argv: list[str],
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
+    waits: Any = None,
+) -> int:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
     from botocore.parsers import ResponseParserError
 
@@ -125,8 +164,11 @@ def main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None
         ask=lambda prompt: (human.write(prompt), human.flush(), stdin.readline())[2] or "",
         color=human.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb",
     )
-    waits = waits or core.Waits(poll_seconds=args.poll_interval, change_set_timeout_seconds=args.change_set_timeout,
-                                stack_timeout_seconds=args.timeout)
+    waits = waits or core.Waits(
+        poll_seconds=args.poll_interval,
+        change_set_timeout_seconds=args.change_set_timeout,
+        stack_timeout_seconds=args.timeout,
+    )
 
     def fail(code: int, message: str) -> int:
         print(f"bin/deploy: {message}", file=stderr)
@@ -141,7 +183,9 @@ def main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None
             if value <= 0:
                 raise ValueError("timeouts and intervals must be positive")
         if args.execute and (args.parameter or args.tag or args.retain_data):
-            raise ValueError("--execute runs a change set as it was created; --parameter/--tag/--retain-data do not apply")
+            raise ValueError(
+                "--execute runs a change set as it was created; --parameter/--tag/--retain-data do not apply"
+            )
         stack_name = args.stack_name or f"market-data-{args.env}"
         request = None
         if not args.execute:
@@ -150,9 +194,16 @@ def main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None
 
             template_json = render_json(StackConfig(env_suffix=args.env, retain_data=args.retain_data))
             request = core.PipelineDeploy(
-                stack_name=stack_name, env=args.env, region="", template_json=template_json,
-                parameters=parameters, tags=tags, bootstrap_stack_name=args.bootstrap_stack_name,
-                assume_yes=args.yes, execute=not args.no_execute, allow_replacement=tuple(args.allow_replacement),
+                stack_name=stack_name,
+                env=args.env,
+                region="",
+                template_json=template_json,
+                parameters=parameters,
+                tags=tags,
+                bootstrap_stack_name=args.bootstrap_stack_name,
+                assume_yes=args.yes,
+                execute=not args.no_execute,
+                allow_replacement=tuple(args.allow_replacement),
             )
             core.validate_pipeline(request)  # bad parameters fail before any AWS call
         cfn, s3, region = _clients(args)
@@ -163,8 +214,9 @@ def main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None
 
     try:
         if args.execute:
-            outcome = core.execute_existing(cfn, args.execute, console, waits, assume_yes=args.yes,
-                                            allow_replacement=args.allow_replacement)
+            outcome = core.execute_existing(
+                cfn, args.execute, console, waits, assume_yes=args.yes, allow_replacement=args.allow_replacement
+            )
         else:
             from dataclasses import replace
 
@@ -191,8 +243,12 @@ def main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None
             return fail(2, f"packaging: {exc}")
         raise
 
-    code = {"deployed": 0, "no-changes": 0, "created-change-set": 3 if outcome.review and outcome.review.blocked else 0,
-            "failed": 1}[outcome.result]
+    code = {
+        "deployed": 0,
+        "no-changes": 0,
+        "created-change-set": 3 if outcome.review and outcome.review.blocked else 0,
+        "failed": 1,
+    }[outcome.result]
     if args.json:
         print(json.dumps(outcome.to_json() | {"ExitCode": code}, indent=2, sort_keys=True, default=str), file=stdout)
     if outcome.result == "failed":

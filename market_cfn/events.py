@@ -114,7 +114,10 @@ def add_points_stored_routing(
                 Version=policies.VERSION,
                 Statement=[
                     policies.allow_service_send(
-                        "AllowPointsStoredRule", "events.amazonaws.com", GetAtt(aggregation_queue, "Arn"), [GetAtt(rule, "Arn")]
+                        "AllowPointsStoredRule",
+                        "events.amazonaws.com",
+                        GetAtt(aggregation_queue, "Arn"),
+                        [GetAtt(rule, "Arn")],
                     )
                 ],
             ),
@@ -140,5 +143,3 @@ def add_points_stored_routing(
         )
     )
     return rule
-
-

@@ -242,5 +242,3 @@ def add_aggregator_function(
         },
         on_failure=invocation_dlq,
     )
-
-

@@ -62,9 +62,7 @@ def add_function_alarms(t: Template, cfg: StackConfig, params: Params, *, fn: Pi
             LogGroupName=fn.log_group.ref(),
             FilterPattern=ERROR_PATTERN,
             MetricTransformations=[
-                logs.MetricTransformation(
-                    MetricNamespace=NAMESPACE, MetricName=metric, MetricValue="1", DefaultValue=0
-                )
+                logs.MetricTransformation(MetricNamespace=NAMESPACE, MetricName=metric, MetricValue="1", DefaultValue=0)
             ],
         )
     )

@@ -134,7 +134,9 @@ def bundle_plan(handlers_dir: Path) -> list[tuple[str, str]]:
     unknown = sorted(
         m
         for m in modules
-        if m not in sys.stdlib_module_names and m not in RUNTIME_PROVIDED and m not in bundled
+        if m not in sys.stdlib_module_names
+        and m not in RUNTIME_PROVIDED
+        and m not in bundled
         and m != handlers_dir.name
     )
     if unknown:
@@ -214,4 +216,6 @@ def build_package(handlers_dir: Path = HANDLERS_DIR, *, setup_cfg: Path = PROJEC
         entries.update(dist_entries)
         bundled.append(label)
     data = zip_bytes(entries)
-    return Package(data=data, sha256=hashlib.sha256(data).hexdigest(), entries=tuple(sorted(entries)), bundled=tuple(bundled))
+    return Package(
+        data=data, sha256=hashlib.sha256(data).hexdigest(), entries=tuple(sorted(entries)), bundled=tuple(bundled)
+    )

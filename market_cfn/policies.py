@@ -48,8 +48,7 @@ RUNTIME_ACTIONS: dict[str, frozenset[str]] = {
     "DataIngestionRole": _RUNTIME_COMMON | {"sqs:SendMessage"},
     # The event source mapping polls ProcessingQueue with the function's role
     # (the actions of the AWSLambdaSQSQueueExecutionRole managed policy).
-    "DataProcessorRole": _RUNTIME_COMMON
-    | {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+    "DataProcessorRole": _RUNTIME_COMMON | {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
     # EventBridge invokes DataAggregator asynchronously: failures go to its DLQ.
     "DataAggregatorRole": _RUNTIME_COMMON | {"sqs:SendMessage"},
 }

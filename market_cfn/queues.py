@@ -88,4 +88,3 @@ def add_aggregation_queue(t: Template, cfg: StackConfig, params: Params, *, dlq:
             RedrivePolicy=_redrive(dlq, AGGREGATION_MAX_RECEIVE_COUNT),
         )
     )
-

@@ -321,7 +321,10 @@ class Pipeline:
             context = FakeLambdaContext(function_name=self.physical[logical]["Ref"])
         previous, self.actor = self.actor, logical
         try:
-            with _patched_environ(self.function_env(logical)), contextlib.redirect_stdout(_Discard()) if self.log_stream is None else contextlib.nullcontext():
+            with (
+                _patched_environ(self.function_env(logical)),
+                contextlib.redirect_stdout(_Discard()) if self.log_stream is None else contextlib.nullcontext(),
+            ):
                 return handler(event, context)
         finally:
             self.actor = previous
@@ -368,7 +371,8 @@ class Pipeline:
     def drain_processing_queue(self, *, queue: str = "ProcessingQueue") -> dict[str, int]:
         """Emulate the event source mapping until the queue is empty."""
         mapping = next(
-            p for _, p in self._of_type("AWS::Lambda::EventSourceMapping")
+            p
+            for _, p in self._of_type("AWS::Lambda::EventSourceMapping")
             if p["EventSourceArn"]["Fn::GetAtt"][0] == queue
         )
         function = mapping["FunctionName"]["Ref"]
@@ -396,13 +400,16 @@ class Pipeline:
             for i in range(0, len(done), 10):
                 chunk = done[i : i + 10]
                 self.sqs.delete_message_batch(
-                    QueueUrl=url, Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)]
+                    QueueUrl=url,
+                    Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(chunk)],
                 )
             for message in received:
                 if message["MessageId"] in failed_ids:
                     stats["failed"] += 1
                     # As if the visibility timeout had passed: visible again now.
-                    self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+                    self.sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                    )
         return stats
 
     def expire_visibility_timeouts(self, logical: str) -> int:
@@ -462,12 +469,18 @@ class Pipeline:
     def queue_depth(self, logical: str) -> int:
         attrs = self.sqs.get_queue_attributes(
             QueueUrl=self.queue_urls[logical],
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible", "ApproximateNumberOfMessagesDelayed"],
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
         return sum(int(v) for v in attrs.values())
 
     def dead_letters(self) -> int:
-        return sum(self.queue_depth(q) for q in ("ProcessingDLQ", "AggregationDLQ", "InvocationDLQ") if q in self.queue_urls)
+        return sum(
+            self.queue_depth(q) for q in ("ProcessingDLQ", "AggregationDLQ", "InvocationDLQ") if q in self.queue_urls
+        )
 
     def summary(self) -> dict[str, Any]:
         """The simulate output document (README "Local run (simulate)")."""
@@ -510,7 +523,12 @@ def _plain(value: Any) -> Any:
 # --- realistic Lambda events ------------------------------------------------------------
 def s3_event(bucket: str, key: str, size: int, version_id: str | None, etag: str = "") -> dict[str, Any]:
     """An S3 ObjectCreated:Put notification as delivered to Lambda (key URL-encoded)."""
-    obj: dict[str, Any] = {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag.strip('"'), "sequencer": f"{time.time_ns():X}"}
+    obj: dict[str, Any] = {
+        "key": quote_plus(key, safe="/"),
+        "size": size,
+        "eTag": etag.strip('"'),
+        "sequencer": f"{time.time_ns():X}",
+    }
     if version_id:
         obj["versionId"] = version_id
     return {
@@ -527,7 +545,11 @@ def s3_event(bucket: str, key: str, size: int, version_id: str | None, etag: str
                 "s3": {
                     "s3SchemaVersion": "1.0",
                     "configurationId": "DataIngestion",
-                    "bucket": {"name": bucket, "ownerIdentity": {"principalId": "EXAMPLE"}, "arn": f"arn:aws:s3:::{bucket}"},
+                    "bucket": {
+                        "name": bucket,
+                        "ownerIdentity": {"principalId": "EXAMPLE"},
+                        "arn": f"arn:aws:s3:::{bucket}",
+                    },
                     "object": obj,
                 },
             }

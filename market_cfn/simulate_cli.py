@@ -16,7 +16,9 @@ USAGE = "python -m market_cfn simulate [--env NAME] [--verbose] FILE..."
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m market_cfn simulate", usage=USAGE, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m market_cfn simulate", usage=USAGE, description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("files", nargs="+", metavar="FILE", help="market-data files (CSV, JSON, JSON Lines, maybe .gz)")
     parser.add_argument("--env", default="dev", help="EnvironmentSuffix of the emulated stack (default: dev)")
     parser.add_argument("--verbose", action="store_true", help="send the handlers' log lines to stderr")

@@ -105,14 +105,16 @@ def _tls_only_policy(logical_id: str, bucket: s3.Bucket, name: Sub) -> s3.Bucket
         Bucket=bucket.ref(),
         PolicyDocument=PolicyDocument(
             Version=policies.VERSION,
-            Statement=[policies.deny_insecure_transport("DenyInsecureTransport", "s3", [bucket_arn(name), bucket_arn(name, "/*")])],
+            Statement=[
+                policies.deny_insecure_transport(
+                    "DenyInsecureTransport", "s3", [bucket_arn(name), bucket_arn(name, "/*")]
+                )
+            ],
         ),
     )
 
 
-def add_data_bucket(
-    t: Template, cfg: StackConfig, params: Params, *, ingestion_fn: awslambda.Function
-) -> s3.Bucket:
+def add_data_bucket(t: Template, cfg: StackConfig, params: Params, *, ingestion_fn: awslambda.Function) -> s3.Bucket:
     """Raw market data lands here; every ObjectCreated event invokes DataIngestion."""
     name = data_bucket_name(params)
     permission = t.add_resource(
@@ -126,9 +128,7 @@ def add_data_bucket(
         )
     )
     notification = s3.NotificationConfiguration(
-        LambdaConfigurations=[
-            s3.LambdaConfigurations(Event="s3:ObjectCreated:*", Function=GetAtt(ingestion_fn, "Arn"))
-        ]
+        LambdaConfigurations=[s3.LambdaConfigurations(Event="s3:ObjectCreated:*", Function=GetAtt(ingestion_fn, "Arn"))]
     )
     bucket = t.add_resource(_bucket("DataBucket", cfg, name=name, notification=notification))
     # S3 checks that it may invoke the function when the notification is configured.
@@ -160,9 +160,7 @@ def add_table(t: Template, cfg: StackConfig, params: Params) -> dynamodb.Table:
             dynamodb.KeySchema(AttributeName="symbol", KeyType="HASH"),
             dynamodb.KeySchema(AttributeName="timestamp", KeyType="RANGE"),
         ],
-        PointInTimeRecoverySpecification=dynamodb.PointInTimeRecoverySpecification(
-            PointInTimeRecoveryEnabled=True
-        ),
+        PointInTimeRecoverySpecification=dynamodb.PointInTimeRecoverySpecification(PointInTimeRecoveryEnabled=True),
         DeletionProtectionEnabled=cfg.retain_data,
     )
     suppress(

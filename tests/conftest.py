@@ -93,4 +93,6 @@ def faults(pipeline, monkeypatch: pytest.MonkeyPatch) -> Faults:
 def client_error(code: str, operation: str, message: str = "injected fault") -> Exception:
     from botocore.exceptions import ClientError
 
-    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, operation)
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, operation
+    )

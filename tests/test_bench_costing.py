@@ -20,10 +20,10 @@ KB = 1024
 
 # --- SQS ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("payload", "billed"),
-    [(0, 1), (1, 1), (64 * KB, 1), (64 * KB + 1, 2), (128 * KB, 2), (256 * KB, 4),
-     (256 * KB + 1, 5)],
+    [(0, 1), (1, 1), (64 * KB, 1), (64 * KB + 1, 2), (128 * KB, 2), (256 * KB, 4), (256 * KB + 1, 5)],
 )
 def test_sqs_bills_each_64kb_chunk_as_one_request(payload, billed):
     assert costing.sqs_billed_requests(payload) == billed
@@ -43,17 +43,23 @@ def test_negative_sizes_are_rejected():
 
 # --- DynamoDB -------------------------------------------------------------------------
 
-@pytest.mark.parametrize(
-    ("size", "wru"), [(1, 1), (1024, 1), (1025, 2), (int(1.1 * 1024), 2), (4096, 4)]
-)
+
+@pytest.mark.parametrize(("size", "wru"), [(1, 1), (1024, 1), (1025, 2), (int(1.1 * 1024), 2), (4096, 4)])
 def test_write_units_are_per_started_kilobyte(size, wru):
     assert costing.dynamodb_write_units(size) == wru
 
 
 @pytest.mark.parametrize(
     ("size", "consistent", "rru"),
-    [(0, True, 1.0), (100, True, 1.0), (100, False, 0.5), (4096, False, 0.5),
-     (4097, False, 1.0), (4097, True, 2.0), (12 * KB, False, 1.5)],
+    [
+        (0, True, 1.0),
+        (100, True, 1.0),
+        (100, False, 0.5),
+        (4096, False, 0.5),
+        (4097, False, 1.0),
+        (4097, True, 2.0),
+        (12 * KB, False, 1.5),
+    ],
 )
 def test_read_units_are_per_4kb_and_halved_when_eventually_consistent(size, consistent, rru):
     assert costing.dynamodb_read_units(size, consistent=consistent) == rru
@@ -62,8 +68,12 @@ def test_read_units_are_per_4kb_and_halved_when_eventually_consistent(size, cons
 def test_item_size_follows_the_documented_rules():
     # "symbol" (6) + "AAPL" (4); "timestamp" (9) + 13 digits -> ceil(13/2)+1 = 8;
     # "price" (5) + "187.25" -> 5 significant digits -> 3+1 = 4; "ok" (2) + BOOL 1.
-    item = {"symbol": {"S": "AAPL"}, "timestamp": {"N": "1717421400123"},
-            "price": {"N": "187.25"}, "ok": {"BOOL": True}}
+    item = {
+        "symbol": {"S": "AAPL"},
+        "timestamp": {"N": "1717421400123"},
+        "price": {"N": "187.25"},
+        "ok": {"BOOL": True},
+    }
     assert costing.dynamodb_item_bytes(item) == 10 + 17 + 9 + 3
 
 
@@ -88,19 +98,25 @@ def test_an_item_of_1_1_kb_costs_two_write_units():
 
 # --- EventBridge ----------------------------------------------------------------------
 
+
 def test_eventbridge_entry_size_follows_the_putevents_rule():
-    entry = {"Source": "market-data.processor", "DetailType": "PointsStored",
-             "Detail": '{"a":1}', "Resources": ["arn:x"], "Time": 1}
+    entry = {
+        "Source": "market-data.processor",
+        "DetailType": "PointsStored",
+        "Detail": '{"a":1}',
+        "Resources": ["arn:x"],
+        "Time": 1,
+    }
     assert costing.eventbridge_entry_bytes(entry) == 14 + 21 + 12 + 7 + 5
 
 
-@pytest.mark.parametrize(("size", "events"), [(10, 1), (64 * KB, 1), (64 * KB + 1, 2),
-                                              (256 * KB, 4)])
+@pytest.mark.parametrize(("size", "events"), [(10, 1), (64 * KB, 1), (64 * KB + 1, 2), (256 * KB, 4)])
 def test_eventbridge_bills_each_64kb_chunk_as_one_event(size, events):
     assert costing.eventbridge_billed_events(size) == events
 
 
 # --- Lambda, S3, Logs -----------------------------------------------------------------
+
 
 def test_lambda_duration_rounds_up_to_the_millisecond():
     assert costing.lambda_billed_ms(1.0001) == 2
@@ -128,6 +144,7 @@ def test_log_bytes_add_26_bytes_per_event():
 
 # --- Prices and the bill --------------------------------------------------------------
 
+
 def test_price_table_matches_the_prices_quoted_in_the_issue():
     for key, usd in ISSUE_QUOTED.items():
         assert PRICES[key].usd_per_unit == pytest.approx(usd), key
@@ -136,8 +153,15 @@ def test_price_table_matches_the_prices_quoted_in_the_issue():
 
 
 def test_the_bill_prices_each_service():
-    u = Usage(sqs_billed_requests=2_000_000, ddb_wru=1_000_000, ddb_rru=2_000_000.0,
-              events_billed=1_000_000, s3_tier1=1000, s3_tier2=1000, xray_traces=1_000_000)
+    u = Usage(
+        sqs_billed_requests=2_000_000,
+        ddb_wru=1_000_000,
+        ddb_rru=2_000_000.0,
+        events_billed=1_000_000,
+        s3_tier1=1000,
+        s3_tier2=1000,
+        xray_traces=1_000_000,
+    )
     u.lambda_invocations["f"] = 1_000_000
     u.lambda_gb_seconds["f"] = 1000.0
     u.log_bytes["f"] = 1024**3
@@ -157,19 +181,18 @@ def test_the_bill_prices_each_service():
 
 def test_floor_is_one_write_unit_per_item():
     assert costing.floor_usd(1_000_000, 0) == pytest.approx(0.625)
-    assert costing.per_million(costing.floor_usd(100_000, 39_000), 100_000) == pytest.approx(
-        0.625 * 1.39)
+    assert costing.per_million(costing.floor_usd(100_000, 39_000), 100_000) == pytest.approx(0.625 * 1.39)
 
 
 # --- The meter's conversion of API calls into billed units ----------------------------
+
 
 class _Model:
     """The two attributes of a botocore OperationModel the meter reads."""
 
     def __init__(self, service, name):
         self.name = name
-        self.service_model = type("S", (), {"service_id": _Sid(service),
-                                            "metadata": {"protocol": "json"}})()
+        self.service_model = type("S", (), {"service_id": _Sid(service), "metadata": {"protocol": "json"}})()
 
 
 class _Sid(str):
@@ -198,8 +221,13 @@ def test_meter_skips_unprocessed_batch_writes_and_bills_each_item():
     small = {"PutRequest": {"Item": {"symbol": {"S": "A"}, "timestamp": {"N": "1"}}}}
     big = {"PutRequest": {"Item": {"symbol": {"S": "B"}, "pad": {"S": "x" * 1500}}}}
     left = {"PutRequest": {"Item": {"symbol": {"S": "C"}, "timestamp": {"N": "2"}}}}
-    _call(m, "dynamodb", "BatchWriteItem", {"RequestItems": {"t": [small, big, left]}},
-          {"UnprocessedItems": {"t": [left]}})
+    _call(
+        m,
+        "dynamodb",
+        "BatchWriteItem",
+        {"RequestItems": {"t": [small, big, left]}},
+        {"UnprocessedItems": {"t": [left]}},
+    )
     assert m.usage.ddb_wru == 1 + 2
 
 
@@ -212,10 +240,11 @@ def test_meter_bills_query_reads_on_returned_bytes():
 
 def test_meter_bills_events_per_entry_and_the_rule_target_send():
     m = AwsMeter(event_routes=[EventRoute("src", "T")])
-    entries = [{"Source": "src", "DetailType": "T", "Detail": "{}"},
-               {"Source": "other", "DetailType": "T", "Detail": "x" * (70 * KB)}]
-    _call(m, "eventbridge", "PutEvents", {"Entries": entries},
-          {"Entries": [{"EventId": "1"}, {"EventId": "2"}]})
+    entries = [
+        {"Source": "src", "DetailType": "T", "Detail": "{}"},
+        {"Source": "other", "DetailType": "T", "Detail": "x" * (70 * KB)},
+    ]
+    _call(m, "eventbridge", "PutEvents", {"Entries": entries}, {"Entries": [{"EventId": "1"}, {"EventId": "2"}]})
     assert m.usage.events_billed == 1 + 2
     assert m.usage.requests[("sqs", "SendMessage (EventBridge target)")] == 1
     assert m.usage.sqs_billed_requests == 1
@@ -234,6 +263,7 @@ def test_meter_models_an_invocation():
 
 
 # --- The workload ---------------------------------------------------------------------
+
 
 def test_workload_is_deterministic_and_even():
     a = workload.generate(1_000, 10, seed=7)

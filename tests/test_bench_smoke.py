@@ -32,9 +32,22 @@ POINTS, SYMBOLS = 2_000, 50
 @pytest.fixture(scope="module")
 def report() -> dict:
     proc = subprocess.run(
-        [sys.executable, "bench/run.py", "--points", str(POINTS), "--symbols", str(SYMBOLS),
-         "--verify", "--skip-speed", "--naive-every", "3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "bench/run.py",
+            "--points",
+            str(POINTS),
+            "--symbols",
+            str(SYMBOLS),
+            "--verify",
+            "--skip-speed",
+            "--naive-every",
+            "3",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
@@ -95,19 +108,22 @@ def test_reported_ratios_follow_from_the_costs(report):
     floor = (POINTS + report["aggregates_written"]) * 0.625 / POINTS
     assert report["floor_usd_per_million_points"] == pytest.approx(floor)
     assert report["ratio_to_floor"] == pytest.approx(
-        report["usd_per_million_points"] / report["floor_usd_per_million_points"])
+        report["usd_per_million_points"] / report["floor_usd_per_million_points"]
+    )
     assert report["naive_ratio"] == pytest.approx(
-        report["naive_usd_per_million_points"] / report["usd_per_million_points"])
+        report["naive_usd_per_million_points"] / report["usd_per_million_points"]
+    )
     # Our DynamoDB write bill is exactly the floor: one WRU per point and per aggregate.
     assert report["usd_by_service"]["DynamoDB writes"] == pytest.approx(floor, rel=1e-6)
     assert sum(report["usd_by_service"].values()) == pytest.approx(report["usd_per_million_points"])
 
 
-@pytest.mark.parametrize("args", [["--points", "0"], ["--points", "10", "--symbols", "20"],
-                                  ["--latency-scale", "-1"], ["--naive-every", "-2"]])
+@pytest.mark.parametrize(
+    "args",
+    [["--points", "0"], ["--points", "10", "--symbols", "20"], ["--latency-scale", "-1"], ["--naive-every", "-2"]],
+)
 def test_bad_arguments_get_a_one_line_error_and_exit_code_2(args):
-    proc = subprocess.run([sys.executable, "bench/run.py", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([sys.executable, "bench/run.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and proc.stderr.count("\n") == 1
     assert proc.stdout == ""

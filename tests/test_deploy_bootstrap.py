@@ -29,7 +29,11 @@ def test_the_bucket_is_private_encrypted_versioned_and_retained(template):
     (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
     assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     assert props["VersioningConfiguration"] == {"Status": "Enabled"}
     assert "BucketName" not in props  # CloudFormation names it: no global-name collisions
@@ -51,7 +55,8 @@ def test_only_tls_requests_are_allowed(template):
     assert statement["Condition"]["Bool"]["aws:SecureTransport"] in (False, "false")
     assert statement["Resource"] == [
         {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]},
-        {"Fn::Sub": ["${Arn}/*", {"Arn": {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]}}]}]
+        {"Fn::Sub": ["${Arn}/*", {"Arn": {"Fn::GetAtt": ["ArtifactsBucket", "Arn"]}}]},
+    ]
 
 
 def test_the_account_gets_a_retained_api_gateway_logging_role(template):
@@ -65,7 +70,8 @@ def test_the_account_gets_a_retained_api_gateway_logging_role(template):
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": ["apigateway.amazonaws.com"]}
     assert role["Properties"]["ManagedPolicyArns"] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}]
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}
+    ]
     for logical_id in ("ApiGatewayAccount", "ApiGatewayCloudWatchRole"):
         assert resources[logical_id]["DeletionPolicy"] == resources[logical_id]["UpdateReplacePolicy"] == "Retain"
 
@@ -88,6 +94,10 @@ def test_checkov_passes_with_the_one_documented_skip(tmp_path, template):
     assert [s["id"] for s in skips] == ["CKV_AWS_18"] and all(s["comment"] for s in skips)
     path = tmp_path / "bootstrap.json"
     path.write_text(render_bootstrap_json())
-    proc = subprocess.run(["checkov", "--framework", "cloudformation", "-f", str(path), "--compact", "--quiet",
-                           "--skip-download"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        ["checkov", "--framework", "cloudformation", "-f", str(path), "--compact", "--quiet", "--skip-download"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr

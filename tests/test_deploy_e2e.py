@@ -32,22 +32,39 @@ def endpoint():
 
 def env() -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    e.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SESSION_TOKEN="testing",
-             AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1",
-             AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, NO_COLOR="1")
+    e.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SESSION_TOKEN="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        NO_COLOR="1",
+    )
     return e
 
 
 def deploy(endpoint: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(DEPLOY), "--endpoint-url", endpoint, "--poll-interval", "0.05", *args],
-        env=env(), stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, cwd=ROOT,
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
 
 
 def client(endpoint: str, service: str):
-    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1",
-                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
 
 
 def bucket_name(endpoint: str) -> str:
@@ -77,7 +94,7 @@ def test_first_deploy_creates_the_stack_and_the_second_finds_no_changes(endpoint
     assert "Stack market-data-bootstrap: CREATE_COMPLETE" in out
     assert "Creating CREATE change set" in out and "Stack market-data-dev: CREATE_COMPLETE" in out
     assert "passed as TemplateURL" in out  # the rendered template is over 51,200 bytes
-    outputs = out[out.index("Outputs:"):]
+    outputs = out[out.index("Outputs:") :]
     assert "s3BucketName                market-data-dev-123456789012-us-east-1" in outputs
     assert "dynamodbTableName           market-data-dev" in outputs
     after_first = artifact_versions(endpoint)
@@ -128,8 +145,10 @@ def test_no_execute_leaves_a_change_set_that_execute_runs_later(endpoint):
     run = deploy(endpoint, "--execute", arn, "--yes")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Stack market-data-stage: CREATE_COMPLETE" in run.stdout
-    params = {p["ParameterKey"]: p["ParameterValue"]
-              for p in cfn.describe_stacks(StackName="market-data-stage")["Stacks"][0]["Parameters"]}
+    params = {
+        p["ParameterKey"]: p["ParameterValue"]
+        for p in cfn.describe_stacks(StackName="market-data-stage")["Stacks"][0]["Parameters"]
+    }
     assert params["EnvironmentTag"] == "Staging" and params["EnvironmentSuffix"] == "stage"
 
     again = deploy(endpoint, "--execute", arn, "--yes")  # executed already: no longer AVAILABLE

@@ -19,7 +19,9 @@ ROLE_BEFORE = {
     "Properties": {
         "AssumeRolePolicyDocument": {
             "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
         },
         "Policies": [
             {
@@ -27,8 +29,11 @@ ROLE_BEFORE = {
                 "PolicyDocument": {
                     "Version": "2012-10-17",
                     "Statement": [
-                        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-                         "Resource": "arn:aws:s3:::market-data-dev-123456789012-us-east-1/*"},
+                        {
+                            "Effect": "Allow",
+                            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+                            "Resource": "arn:aws:s3:::market-data-dev-123456789012-us-east-1/*",
+                        },
                         {"Effect": "Deny", "Action": "s3:DeleteObject", "Resource": "*"},
                     ],
                 },
@@ -38,10 +43,25 @@ ROLE_BEFORE = {
 }
 
 
-def resource_change(action, logical_id, resource_type, *, replacement=None, details=(), before=None, after=None,
-                    policy_action=None, physical_id=None):
-    rc = {"Action": action, "LogicalResourceId": logical_id, "ResourceType": resource_type,
-          "Scope": ["Properties"] if details else [], "Details": list(details)}
+def resource_change(
+    action,
+    logical_id,
+    resource_type,
+    *,
+    replacement=None,
+    details=(),
+    before=None,
+    after=None,
+    policy_action=None,
+    physical_id=None,
+):
+    rc = {
+        "Action": action,
+        "LogicalResourceId": logical_id,
+        "ResourceType": resource_type,
+        "Scope": ["Properties"] if details else [],
+        "Details": list(details),
+    }
     if replacement is not None:
         rc["Replacement"] = replacement
     if policy_action:
@@ -55,10 +75,25 @@ def resource_change(action, logical_id, resource_type, *, replacement=None, deta
     return {"Type": "Resource", "ResourceChange": rc}
 
 
-def detail(name, *, recreation="Never", before=None, after=None, source="DirectModification", entity=None,
-           evaluation="Static", change_type="Modify", attribute="Properties"):
-    target = {"Attribute": attribute, "Name": name, "RequiresRecreation": recreation,
-              "Path": f"/Properties/{name}", "AttributeChangeType": change_type}
+def detail(
+    name,
+    *,
+    recreation="Never",
+    before=None,
+    after=None,
+    source="DirectModification",
+    entity=None,
+    evaluation="Static",
+    change_type="Modify",
+    attribute="Properties",
+):
+    target = {
+        "Attribute": attribute,
+        "Name": name,
+        "RequiresRecreation": recreation,
+        "Path": f"/Properties/{name}",
+        "AttributeChangeType": change_type,
+    }
     if before is not None:
         target["BeforeValue"] = before
     if after is not None:
@@ -90,22 +125,49 @@ def rendered(review: d.Review) -> str:
 
 def table_conditional_replacement():
     return resource_change(
-        "Modify", "MarketDataTable", "AWS::DynamoDB::Table", replacement="Conditional",
-        policy_action="ReplaceAndDelete", physical_id="market-data-dev",
-        details=[detail("TableName", recreation="Always", before="market-data-dev", after="{{changeSet:KNOWN_AFTER_APPLY}}",
-                        source="ParameterReference", entity="EnvironmentSuffix", evaluation="Dynamic")],
+        "Modify",
+        "MarketDataTable",
+        "AWS::DynamoDB::Table",
+        replacement="Conditional",
+        policy_action="ReplaceAndDelete",
+        physical_id="market-data-dev",
+        details=[
+            detail(
+                "TableName",
+                recreation="Always",
+                before="market-data-dev",
+                after="{{changeSet:KNOWN_AFTER_APPLY}}",
+                source="ParameterReference",
+                entity="EnvironmentSuffix",
+                evaluation="Dynamic",
+            )
+        ],
     )
 
 
 def test_add_modify_remove_render_as_an_aligned_table_with_property_values():
-    review = d.build_review(change_set(
-        resource_change("Add", "AggregationDLQ", "AWS::SQS::Queue"),
-        resource_change("Modify", "DataIngestionFunction", "AWS::Lambda::Function", replacement="False",
-                        details=[detail("Code", before='{"S3Key":"market-data/aaa.zip"}', after='{"S3Key":"market-data/bbb.zip"}',
-                                        source="ParameterReference", entity="CodeS3Key"),
-                                 detail("MemorySize", before="1024", after="3072")]),
-        resource_change("Remove", "LegacyAlarm", "AWS::CloudWatch::Alarm", policy_action="Delete"),
-    ))
+    review = d.build_review(
+        change_set(
+            resource_change("Add", "AggregationDLQ", "AWS::SQS::Queue"),
+            resource_change(
+                "Modify",
+                "DataIngestionFunction",
+                "AWS::Lambda::Function",
+                replacement="False",
+                details=[
+                    detail(
+                        "Code",
+                        before='{"S3Key":"market-data/aaa.zip"}',
+                        after='{"S3Key":"market-data/bbb.zip"}',
+                        source="ParameterReference",
+                        entity="CodeS3Key",
+                    ),
+                    detail("MemorySize", before="1024", after="3072"),
+                ],
+            ),
+            resource_change("Remove", "LegacyAlarm", "AWS::CloudWatch::Alarm", policy_action="Delete"),
+        )
+    )
     text = rendered(review)
     lines = text.splitlines()
     header = next(line for line in lines if "Logical ID" in line)
@@ -114,7 +176,9 @@ def test_add_modify_remove_render_as_an_aligned_table_with_property_values():
     remove = next(line for line in lines if "LegacyAlarm" in line)
     # aligned: every row starts its Type column where the header does
     col = header.index("Type")
-    assert add.index("AWS::SQS::Queue") == modify.index("AWS::Lambda::Function") == remove.index("AWS::CloudWatch") == col
+    assert (
+        add.index("AWS::SQS::Queue") == modify.index("AWS::Lambda::Function") == remove.index("AWS::CloudWatch") == col
+    )
     assert modify.split()[0] == "Modify" and modify.rstrip().endswith("False")
     assert add.rstrip().endswith("-") and remove.startswith("  Remove")
     assert '{"S3Key":"market-data/aaa.zip"} → {"S3Key":"market-data/bbb.zip"}' in text
@@ -136,17 +200,26 @@ def test_conditional_replacement_of_the_table_is_blocked_and_names_the_property(
 
 
 def test_removed_bucket_is_blocked_even_with_retain():
-    review = d.build_review(change_set(
-        resource_change("Remove", "DataBucket", "AWS::S3::Bucket", policy_action="Retain",
-                        physical_id="market-data-dev-123456789012-us-east-1"),
-        resource_change("Remove", "IngestApiStage", "AWS::ApiGateway::Stage", policy_action="Delete"),
-    ))
+    review = d.build_review(
+        change_set(
+            resource_change(
+                "Remove",
+                "DataBucket",
+                "AWS::S3::Bucket",
+                policy_action="Retain",
+                physical_id="market-data-dev-123456789012-us-east-1",
+            ),
+            resource_change("Remove", "IngestApiStage", "AWS::ApiGateway::Stage", policy_action="Delete"),
+        )
+    )
     assert [(v.logical_id, v.what) for v in review.violations] == [("DataBucket", "removed (PolicyAction Retain)")]
 
 
 def test_allow_replacement_moves_the_resource_to_allowed_only_for_named_ids():
-    cs = change_set(table_conditional_replacement(),
-                    resource_change("Remove", "ProcessingDLQ", "AWS::SQS::Queue", policy_action="Delete"))
+    cs = change_set(
+        table_conditional_replacement(),
+        resource_change("Remove", "ProcessingDLQ", "AWS::SQS::Queue", policy_action="Delete"),
+    )
     partly = d.build_review(cs, allow_replacement=["MarketDataTable"])
     assert [v.logical_id for v in partly.violations] == ["ProcessingDLQ"]
     assert [v.logical_id for v in partly.allowed] == ["MarketDataTable"]
@@ -157,16 +230,32 @@ def test_allow_replacement_moves_the_resource_to_allowed_only_for_named_ids():
 
 @pytest.mark.parametrize("replacement, blocked", [("True", True), ("Conditional", True), ("False", False)])
 def test_guard_follows_the_replacement_field(replacement, blocked):
-    review = d.build_review(change_set(resource_change(
-        "Modify", "DataIngestionLogGroup", "AWS::Logs::LogGroup", replacement=replacement,
-        details=[detail("LogGroupName", recreation="Always" if blocked else "Never", before="/a", after="/b")])))
+    review = d.build_review(
+        change_set(
+            resource_change(
+                "Modify",
+                "DataIngestionLogGroup",
+                "AWS::Logs::LogGroup",
+                replacement=replacement,
+                details=[detail("LogGroupName", recreation="Always" if blocked else "Never", before="/a", after="/b")],
+            )
+        )
+    )
     assert review.blocked is blocked
 
 
 def test_stateless_replacement_is_not_guarded():
-    review = d.build_review(change_set(resource_change(
-        "Modify", "DataIngestionFunction", "AWS::Lambda::Function", replacement="True",
-        details=[detail("FunctionName", recreation="Always", before="a", after="b")])))
+    review = d.build_review(
+        change_set(
+            resource_change(
+                "Modify",
+                "DataIngestionFunction",
+                "AWS::Lambda::Function",
+                replacement="True",
+                details=[detail("FunctionName", recreation="Always", before="a", after="b")],
+            )
+        )
+    )
     assert not review.blocked
 
 
@@ -176,9 +265,19 @@ def test_iam_broadening_new_action_new_resource_and_removed_deny_are_flagged():
     statements[0]["Action"].append("s3:PutObject")  # new action
     statements[0]["Resource"] = [statements[0]["Resource"], "arn:aws:s3:::other-bucket/*"]  # new resource
     del statements[1]  # the Deny is gone
-    review = d.build_review(change_set(resource_change(
-        "Modify", "DataIngestionRole", "AWS::IAM::Role", replacement="False",
-        details=[detail("Policies", before="[...]", after="[...]")], before=ROLE_BEFORE, after=after)))
+    review = d.build_review(
+        change_set(
+            resource_change(
+                "Modify",
+                "DataIngestionRole",
+                "AWS::IAM::Role",
+                replacement="False",
+                details=[detail("Policies", before="[...]", after="[...]")],
+                before=ROLE_BEFORE,
+                after=after,
+            )
+        )
+    )
     broadening = [f.text for f in review.iam if f.broadening]
     assert any("s3:PutObject" in t for t in broadening)
     assert any("other-bucket" in t for t in broadening)
@@ -189,9 +288,19 @@ def test_iam_broadening_new_action_new_resource_and_removed_deny_are_flagged():
 def test_iam_narrowing_is_listed_but_not_flagged():
     after = json.loads(json.dumps(ROLE_BEFORE))
     after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = ["s3:GetObject"]
-    review = d.build_review(change_set(resource_change(
-        "Modify", "DataIngestionRole", "AWS::IAM::Role", replacement="False",
-        details=[detail("Policies")], before=ROLE_BEFORE, after=after)))
+    review = d.build_review(
+        change_set(
+            resource_change(
+                "Modify",
+                "DataIngestionRole",
+                "AWS::IAM::Role",
+                replacement="False",
+                details=[detail("Policies")],
+                before=ROLE_BEFORE,
+                after=after,
+            )
+        )
+    )
     assert review.iam and not any(f.broadening for f in review.iam)
     assert any("s3:GetObjectVersion" in f.text for f in review.iam)
 
@@ -199,20 +308,43 @@ def test_iam_narrowing_is_listed_but_not_flagged():
 def test_wildcard_that_covers_the_old_action_is_not_narrowing_but_a_new_wildcard_is_broadening():
     after = json.loads(json.dumps(ROLE_BEFORE))
     after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = "s3:*"
-    review = d.build_review(change_set(resource_change(
-        "Modify", "DataIngestionRole", "AWS::IAM::Role", replacement="False",
-        details=[detail("Policies")], before=ROLE_BEFORE, after=after)))
+    review = d.build_review(
+        change_set(
+            resource_change(
+                "Modify",
+                "DataIngestionRole",
+                "AWS::IAM::Role",
+                replacement="False",
+                details=[detail("Policies")],
+                before=ROLE_BEFORE,
+                after=after,
+            )
+        )
+    )
     assert [f.text for f in review.iam if f.broadening] == [
-        "+ Allow s3:* on arn:aws:s3:::market-data-dev-123456789012-us-east-1/*"]
+        "+ Allow s3:* on arn:aws:s3:::market-data-dev-123456789012-us-east-1/*"
+    ]
 
 
 def test_added_role_and_permission_are_flagged_with_their_grants():
-    review = d.build_review(change_set(
-        resource_change("Add", "DataIngestionRole", "AWS::IAM::Role", after=ROLE_BEFORE),
-        resource_change("Add", "DataIngestionApiPermission", "AWS::Lambda::Permission", after={"Properties": {
-            "Action": "lambda:InvokeFunction", "Principal": "apigateway.amazonaws.com", "FunctionName": "DataIngestion-dev",
-            "SourceArn": "arn:aws:execute-api:us-east-1:123456789012:abc/*/POST/ingest"}}),
-    ))
+    review = d.build_review(
+        change_set(
+            resource_change("Add", "DataIngestionRole", "AWS::IAM::Role", after=ROLE_BEFORE),
+            resource_change(
+                "Add",
+                "DataIngestionApiPermission",
+                "AWS::Lambda::Permission",
+                after={
+                    "Properties": {
+                        "Action": "lambda:InvokeFunction",
+                        "Principal": "apigateway.amazonaws.com",
+                        "FunctionName": "DataIngestion-dev",
+                        "SourceArn": "arn:aws:execute-api:us-east-1:123456789012:abc/*/POST/ingest",
+                    }
+                },
+            ),
+        )
+    )
     texts = [f.text for f in review.iam if f.broadening]
     assert any(t.startswith("+ Allow sts:AssumeRole") and "lambda.amazonaws.com" in t for t in texts)
     assert any("apigateway.amazonaws.com may lambda:InvokeFunction" in t for t in texts)
@@ -221,12 +353,23 @@ def test_added_role_and_permission_are_flagged_with_their_grants():
 def test_adding_a_condition_narrows_and_removing_one_broadens():
     conditioned = json.loads(json.dumps(ROLE_BEFORE))
     conditioned["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Condition"] = {
-        "StringEquals": {"aws:PrincipalAccount": "123456789012"}}
+        "StringEquals": {"aws:PrincipalAccount": "123456789012"}
+    }
 
     def review(before, after):
-        return d.build_review(change_set(resource_change(
-            "Modify", "DataIngestionRole", "AWS::IAM::Role", replacement="False",
-            details=[detail("Policies")], before=before, after=after)))
+        return d.build_review(
+            change_set(
+                resource_change(
+                    "Modify",
+                    "DataIngestionRole",
+                    "AWS::IAM::Role",
+                    replacement="False",
+                    details=[detail("Policies")],
+                    before=before,
+                    after=after,
+                )
+            )
+        )
 
     assert not any(f.broadening for f in review(ROLE_BEFORE, conditioned).iam)
     widened = [f.text for f in review(conditioned, ROLE_BEFORE).iam if f.broadening]
@@ -235,27 +378,69 @@ def test_adding_a_condition_narrows_and_removing_one_broadens():
 
 def test_action_case_does_not_count_as_a_change():
     after = json.loads(json.dumps(ROLE_BEFORE))
-    after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = ["S3:getobject", "s3:GETOBJECTVERSION"]
-    review = d.build_review(change_set(resource_change(
-        "Modify", "DataIngestionRole", "AWS::IAM::Role", replacement="False",
-        details=[detail("Policies")], before=ROLE_BEFORE, after=after)))
+    after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = [
+        "S3:getobject",
+        "s3:GETOBJECTVERSION",
+    ]
+    review = d.build_review(
+        change_set(
+            resource_change(
+                "Modify",
+                "DataIngestionRole",
+                "AWS::IAM::Role",
+                replacement="False",
+                details=[detail("Policies")],
+                before=ROLE_BEFORE,
+                after=after,
+            )
+        )
+    )
     assert review.iam == []
 
 
 def test_tag_only_change_of_a_role_is_not_an_iam_change():
-    review = d.build_review(change_set(resource_change(
-        "Modify", "DataIngestionRole", "AWS::IAM::Role", replacement="False",
-        details=[detail("Tags", before='[{"Key":"Environment","Value":"dev"}]', after='[{"Key":"Environment","Value":"prod"}]')],
-        before=ROLE_BEFORE, after=ROLE_BEFORE)))
+    review = d.build_review(
+        change_set(
+            resource_change(
+                "Modify",
+                "DataIngestionRole",
+                "AWS::IAM::Role",
+                replacement="False",
+                details=[
+                    detail(
+                        "Tags",
+                        before='[{"Key":"Environment","Value":"dev"}]',
+                        after='[{"Key":"Environment","Value":"prod"}]',
+                    )
+                ],
+                before=ROLE_BEFORE,
+                after=ROLE_BEFORE,
+            )
+        )
+    )
     assert review.iam == []
 
 
 def test_no_echo_parameters_are_masked_in_parameters_and_values():
     review = d.build_review(
-        change_set(resource_change("Modify", "Alarm", "AWS::CloudWatch::Alarm", replacement="False",
-                                   details=[detail("AlarmActions", before='["arn:old"]', after='["arn:secret"]',
-                                                   source="ParameterReference", entity="AlarmActionArn")]),
-                   parameters=[("AlarmActionArn", "arn:secret"), ("EnvironmentSuffix", "dev")]),
+        change_set(
+            resource_change(
+                "Modify",
+                "Alarm",
+                "AWS::CloudWatch::Alarm",
+                replacement="False",
+                details=[
+                    detail(
+                        "AlarmActions",
+                        before='["arn:old"]',
+                        after='["arn:secret"]',
+                        source="ParameterReference",
+                        entity="AlarmActionArn",
+                    )
+                ],
+            ),
+            parameters=[("AlarmActionArn", "arn:secret"), ("EnvironmentSuffix", "dev")],
+        ),
         no_echo=["AlarmActionArn"],
     )
     text = rendered(review)
@@ -264,8 +449,12 @@ def test_no_echo_parameters_are_masked_in_parameters_and_values():
 
 
 def test_check_parameters_rejects_unknown_names_and_bad_values():
-    template = {"Parameters": {"EnvironmentSuffix": {"Type": "String", "AllowedPattern": "^[a-z][a-z0-9]{0,9}$"},
-                               "Mode": {"Type": "String", "AllowedValues": ["a", "b"]}}}
+    template = {
+        "Parameters": {
+            "EnvironmentSuffix": {"Type": "String", "AllowedPattern": "^[a-z][a-z0-9]{0,9}$"},
+            "Mode": {"Type": "String", "AllowedValues": ["a", "b"]},
+        }
+    }
     d.check_parameters(template, {"EnvironmentSuffix": "prod", "Mode": "a"})
     with pytest.raises(d.UsageError, match="unknown parameter 'Nope'"):
         d.check_parameters(template, {"Nope": "1"})

@@ -49,14 +49,21 @@ def fake_time() -> FakeTime:
 
 @pytest.fixture
 def waits(fake_time: FakeTime) -> d.Waits:
-    return d.Waits(sleep=fake_time.sleep, clock=fake_time.monotonic, now=fake_time.now, poll_seconds=5,
-                   change_set_timeout_seconds=60, stack_timeout_seconds=600)
+    return d.Waits(
+        sleep=fake_time.sleep,
+        clock=fake_time.monotonic,
+        now=fake_time.now,
+        poll_seconds=5,
+        change_set_timeout_seconds=60,
+        stack_timeout_seconds=600,
+    )
 
 
 @pytest.fixture
 def cfn():
-    client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="testing",
-                          aws_secret_access_key="testing")
+    client = boto3.client(
+        "cloudformation", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
     with Stubber(client) as stubber:
         client.stubber = stubber
         yield client
@@ -84,27 +91,57 @@ def output(c: d.Console) -> str:
 
 
 def stack(status: str, **extra) -> dict:
-    return {"Stacks": [{"StackName": STACK, "StackId": STACK_ID, "CreationTime": T0 - timedelta(days=30),
-                        "StackStatus": status, **extra}]}
+    return {
+        "Stacks": [
+            {
+                "StackName": STACK,
+                "StackId": STACK_ID,
+                "CreationTime": T0 - timedelta(days=30),
+                "StackStatus": status,
+                **extra,
+            }
+        ]
+    }
 
 
 def no_stack(stubber: Stubber, name: str = STACK) -> None:
-    stubber.add_client_error("describe_stacks", "ValidationError", f"Stack with id {name} does not exist",
-                             400, expected_params={"StackName": name})
+    stubber.add_client_error(
+        "describe_stacks",
+        "ValidationError",
+        f"Stack with id {name} does not exist",
+        400,
+        expected_params={"StackName": name},
+    )
 
 
 def create_change_set(stubber: Stubber, change_set_type: str) -> None:
     stubber.add_response(
-        "create_change_set", {"Id": CS_ARN, "StackId": STACK_ID},
-        {"StackName": STACK, "ChangeSetName": ANY, "ChangeSetType": change_set_type,
-         "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"], "Parameters": ANY, "Tags": ANY,
-         "Description": ANY, "ClientToken": ANY, "TemplateBody": ANY},
+        "create_change_set",
+        {"Id": CS_ARN, "StackId": STACK_ID},
+        {
+            "StackName": STACK,
+            "ChangeSetName": ANY,
+            "ChangeSetType": change_set_type,
+            "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+            "Parameters": ANY,
+            "Tags": ANY,
+            "Description": ANY,
+            "ClientToken": ANY,
+            "TemplateBody": ANY,
+        },
     )
 
 
 def status(stubber: Stubber, state: str, reason: str | None = None, execution: str = "AVAILABLE") -> None:
-    response = {"ChangeSetName": "deploy-20261125T101500Z-abc123", "ChangeSetId": CS_ARN, "StackId": STACK_ID,
-                "StackName": STACK, "Status": state, "ExecutionStatus": execution, "Changes": []}
+    response = {
+        "ChangeSetName": "deploy-20261125T101500Z-abc123",
+        "ChangeSetId": CS_ARN,
+        "StackId": STACK_ID,
+        "StackName": STACK,
+        "Status": state,
+        "ExecutionStatus": execution,
+        "Changes": [],
+    }
     if reason:
         response["StatusReason"] = reason
     stubber.add_response("describe_change_set", response, {"ChangeSetName": CS_ARN})
@@ -112,13 +149,20 @@ def status(stubber: Stubber, state: str, reason: str | None = None, execution: s
 
 def pages(stubber: Stubber, changes: list[dict], per_page: int = 2, parameters=()) -> None:
     """DescribeChangeSet with IncludePropertyValues, `per_page` changes a page."""
-    chunks = [changes[i:i + per_page] for i in range(0, len(changes), per_page)] or [[]]
+    chunks = [changes[i : i + per_page] for i in range(0, len(changes), per_page)] or [[]]
     for n, chunk in enumerate(chunks):
-        response = {"ChangeSetName": "deploy-20261125T101500Z-abc123", "ChangeSetId": CS_ARN, "StackId": STACK_ID,
-                    "StackName": STACK, "Status": "CREATE_COMPLETE", "ExecutionStatus": "AVAILABLE",
-                    "CreationTime": T0, "Capabilities": ["CAPABILITY_IAM"],
-                    "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters],
-                    "Changes": chunk}
+        response = {
+            "ChangeSetName": "deploy-20261125T101500Z-abc123",
+            "ChangeSetId": CS_ARN,
+            "StackId": STACK_ID,
+            "StackName": STACK,
+            "Status": "CREATE_COMPLETE",
+            "ExecutionStatus": "AVAILABLE",
+            "CreationTime": T0,
+            "Capabilities": ["CAPABILITY_IAM"],
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters],
+            "Changes": chunk,
+        }
         if n + 1 < len(chunks):
             response["NextToken"] = f"page-{n + 2}"
         params = {"ChangeSetName": CS_ARN, "IncludePropertyValues": True}
@@ -139,19 +183,34 @@ def change(action, logical_id, resource_type, *, replacement=None, details=(), p
 
 
 def target(name, recreation, before, after, *, source="DirectModification", entity=None, evaluation="Static"):
-    out = {"Target": {"Attribute": "Properties", "Name": name, "Path": f"/Properties/{name}",
-                      "RequiresRecreation": recreation, "BeforeValue": before, "AfterValue": after,
-                      "AttributeChangeType": "Modify"},
-           "Evaluation": evaluation, "ChangeSource": source}
+    out = {
+        "Target": {
+            "Attribute": "Properties",
+            "Name": name,
+            "Path": f"/Properties/{name}",
+            "RequiresRecreation": recreation,
+            "BeforeValue": before,
+            "AfterValue": after,
+            "AttributeChangeType": "Modify",
+        },
+        "Evaluation": evaluation,
+        "ChangeSource": source,
+    }
     if entity:
         out["CausingEntity"] = entity
     return out
 
 
 def event(logical_id, resource_type, state, at_seconds, reason=None, token="TOKEN", event_id=None):
-    e = {"StackId": STACK_ID, "EventId": event_id or f"{logical_id}-{state}-{at_seconds}", "StackName": STACK,
-         "LogicalResourceId": logical_id, "ResourceType": resource_type, "Timestamp": T0 + timedelta(seconds=at_seconds),
-         "ResourceStatus": state}
+    e = {
+        "StackId": STACK_ID,
+        "EventId": event_id or f"{logical_id}-{state}-{at_seconds}",
+        "StackName": STACK,
+        "LogicalResourceId": logical_id,
+        "ResourceType": resource_type,
+        "Timestamp": T0 + timedelta(seconds=at_seconds),
+        "ResourceStatus": state,
+    }
     if reason:
         e["ResourceStatusReason"] = reason
     if token:
@@ -161,16 +220,48 @@ def event(logical_id, resource_type, state, at_seconds, reason=None, token="TOKE
 
 MIXED_CHANGES = [
     change("Add", "AggregationDLQ", "AWS::SQS::Queue"),
-    change("Modify", "DataIngestionFunction", "AWS::Lambda::Function", replacement="False",
-           details=[target("Code", "Never", '{"S3Bucket":"artifacts","S3Key":"market-data/aaa.zip"}',
-                           '{"S3Bucket":"artifacts","S3Key":"market-data/bbb.zip"}',
-                           source="ParameterReference", entity="CodeS3Key")]),
+    change(
+        "Modify",
+        "DataIngestionFunction",
+        "AWS::Lambda::Function",
+        replacement="False",
+        details=[
+            target(
+                "Code",
+                "Never",
+                '{"S3Bucket":"artifacts","S3Key":"market-data/aaa.zip"}',
+                '{"S3Bucket":"artifacts","S3Key":"market-data/bbb.zip"}',
+                source="ParameterReference",
+                entity="CodeS3Key",
+            )
+        ],
+    ),
     change("Remove", "LegacyDashboard", "AWS::CloudWatch::Dashboard", policy_action="Delete"),
-    change("Modify", "MarketDataTable", "AWS::DynamoDB::Table", replacement="Conditional", policy_action="ReplaceAndDelete",
-           details=[target("TableName", "Always", "market-data-dev", "{{changeSet:KNOWN_AFTER_APPLY}}",
-                           source="ParameterReference", entity="EnvironmentSuffix", evaluation="Dynamic")]),
-    change("Modify", "ProcessingQueue", "AWS::SQS::Queue", replacement="False",
-           details=[target("VisibilityTimeout", "Never", "900", "1800")]),
+    change(
+        "Modify",
+        "MarketDataTable",
+        "AWS::DynamoDB::Table",
+        replacement="Conditional",
+        policy_action="ReplaceAndDelete",
+        details=[
+            target(
+                "TableName",
+                "Always",
+                "market-data-dev",
+                "{{changeSet:KNOWN_AFTER_APPLY}}",
+                source="ParameterReference",
+                entity="EnvironmentSuffix",
+                evaluation="Dynamic",
+            )
+        ],
+    ),
+    change(
+        "Modify",
+        "ProcessingQueue",
+        "AWS::SQS::Queue",
+        replacement="False",
+        details=[target("VisibilityTimeout", "Never", "900", "1800")],
+    ),
 ]
 
 REQUEST = d.ChangeSetRequest(STACK, {"EnvironmentSuffix": "dev"}, template_body='{"Resources": {}}')
@@ -189,7 +280,13 @@ def test_conditional_table_replacement_over_several_pages_is_blocked_even_with_y
     with pytest.raises(d.Refused, match="MarketDataTable"):
         d.deploy_stack(cfn, REQUEST, c, waits, assume_yes=True)
     text = output(c)
-    for logical_id in ("AggregationDLQ", "DataIngestionFunction", "LegacyDashboard", "MarketDataTable", "ProcessingQueue"):
+    for logical_id in (
+        "AggregationDLQ",
+        "DataIngestionFunction",
+        "LegacyDashboard",
+        "MarketDataTable",
+        "ProcessingQueue",
+    ):
         assert logical_id in text  # every page was read
     assert "900 → 1800" in text
     assert "TableName (always requires replacement; via ParameterReference EnvironmentSuffix)" in text
@@ -217,20 +314,44 @@ def test_allow_replacement_lets_the_change_set_execute_and_follows_it(cfn, waits
     s.add_response("describe_stack_events", {"StackEvents": [old]}, {"StackName": STACK_ID})
     s.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
     # first poll: the update has started (newest first; the old event ends the read)
-    s.add_response("describe_stack_events", {"StackEvents": [
-        event("MarketDataTable", "AWS::DynamoDB::Table", "UPDATE_IN_PROGRESS", 2, "Requested update requires the creation of a new physical resource; hence creating one.", token=None),
-        event(STACK, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", 1, "User Initiated", token=None),
-        old]}, {"StackName": STACK_ID})
+    s.add_response(
+        "describe_stack_events",
+        {
+            "StackEvents": [
+                event(
+                    "MarketDataTable",
+                    "AWS::DynamoDB::Table",
+                    "UPDATE_IN_PROGRESS",
+                    2,
+                    "Requested update requires the creation of a new physical resource; hence creating one.",
+                    token=None,
+                ),
+                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", 1, "User Initiated", token=None),
+                old,
+            ]
+        },
+        {"StackName": STACK_ID},
+    )
     s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK_ID})
     # second poll: done
-    s.add_response("describe_stack_events", {"StackEvents": [
-        event(STACK, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE", 9, token=None),
-        event("MarketDataTable", "AWS::DynamoDB::Table", "DELETE_COMPLETE", 8, token=None),
-        event("MarketDataTable", "AWS::DynamoDB::Table", "UPDATE_COMPLETE", 5, token=None),
-        event("MarketDataTable", "AWS::DynamoDB::Table", "UPDATE_IN_PROGRESS", 2, token=None),  # seen already
-        old]}, {"StackName": STACK_ID})
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE", Outputs=[
-        {"OutputKey": "dynamodbTableName", "OutputValue": "market-data-dev"}]), {"StackName": STACK_ID})
+    s.add_response(
+        "describe_stack_events",
+        {
+            "StackEvents": [
+                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE", 9, token=None),
+                event("MarketDataTable", "AWS::DynamoDB::Table", "DELETE_COMPLETE", 8, token=None),
+                event("MarketDataTable", "AWS::DynamoDB::Table", "UPDATE_COMPLETE", 5, token=None),
+                event("MarketDataTable", "AWS::DynamoDB::Table", "UPDATE_IN_PROGRESS", 2, token=None),  # seen already
+                old,
+            ]
+        },
+        {"StackName": STACK_ID},
+    )
+    s.add_response(
+        "describe_stacks",
+        stack("UPDATE_COMPLETE", Outputs=[{"OutputKey": "dynamodbTableName", "OutputValue": "market-data-dev"}]),
+        {"StackName": STACK_ID},
+    )
     c = console()
     outcome = d.deploy_stack(cfn, REQUEST, c, waits, assume_yes=True, allow_replacement=["MarketDataTable"])
     assert outcome.result == "deployed"
@@ -239,21 +360,54 @@ def test_allow_replacement_lets_the_change_set_execute_and_follows_it(cfn, waits
     assert "allowed by --allow-replacement" in text
     lines = [line for line in text.splitlines() if line.startswith("10:15:")]
     assert [line.split()[2:4] for line in lines] == [
-        [STACK, "AWS::CloudFormation::Stack"], ["MarketDataTable", "AWS::DynamoDB::Table"],
-        ["MarketDataTable", "AWS::DynamoDB::Table"], ["MarketDataTable", "AWS::DynamoDB::Table"],
-        [STACK, "AWS::CloudFormation::Stack"]]  # oldest first, each event once, the old one never
+        [STACK, "AWS::CloudFormation::Stack"],
+        ["MarketDataTable", "AWS::DynamoDB::Table"],
+        ["MarketDataTable", "AWS::DynamoDB::Table"],
+        ["MarketDataTable", "AWS::DynamoDB::Table"],
+        [STACK, "AWS::CloudFormation::Stack"],
+    ]  # oldest first, each event once, the old one never
     assert lines[2].split()[1] == "[1/5]"  # the running count: MarketDataTable is done
     assert "dynamodbTableName  market-data-dev" in text
 
 
 def test_iam_broadening_is_shown_separately(cfn, waits):
-    before = {"Properties": {"Policies": [{"PolicyName": "process", "PolicyDocument": {"Statement": [
-        {"Effect": "Allow", "Action": "dynamodb:BatchWriteItem", "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/market-data-dev"}]}}]}}
+    before = {
+        "Properties": {
+            "Policies": [
+                {
+                    "PolicyName": "process",
+                    "PolicyDocument": {
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": "dynamodb:BatchWriteItem",
+                                "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/market-data-dev",
+                            }
+                        ]
+                    },
+                }
+            ]
+        }
+    }
     after = json.loads(json.dumps(before))
-    after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = ["dynamodb:BatchWriteItem", "dynamodb:Scan"]
-    role = change("Modify", "DataProcessorRole", "AWS::IAM::Role", replacement="False",
-                  details=[target("Policies", "Never", json.dumps(before["Properties"]["Policies"]),
-                                  json.dumps(after["Properties"]["Policies"]))])
+    after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = [
+        "dynamodb:BatchWriteItem",
+        "dynamodb:Scan",
+    ]
+    role = change(
+        "Modify",
+        "DataProcessorRole",
+        "AWS::IAM::Role",
+        replacement="False",
+        details=[
+            target(
+                "Policies",
+                "Never",
+                json.dumps(before["Properties"]["Policies"]),
+                json.dumps(after["Properties"]["Policies"]),
+            )
+        ],
+    )
     role["ResourceChange"]["BeforeContext"] = json.dumps(before)
     role["ResourceChange"]["AfterContext"] = json.dumps(after)
     s = cfn.stubber
@@ -273,12 +427,19 @@ def test_iam_broadening_is_shown_separately(cfn, waits):
 
 def test_empty_change_set_is_deleted_and_reported_as_no_changes(cfn, waits):
     s = cfn.stubber
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE", Outputs=[{"OutputKey": "k", "OutputValue": "v"}]),
-                   {"StackName": STACK})
+    s.add_response(
+        "describe_stacks",
+        stack("UPDATE_COMPLETE", Outputs=[{"OutputKey": "k", "OutputValue": "v"}]),
+        {"StackName": STACK},
+    )
     create_change_set(s, "UPDATE")
     status(s, "CREATE_PENDING", execution="UNAVAILABLE")
-    status(s, "FAILED", "The submitted information didn't contain changes. Submit different information to create a change set.",
-           execution="UNAVAILABLE")
+    status(
+        s,
+        "FAILED",
+        "The submitted information didn't contain changes. Submit different information to create a change set.",
+        execution="UNAVAILABLE",
+    )
     s.add_response("delete_change_set", {}, {"ChangeSetName": CS_ARN})
     c = console()
     outcome = d.deploy_stack(cfn, REQUEST, c, waits, assume_yes=True)
@@ -356,19 +517,42 @@ def test_no_terminal_without_yes_refuses_instead_of_waiting(cfn, waits):
 
 def test_failed_execution_prints_the_root_cause_first(cfn, waits):
     s = cfn.stubber
-    cs = {"ChangeSetId": CS_ARN, "ChangeSetName": "deploy-20261125T101500Z-abc123", "StackId": STACK_ID,
-          "StackName": STACK, "ChangeSetType": "CREATE", "Changes": []}
-    review = d.build_review({**cs, "Changes": [change("Add", n, t) for n, t in (
-        ("DataBucket", "AWS::S3::Bucket"), ("MarketDataTable", "AWS::DynamoDB::Table"), ("DataIngestionRole", "AWS::IAM::Role"))]})
+    cs = {
+        "ChangeSetId": CS_ARN,
+        "ChangeSetName": "deploy-20261125T101500Z-abc123",
+        "StackId": STACK_ID,
+        "StackName": STACK,
+        "ChangeSetType": "CREATE",
+        "Changes": [],
+    }
+    review = d.build_review(
+        {
+            **cs,
+            "Changes": [
+                change("Add", n, t)
+                for n, t in (
+                    ("DataBucket", "AWS::S3::Bucket"),
+                    ("MarketDataTable", "AWS::DynamoDB::Table"),
+                    ("DataIngestionRole", "AWS::IAM::Role"),
+                )
+            ],
+        }
+    )
     review_event = event(STACK, "AWS::CloudFormation::Stack", "REVIEW_IN_PROGRESS", -5, "User Initiated", token=None)
     s.add_response("describe_stack_events", {"StackEvents": [review_event]}, {"StackName": STACK_ID})
     s.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
-    root = "Resource handler returned message: \"User: arn:aws:sts::123456789012:assumed-role/deployer is not authorized to perform: dynamodb:CreateTable\" (HandlerErrorCode: AccessDenied)"
+    root = 'Resource handler returned message: "User: arn:aws:sts::123456789012:assumed-role/deployer is not authorized to perform: dynamodb:CreateTable" (HandlerErrorCode: AccessDenied)'
     newest_first = [
         event(STACK, "AWS::CloudFormation::Stack", "ROLLBACK_COMPLETE", 30, token=None),
         event("DataBucket", "AWS::S3::Bucket", "DELETE_COMPLETE", 25, token=None),
-        event(STACK, "AWS::CloudFormation::Stack", "ROLLBACK_IN_PROGRESS", 20,
-              "The following resource(s) failed to create: [DataBucket, MarketDataTable]. Rollback requested by user.", token=None),
+        event(
+            STACK,
+            "AWS::CloudFormation::Stack",
+            "ROLLBACK_IN_PROGRESS",
+            20,
+            "The following resource(s) failed to create: [DataBucket, MarketDataTable]. Rollback requested by user.",
+            token=None,
+        ),
         event("DataBucket", "AWS::S3::Bucket", "CREATE_FAILED", 12, "Resource creation cancelled", token=None),
         event("MarketDataTable", "AWS::DynamoDB::Table", "CREATE_FAILED", 10, root, token=None),
         event("MarketDataTable", "AWS::DynamoDB::Table", "CREATE_IN_PROGRESS", 3, token=None),
@@ -379,9 +563,14 @@ def test_failed_execution_prints_the_root_cause_first(cfn, waits):
         event("DataBucket", "AWS::S3::Bucket", "DELETE_FAILED", -3600, "from an older operation", token=None),
     ]
     # two pages of events (newest first), the second ends at the marker
-    s.add_response("describe_stack_events", {"StackEvents": newest_first[:4], "NextToken": "events-2"}, {"StackName": STACK_ID})
-    s.add_response("describe_stack_events", {"StackEvents": newest_first[4:], "NextToken": "events-3"},
-                   {"StackName": STACK_ID, "NextToken": "events-2"})  # page 3 is never asked for
+    s.add_response(
+        "describe_stack_events", {"StackEvents": newest_first[:4], "NextToken": "events-2"}, {"StackName": STACK_ID}
+    )
+    s.add_response(
+        "describe_stack_events",
+        {"StackEvents": newest_first[4:], "NextToken": "events-3"},
+        {"StackName": STACK_ID, "NextToken": "events-2"},
+    )  # page 3 is never asked for
     s.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK_ID})
     c = console()
     result = d.execute_and_follow(cfn, cs, review, c, waits)
@@ -389,7 +578,7 @@ def test_failed_execution_prints_the_root_cause_first(cfn, waits):
     assert not result.succeeded and result.status == "ROLLBACK_COMPLETE"
     assert [e["LogicalResourceId"] for e in result.failures] == ["MarketDataTable"]  # cancellations are not causes
     text = output(c)
-    failed = text[text.index("Failed resources (root cause first):"):]
+    failed = text[text.index("Failed resources (root cause first):") :]
     assert failed.splitlines()[1].split()[:3] == ["MarketDataTable", "AWS::DynamoDB::Table", "CREATE_FAILED"]
     assert "not authorized to perform: dynamodb:CreateTable" in failed
     assert "REVIEW_IN_PROGRESS" not in text  # an event from before the execute call
@@ -398,16 +587,28 @@ def test_failed_execution_prints_the_root_cause_first(cfn, waits):
 
 def test_events_of_another_operation_are_ignored(cfn, waits):
     s = cfn.stubber
-    cs = {"ChangeSetId": CS_ARN, "ChangeSetName": "cs", "StackId": STACK_ID, "StackName": STACK, "ChangeSetType": "UPDATE"}
+    cs = {
+        "ChangeSetId": CS_ARN,
+        "ChangeSetName": "cs",
+        "StackId": STACK_ID,
+        "StackName": STACK,
+        "ChangeSetType": "UPDATE",
+    }
     review = d.build_review({**cs, "Changes": [change("Modify", "DataBucket", "AWS::S3::Bucket", replacement="False")]})
     s.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": STACK_ID})
     s.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
-    s.add_response("describe_stack_events", {"StackEvents": [
-        event(STACK, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE", 9, token=None),
-        event(STACK, "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_COMPLETE", 8, token="someone-else"),
-        event("DataBucket", "AWS::S3::Bucket", "UPDATE_FAILED", 5, "not ours", token="someone-else"),
-        event(STACK, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", 4, token=None),
-    ]}, {"StackName": STACK_ID})
+    s.add_response(
+        "describe_stack_events",
+        {
+            "StackEvents": [
+                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE", 9, token=None),
+                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_COMPLETE", 8, token="someone-else"),
+                event("DataBucket", "AWS::S3::Bucket", "UPDATE_FAILED", 5, "not ours", token="someone-else"),
+                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", 4, token=None),
+            ]
+        },
+        {"StackName": STACK_ID},
+    )
     s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
     # no Outputs reported: the template is asked whether it declares any (it does not)
     s.add_response("get_template", {"TemplateBody": '{"Resources": {}}'}, {"StackName": STACK_ID})
@@ -429,8 +630,9 @@ def test_change_set_creation_times_out(cfn, waits, fake_time):
 
 
 def test_operation_in_progress_is_waited_for_then_refused_after_the_timeout(cfn, fake_time):
-    waits = d.Waits(sleep=fake_time.sleep, clock=fake_time.monotonic, now=fake_time.now, poll_seconds=30,
-                    stack_timeout_seconds=60)
+    waits = d.Waits(
+        sleep=fake_time.sleep, clock=fake_time.monotonic, now=fake_time.now, poll_seconds=30, stack_timeout_seconds=60
+    )
     s = cfn.stubber
     s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK})
     for _ in range(3):
@@ -441,8 +643,16 @@ def test_operation_in_progress_is_waited_for_then_refused_after_the_timeout(cfn,
 
 def test_execute_existing_refuses_a_change_set_that_is_no_longer_available(cfn, waits):
     s = cfn.stubber
-    s.add_response("describe_change_set", {"ChangeSetId": CS_ARN, "StackName": STACK, "Status": "CREATE_COMPLETE",
-                                           "ExecutionStatus": "OBSOLETE", "Changes": []},
-                   {"ChangeSetName": CS_ARN, "IncludePropertyValues": True})
+    s.add_response(
+        "describe_change_set",
+        {
+            "ChangeSetId": CS_ARN,
+            "StackName": STACK,
+            "Status": "CREATE_COMPLETE",
+            "ExecutionStatus": "OBSOLETE",
+            "Changes": [],
+        },
+        {"ChangeSetName": CS_ARN, "IncludePropertyValues": True},
+    )
     with pytest.raises(d.UsageError, match="OBSOLETE, not AVAILABLE"):
         d.execute_existing(cfn, CS_ARN, console(), waits, assume_yes=True)

@@ -15,7 +15,9 @@ T0 = 1717421400000  # 2024-06-03T13:30:00Z, a window start
 
 
 def csv(rows):
-    return ("timestamp,price,volume\n" + "".join(f"{ts},{price},{'' if vol is None else vol}\n" for ts, price, vol in rows)).encode()
+    return (
+        "timestamp,price,volume\n" + "".join(f"{ts},{price},{'' if vol is None else vol}\n" for ts, price, vol in rows)
+    ).encode()
 
 
 def ingest(pipe, key, rows):
@@ -32,8 +34,14 @@ def watch_aggregate_events(pipe):
     """A test-only rule on the bus that copies AggregateComputed events to a queue."""
     url = pipe.sqs.create_queue(QueueName="watch-aggregates")["QueueUrl"]
     bus = pipe.physical["MarketEventBus"]["Name"]
-    pipe.events.put_rule(Name="watch", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["AggregateComputed"]}))
-    pipe.events.put_targets(Rule="watch", EventBusName=bus, Targets=[{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:watch-aggregates"}])
+    pipe.events.put_rule(
+        Name="watch", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["AggregateComputed"]})
+    )
+    pipe.events.put_targets(
+        Rule="watch",
+        EventBusName=bus,
+        Targets=[{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:watch-aggregates"}],
+    )
 
     def read():
         return [json.loads(b)["detail"] for b in queue_bodies(pipe, url)]
@@ -43,25 +51,41 @@ def watch_aggregate_events(pipe):
 
 def test_aggregates_are_computed_stored_and_published_per_window(pipeline):
     read_events = watch_aggregate_events(pipeline)
-    ingest(pipeline, "AAPL/a.csv", [
-        (T0 + 1000, "10.50", 100),
-        (T0, "10.00", None),  # earliest of the window: open; no volume
-        (T0 + W - 1, "9.75", 300),  # latest: close
-        (T0 + 60_000, "11.25", 0),
-        (T0 + W, "12.00", 5),  # next window
-    ])
+    ingest(
+        pipeline,
+        "AAPL/a.csv",
+        [
+            (T0 + 1000, "10.50", 100),
+            (T0, "10.00", None),  # earliest of the window: open; no volume
+            (T0 + W - 1, "9.75", 300),  # latest: close
+            (T0 + 60_000, "11.25", 0),
+            (T0 + W, "12.00", 5),  # next window
+        ],
+    )
     totals = pipeline.run_aggregator()
     assert totals["windows"] == 2 and totals["deferred_windows"] == 0
     got = aggregates(pipeline)
     assert got[("AAPL", T0)] == {
-        "symbol": "AAPL", "window_start": T0, "open": 10.0, "high": 11.25, "low": 9.75, "close": 9.75,
-        "count": 4, "volume": 400, "vwap": 9.9375,
+        "symbol": "AAPL",
+        "window_start": T0,
+        "open": 10.0,
+        "high": 11.25,
+        "low": 9.75,
+        "close": 9.75,
+        "count": 4,
+        "volume": 400,
+        "vwap": 9.9375,
     }
     assert got[("AAPL", T0 + W)]["vwap"] == 12.0
-    item = pipeline.ddb.get_item(TableName=pipeline.table, Key={"symbol": {"S": "AAPL#5m"}, "timestamp": {"N": str(T0)}})["Item"]
+    item = pipeline.ddb.get_item(
+        TableName=pipeline.table, Key={"symbol": {"S": "AAPL#5m"}, "timestamp": {"N": str(T0)}}
+    )["Item"]
     assert item["vwap"] == {"N": "9.9375"} and item["open"] == {"N": "10.00"}
     events = sorted(read_events(), key=lambda d: d["window_start"])
-    assert [(e["symbol"], e["window_start"], e["close"]) for e in events] == [("AAPL", T0, 9.75), ("AAPL", T0 + W, 12.0)]
+    assert [(e["symbol"], e["window_start"], e["close"]) for e in events] == [
+        ("AAPL", T0, 9.75),
+        ("AAPL", T0 + W, 12.0),
+    ]
     # the aggregator reads with Query (consistent), never Scan: one Query for the two
     # adjacent windows
     ops = [c.operation for c in pipeline.calls if c.actor == "DataAggregatorFunction"]
@@ -73,7 +97,9 @@ def test_window_without_volume_has_null_vwap(pipeline):
     pipeline.run_aggregator()
     agg = aggregates(pipeline)[("MSFT", T0)]
     assert agg["volume"] == 0 and agg["vwap"] is None
-    item = pipeline.ddb.get_item(TableName=pipeline.table, Key={"symbol": {"S": "MSFT#5m"}, "timestamp": {"N": str(T0)}})["Item"]
+    item = pipeline.ddb.get_item(
+        TableName=pipeline.table, Key={"symbol": {"S": "MSFT#5m"}, "timestamp": {"N": str(T0)}}
+    )["Item"]
     assert "vwap" not in item
 
 
@@ -121,7 +147,10 @@ def test_unfinished_window_is_deferred_until_it_ends(pipeline):
     assert aggregates(pipeline) == {}
     sends = [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "SendMessage"]
     assert len(sends) == 1
-    attrs = pipeline.sqs.get_queue_attributes(QueueUrl=pipeline.queue_urls["AggregationQueue"], AttributeNames=["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessages"])["Attributes"]
+    attrs = pipeline.sqs.get_queue_attributes(
+        QueueUrl=pipeline.queue_urls["AggregationQueue"],
+        AttributeNames=["ApproximateNumberOfMessagesDelayed", "ApproximateNumberOfMessages"],
+    )["Attributes"]
     assert attrs == {"ApproximateNumberOfMessagesDelayed": "1", "ApproximateNumberOfMessages": "0"}
 
 

@@ -49,36 +49,126 @@ REJECTIONS = [
     ("missing price", "x.jsonl", b'{"symbol":"AAPL","timestamp":1717236000}', "line 1", "missing price"),
     ("missing symbol", "x.jsonl", b'{"price":1,"timestamp":1717236000}', "line 1", "missing symbol"),
     ("missing timestamp", "x.jsonl", b'{"symbol":"A","price":1}', "line 1", "missing timestamp"),
-    ("price wrong type", "x.jsonl", b'{"symbol":"A","price":"1.5","timestamp":1717236000}', "line 1", "price must be a number, got string"),
+    (
+        "price wrong type",
+        "x.jsonl",
+        b'{"symbol":"A","price":"1.5","timestamp":1717236000}',
+        "line 1",
+        "price must be a number, got string",
+    ),
     ("price boolean", "x.jsonl", b'{"symbol":"A","price":true,"timestamp":1717236000}', "line 1", "got boolean"),
     ("price NaN", "x.jsonl", b'{"symbol":"A","price":NaN,"timestamp":1717236000}', "line 1", "must be finite"),
-    ("price Infinity", "x.jsonl", b'{"symbol":"A","price":Infinity,"timestamp":1717236000}', "line 1", "must be finite"),
+    (
+        "price Infinity",
+        "x.jsonl",
+        b'{"symbol":"A","price":Infinity,"timestamp":1717236000}',
+        "line 1",
+        "must be finite",
+    ),
     ("csv price NaN", "x.csv", b"symbol,price,timestamp\nA,nan,1717236000\n", "line 2", "must be finite"),
     ("negative price", "x.jsonl", b'{"symbol":"A","price":-1.5,"timestamp":1717236000}', "line 1", "price must be > 0"),
     ("zero price", "x.csv", b"symbol,price,timestamp\nA,0,1717236000\n", "line 2", "price must be > 0"),
-    ("price too precise", "x.jsonl", b'{"symbol":"A","price":1.0000000000000000000000000000000000000001,"timestamp":1717236000}', "line 1", "38 significant digits"),
+    (
+        "price too precise",
+        "x.jsonl",
+        b'{"symbol":"A","price":1.0000000000000000000000000000000000000001,"timestamp":1717236000}',
+        "line 1",
+        "38 significant digits",
+    ),
     ("csv price text", "x.csv", b"symbol,price,timestamp\nA,12a,1717236000\n", "line 2", "price is not a number"),
     ("bad symbol chars", "x.jsonl", b'{"symbol":"AA PL","price":1,"timestamp":1717236000}', "line 1", "invalid symbol"),
-    ("symbol too long", "x.jsonl", b'{"symbol":"ABCDEFGHIJKLM","price":1,"timestamp":1717236000}', "line 1", "invalid symbol"),
-    ("symbol number", "x.jsonl", b'{"symbol":42,"price":1,"timestamp":1717236000}', "line 1", "symbol must be a string"),
-    ("unparsable timestamp", "x.jsonl", b'{"symbol":"A","price":1,"timestamp":"yesterday"}', "line 1", "unparsable timestamp"),
+    (
+        "symbol too long",
+        "x.jsonl",
+        b'{"symbol":"ABCDEFGHIJKLM","price":1,"timestamp":1717236000}',
+        "line 1",
+        "invalid symbol",
+    ),
+    (
+        "symbol number",
+        "x.jsonl",
+        b'{"symbol":42,"price":1,"timestamp":1717236000}',
+        "line 1",
+        "symbol must be a string",
+    ),
+    (
+        "unparsable timestamp",
+        "x.jsonl",
+        b'{"symbol":"A","price":1,"timestamp":"yesterday"}',
+        "line 1",
+        "unparsable timestamp",
+    ),
     ("timestamp object", "x.jsonl", b'{"symbol":"A","price":1,"timestamp":{}}', "line 1", "timestamp must be"),
-    ("future timestamp", "x.jsonl", b'{"symbol":"A","price":1,"timestamp":"2099-01-01T00:00:00Z"}', "line 1", "in the future"),
+    (
+        "future timestamp",
+        "x.jsonl",
+        b'{"symbol":"A","price":1,"timestamp":"2099-01-01T00:00:00Z"}',
+        "line 1",
+        "in the future",
+    ),
     ("ancient timestamp", "x.jsonl", b'{"symbol":"A","price":1,"timestamp":"1850-01-01"}', "line 1", "before 1900"),
-    ("negative volume", "x.jsonl", b'{"symbol":"A","price":1,"timestamp":1717236000,"volume":-3}', "line 1", "volume must be an integer >= 0"),
-    ("fractional volume", "x.csv", b"symbol,price,timestamp,volume\nA,1,1717236000,2.5\n", "line 2", "volume must be an integer"),
-    ("volume wrong type", "x.jsonl", b'{"symbol":"A","price":1,"timestamp":1717236000,"volume":"7"}', "line 1", "volume must be a number"),
+    (
+        "negative volume",
+        "x.jsonl",
+        b'{"symbol":"A","price":1,"timestamp":1717236000,"volume":-3}',
+        "line 1",
+        "volume must be an integer >= 0",
+    ),
+    (
+        "fractional volume",
+        "x.csv",
+        b"symbol,price,timestamp,volume\nA,1,1717236000,2.5\n",
+        "line 2",
+        "volume must be an integer",
+    ),
+    (
+        "volume wrong type",
+        "x.jsonl",
+        b'{"symbol":"A","price":1,"timestamp":1717236000,"volume":"7"}',
+        "line 1",
+        "volume must be a number",
+    ),
     ("unparsable line", "x.jsonl", b'{"symbol":"A","price":1,', "line 1", "invalid JSON"),
     ("not an object", "x.jsonl", b"[1,2,3]", "line 1", "record must be a JSON object"),
-    ("wrong encoding jsonl", "x.jsonl", b'{"symbol":"A","price":1,"timestamp":1717236000,"note":"caf\xe9"}', "line 1", "not valid UTF-8"),
+    (
+        "wrong encoding jsonl",
+        "x.jsonl",
+        b'{"symbol":"A","price":1,"timestamp":1717236000,"note":"caf\xe9"}',
+        "line 1",
+        "not valid UTF-8",
+    ),
     ("wrong encoding csv", "x.csv", b"symbol,price,timestamp\nA\xff,1,1717236000\n", "line 2", "not valid UTF-8"),
-    ("csv field count", "x.csv", b"symbol,price,timestamp\nA,1,1717236000,extra\n", "line 2", "4 fields, the header has 3"),
-    ("json element", "x.json", b'[{"symbol":"A","price":1,"timestamp":1717236000},{"symbol":"A","price":0,"timestamp":1717236001}]', "index 1", "price must be > 0"),
+    (
+        "csv field count",
+        "x.csv",
+        b"symbol,price,timestamp\nA,1,1717236000,extra\n",
+        "line 2",
+        "4 fields, the header has 3",
+    ),
+    (
+        "json element",
+        "x.json",
+        b'[{"symbol":"A","price":1,"timestamp":1717236000},{"symbol":"A","price":0,"timestamp":1717236001}]',
+        "index 1",
+        "price must be > 0",
+    ),
     ("json wrapper", "x.json", b'{"points":[{"symbol":"A","price":1}]}', "points[0]", "missing timestamp"),
     ("json syntax", "x.json", b'[{"symbol":"A","price":1,"timestamp":1717236000}, {oops}]', "index 1", "invalid JSON"),
     ("overlong line", "x.jsonl", b"{" + b" " * (MAX_RECORD_BYTES + 10) + b"}\n", "line 1", "longer than"),
-    ("duplicate", "x.jsonl", b'{"symbol":"A","price":1,"timestamp":1717236000}\n{"symbol":"A","price":1,"timestamp":1717236000000}', "line 2", "duplicate of line 1"),
-    ("conflict", "x.jsonl", b'{"symbol":"A","price":1,"timestamp":1717236000}\n{"symbol":"A","price":2,"timestamp":1717236000}', "line 2", "conflicts with line 1"),
+    (
+        "duplicate",
+        "x.jsonl",
+        b'{"symbol":"A","price":1,"timestamp":1717236000}\n{"symbol":"A","price":1,"timestamp":1717236000000}',
+        "line 2",
+        "duplicate of line 1",
+    ),
+    (
+        "conflict",
+        "x.jsonl",
+        b'{"symbol":"A","price":1,"timestamp":1717236000}\n{"symbol":"A","price":2,"timestamp":1717236000}',
+        "line 2",
+        "conflicts with line 1",
+    ),
 ]
 
 
@@ -92,7 +182,9 @@ def test_each_rejection_class_names_reason_and_position(name, key, content, posi
 
 
 def test_valid_records_survive_next_to_bad_ones():
-    data = b'{"symbol":"A","price":1,"timestamp":1717236000}\ngarbage\n\n{"symbol":"B","price":2,"timestamp":1717236000}\n'
+    data = (
+        b'{"symbol":"A","price":1,"timestamp":1717236000}\ngarbage\n\n{"symbol":"B","price":2,"timestamp":1717236000}\n'
+    )
     points, rejections = run(data)
     assert [p.symbol for p in points] == ["A", "B"]
     assert [r.position for r in rejections] == ["line 2"]
@@ -190,7 +282,7 @@ def test_truncated_gzip_keeps_what_was_read_and_rejects_the_rest():
         json.dumps({"symbol": "A", "price": 1 + i / 100, "timestamp": 1717236000 + i}).encode() + b"\n"
         for i in range(20000)
     )
-    data = gzip.compress(big)[: 40_000]
+    data = gzip.compress(big)[:40_000]
     points, rejections = run(data, "x.jsonl.gz")
     assert 0 < len(points) < 20000
     assert len(rejections) == 1 and "corrupt gzip data" in rejections[0].reason
@@ -206,8 +298,7 @@ def test_large_json_array_is_streamed_across_read_chunks():
 # --- wire formats -----------------------------------------------------------------------
 def _points(n: int, symbols=("AAPL", "MSFT", "BRK.B")) -> list[Point]:
     return [
-        Point(symbols[i % len(symbols)], 1717236000000 + i, Decimal("189.1234"), i if i % 2 else None)
-        for i in range(n)
+        Point(symbols[i % len(symbols)], 1717236000000 + i, Decimal("189.1234"), i if i % 2 else None) for i in range(n)
     ]
 
 
@@ -308,7 +399,10 @@ def test_vwap_is_null_without_volume_and_rounded_to_12_digits():
 def test_a_large_jsonl_object_parses_completely():
     """Every record of a 50,000-line object comes out (throughput is bench/run.py's job)."""
     data = b"".join(
-        json.dumps({"symbol": "AAPL", "price": 189.5 + (i % 100) / 100, "timestamp": 1717236000000 + i, "volume": i}).encode() + b"\n"
+        json.dumps(
+            {"symbol": "AAPL", "price": 189.5 + (i % 100) / 100, "timestamp": 1717236000000 + i, "volume": i}
+        ).encode()
+        + b"\n"
         for i in range(50_000)
     )
     points, _ = run(data)

@@ -31,7 +31,12 @@ def test_handler_modules_import_without_env_or_credentials():
         "import handlers.data_ingestion, handlers.data_processor, handlers.data_aggregator\n"
         "assert all(callable(m.handler) for m in (handlers.data_ingestion, handlers.data_processor, handlers.data_aggregator))\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, env={"PATH": "/usr/bin:/bin"}, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+        cwd=str(__import__("pathlib").Path(__file__).parents[1]),
+    )
 
 
 def test_every_template_handler_imports_and_is_callable(pipeline):
@@ -98,10 +103,13 @@ def test_rejections_are_counted_in_emf_and_logged_as_warning(pipeline, capsys):
 
 def test_gzip_jsonl_with_url_encoded_key_and_all_formats(pipeline):
     rows = b"".join(
-        json.dumps({"symbol": "msft", "price": 415 + i / 4, "timestamp": 1717421400 + i}).encode() + b"\n" for i in range(4)
+        json.dumps({"symbol": "msft", "price": 415 + i / 4, "timestamp": 1717421400 + i}).encode() + b"\n"
+        for i in range(4)
     )
     pipeline.put_object("incoming/day one+two.jsonl.gz", gzip.compress(rows))
-    pipeline.put_object("NVDA/a.json", json.dumps({"points": [{"price": 1150.25, "timestamp": "2024-06-03T13:30:05Z"}]}).encode())
+    pipeline.put_object(
+        "NVDA/a.json", json.dumps({"points": [{"price": 1150.25, "timestamp": "2024-06-03T13:30:05Z"}]}).encode()
+    )
     results = pipeline.deliver_s3_events()
     assert [(r["source"], r["accepted"], r["rejected"]) for r in results] == [
         ("incoming/day one+two.jsonl.gz", 4, 0),
@@ -126,7 +134,9 @@ def test_unversioned_event_reads_the_latest_object(pipeline, event):
     evt = event("s3_put_unversioned")
     record = evt["Records"][0]
     record["s3"]["bucket"]["name"] = pipeline.bucket
-    pipeline.s3.put_object(Bucket=pipeline.bucket, Key="MSFT/2024-06-03.jsonl", Body=b'{"price":415.1,"timestamp":1717421400}\n')
+    pipeline.s3.put_object(
+        Bucket=pipeline.bucket, Key="MSFT/2024-06-03.jsonl", Body=b'{"price":415.1,"timestamp":1717421400}\n'
+    )
     result = pipeline.invoke("DataIngestionFunction", evt)
     assert result["objects"][0]["accepted"] == 1
     gets = [c.iam_action for c in pipeline.calls if c.actor == "DataIngestionFunction" and c.operation == "GetObject"]
@@ -137,7 +147,9 @@ def test_sample_s3_event_with_encoded_key(pipeline, event):
     evt = event("s3_put")
     record = evt["Records"][0]
     record["s3"]["bucket"]["name"] = pipeline.bucket
-    put = pipeline.s3.put_object(Bucket=pipeline.bucket, Key="AAPL/2024-06-03 session.csv", Body=b"timestamp,price\n1717421400,1\n")
+    put = pipeline.s3.put_object(
+        Bucket=pipeline.bucket, Key="AAPL/2024-06-03 session.csv", Body=b"timestamp,price\n1717421400,1\n"
+    )
     record["s3"]["object"]["versionId"] = put["VersionId"]
     assert pipeline.invoke("DataIngestionFunction", evt)["objects"][0]["accepted"] == 1
 
@@ -155,8 +167,13 @@ def test_redelivered_s3_event_overwrites_its_report(pipeline):
 def test_sqs_failed_entries_are_retried_until_accepted(pipeline, faults, sleeps):
     def flaky(original, n, **kwargs):
         if n <= 2:  # the first two calls: every entry fails on the server side
-            return {"Successful": [], "Failed": [
-                {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "try again"} for e in kwargs["Entries"]]}
+            return {
+                "Successful": [],
+                "Failed": [
+                    {"Id": e["Id"], "SenderFault": False, "Code": "InternalError", "Message": "try again"}
+                    for e in kwargs["Entries"]
+                ],
+            }
         return original(**kwargs)
 
     faults.wrap("sqs", "send_message_batch", flaky)
@@ -169,7 +186,10 @@ def test_sqs_failed_entries_are_retried_until_accepted(pipeline, faults, sleeps)
 
 def test_sqs_failures_that_persist_fail_the_invocation_into_the_dlq(pipeline, faults):
     def always_failing(original, n, **kwargs):
-        return {"Successful": [], "Failed": [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in kwargs["Entries"]]}
+        return {
+            "Successful": [],
+            "Failed": [{"Id": e["Id"], "SenderFault": False, "Code": "InternalError"} for e in kwargs["Entries"]],
+        }
 
     faults.wrap("sqs", "send_message_batch", always_failing)
     pipeline.put_object("AAPL/x.csv", b"timestamp,price\n1717421400,1\n")
@@ -183,7 +203,11 @@ def test_sqs_failures_that_persist_fail_the_invocation_into_the_dlq(pipeline, fa
 
 def test_missing_object_fails_loudly(pipeline):
     pipeline.put_object("AAPL/gone.csv", b"timestamp,price\n1717421400,1\n")
-    pipeline.s3.delete_object(Bucket=pipeline.bucket, Key="AAPL/gone.csv", VersionId=pipeline.pending_s3_events[0]["Records"][0]["s3"]["object"]["versionId"])
+    pipeline.s3.delete_object(
+        Bucket=pipeline.bucket,
+        Key="AAPL/gone.csv",
+        VersionId=pipeline.pending_s3_events[0]["Records"][0]["s3"]["object"]["versionId"],
+    )
     pipeline.deliver_s3_events()
     assert pipeline.dead_letters() == 1
 
@@ -224,13 +248,17 @@ def test_api_status_codes_and_accounting(pipeline, body, status, accepted, rejec
 
 def test_api_errors_carry_positions(pipeline):
     code, result = post(pipeline, '{"points":[{"symbol":"AAPL","price":1},{"symbol":"AAPL","price":"x"}]}')
-    assert code == 202 and result["errors"] == [{"position": "points[1]", "reason": "price must be a number, got string"}]
+    assert code == 202 and result["errors"] == [
+        {"position": "points[1]", "reason": "price must be a number, got string"}
+    ]
 
 
 def test_api_body_over_the_limit_gets_413(pipeline):
     from handlers.data_ingestion import MAX_API_BODY_BYTES
 
-    body = json.dumps([{"symbol": "AAPL", "price": 1, "timestamp": 1717421400 + i} for i in range(MAX_API_BODY_BYTES // 40)])
+    body = json.dumps(
+        [{"symbol": "AAPL", "price": 1, "timestamp": 1717421400 + i} for i in range(MAX_API_BODY_BYTES // 40)]
+    )
     assert len(body) > MAX_API_BODY_BYTES
     code, result = post(pipeline, body)
     assert code == 413 and "1048576" in result["message"]
@@ -252,7 +280,11 @@ def test_api_error_list_is_capped(pipeline):
 
 
 def test_api_queue_outage_is_503_not_a_crash(pipeline, faults):
-    faults.wrap("sqs", "send_message_batch", lambda original, n, **kw: (_ for _ in ()).throw(client_error("ServiceUnavailable", "SendMessageBatch")))
+    faults.wrap(
+        "sqs",
+        "send_message_batch",
+        lambda original, n, **kw: (_ for _ in ()).throw(client_error("ServiceUnavailable", "SendMessageBatch")),
+    )
     code, result = post(pipeline, '{"symbol":"AAPL","price":1}')
     assert code == 503 and "retry" in result["message"]
 

@@ -92,7 +92,10 @@ def test_eventbridge_failed_entries_are_retried(pipeline, faults, sleeps):
     def flaky(original, n, **kwargs):
         if n == 1:
             entries = kwargs["Entries"]
-            return {"FailedEntryCount": len(entries), "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"} for _ in entries]}
+            return {
+                "FailedEntryCount": len(entries),
+                "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "slow down"} for _ in entries],
+            }
         return original(**kwargs)
 
     faults.wrap("events", "put_events", flaky)
@@ -111,7 +114,9 @@ def test_poison_message_reaches_the_dlq_after_3_receives_and_neighbours_are_not_
     stats = pipeline.drain_processing_queue()
     # THEN the poison message was received 3 times and moved to the DLQ by the redrive
     assert stats["failed"] == 3
-    dlq = pipeline.sqs.receive_message(QueueUrl=pipeline.queue_urls["ProcessingDLQ"], AttributeNames=["All"])["Messages"]
+    dlq = pipeline.sqs.receive_message(QueueUrl=pipeline.queue_urls["ProcessingDLQ"], AttributeNames=["All"])[
+        "Messages"
+    ]
     assert len(dlq) == 1 and "not-a-timestamp" in dlq[0]["Body"]
     assert dlq[0]["Attributes"]["ApproximateReceiveCount"] == "4"  # moto counts the redriving receive
     # AND the good messages were written exactly once each
@@ -123,8 +128,18 @@ def test_poison_message_reaches_the_dlq_after_3_receives_and_neighbours_are_not_
 
 def test_partial_batch_response_names_only_the_failed_message(pipeline):
     arn = pipeline.physical["ProcessingQueue"]["Arn"]
-    good = {"MessageId": "good-1", "ReceiptHandle": "r1", "Body": body("AAPL", 1717421400000, 1), "Attributes": {"ApproximateReceiveCount": "1"}}
-    bad = {"MessageId": "bad-1", "ReceiptHandle": "r2", "Body": '{"v":9}', "Attributes": {"ApproximateReceiveCount": "1"}}
+    good = {
+        "MessageId": "good-1",
+        "ReceiptHandle": "r1",
+        "Body": body("AAPL", 1717421400000, 1),
+        "Attributes": {"ApproximateReceiveCount": "1"},
+    }
+    bad = {
+        "MessageId": "bad-1",
+        "ReceiptHandle": "r2",
+        "Body": '{"v":9}',
+        "Attributes": {"ApproximateReceiveCount": "1"},
+    }
     response = pipeline.invoke("DataProcessorFunction", {"Records": [sqs_record(good, arn), sqs_record(bad, arn)]})
     assert response == {"batchItemFailures": [{"itemIdentifier": "bad-1"}]}
     # a batch where everything fails is reported, not raised (no whole-batch replay)

@@ -29,7 +29,12 @@ def _resolve(pipe: Pipeline, value) -> str:
     emulation does not create it (log groups)."""
     if isinstance(value, dict) and "Fn::GetAtt" in value and value["Fn::GetAtt"][0] not in pipe.physical:
         return "{}.{}".format(*value["Fn::GetAtt"])
-    if isinstance(value, dict) and "Ref" in value and value["Ref"] in pipe.resources and value["Ref"] not in pipe.physical:
+    if (
+        isinstance(value, dict)
+        and "Ref" in value
+        and value["Ref"] in pipe.resources
+        and value["Ref"] not in pipe.physical
+    ):
         return f"{value['Ref']}.Arn"
     return str(pipe.resolve(value))
 
@@ -81,7 +86,9 @@ def exercised():
         try:
             pipe.put_object("AAPL/a.csv", b"timestamp,price,volume\n1717421400,192.9,10\n1717421401,-1,1\n")
             pipe.deliver_s3_events()
-            pipe.s3.put_object(Bucket=pipe.bucket, Key="MSFT/2024-06-03.jsonl", Body=b'{"price":415,"timestamp":1717421400}\n')
+            pipe.s3.put_object(
+                Bucket=pipe.bucket, Key="MSFT/2024-06-03.jsonl", Body=b'{"price":415,"timestamp":1717421400}\n'
+            )
             event = load_event("s3_put_unversioned")
             event["Records"][0]["s3"]["bucket"]["name"] = pipe.bucket
             pipe.invoke("DataIngestionFunction", event)
@@ -104,9 +111,9 @@ def compare(pipe: Pipeline, called: set[tuple[str, str]], function: str, runtime
     missing = sorted(c for c in called if not any(allows(g, c) for g in granted))
     service_used = runtime_resources(pipe, function)
     unused = sorted(
-        g for g in granted
-        if not any(allows(g, c) for c in called)
-        and not (g[0] in runtime_actions and g[1] in service_used)
+        g
+        for g in granted
+        if not any(allows(g, c) for c in called) and not (g[0] in runtime_actions and g[1] in service_used)
     )
     return missing, unused
 
@@ -167,7 +174,9 @@ def test_the_comparison_catches_extra_and_missing_grants(exercised, monkeypatch)
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         statement["Action"] = [a for a in actions if a != "dynamodb:BatchWriteItem"] or ["dynamodb:DescribeTable"]
     monkeypatch.setattr(pipe, "resources", resources)
-    missing, unused = compare(pipe, seen["DataProcessorFunction"], "DataProcessorFunction", runtime["DataProcessorRole"])
+    missing, unused = compare(
+        pipe, seen["DataProcessorFunction"], "DataProcessorFunction", runtime["DataProcessorRole"]
+    )
     table_arn = pipe.physical["MarketDataTable"]["Arn"]
     assert missing == [("dynamodb:BatchWriteItem", table_arn)]
     assert ("dynamodb:Query", table_arn) in unused

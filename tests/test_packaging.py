@@ -23,7 +23,9 @@ def make_handlers(root: Path, *, imports: str = "", name: str = "handlers") -> P
     (pkg / "__init__.py").write_text('"""handlers"""\n')
     (pkg / "core" / "__init__.py").write_text("")
     (pkg / "core" / "points.py").write_text("import json\nimport decimal\n\ndef parse(x):\n    return json.loads(x)\n")
-    (pkg / "ingest.py").write_text(f"import boto3\n{imports}\nfrom handlers.core import points\n\ndef handler(e, c):\n    return 1\n")
+    (pkg / "ingest.py").write_text(
+        f"import boto3\n{imports}\nfrom handlers.core import points\n\ndef handler(e, c):\n    return 1\n"
+    )
     cache = pkg / "__pycache__"
     cache.mkdir()
     (cache / "ingest.cpython-311.pyc").write_bytes(b"\x00compiled")
@@ -55,7 +57,9 @@ def test_a_changed_source_changes_the_digest(tmp_path):
 
 
 def test_entries_are_sorted_with_fixed_timestamps_and_permissions_and_no_bytecode(tmp_path):
-    pkg = build_package(make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger"), setup_cfg=SETUP_CFG)
+    pkg = build_package(
+        make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger"), setup_cfg=SETUP_CFG
+    )
     infos = entries(pkg.data)
     names = [i.filename for i in infos]
     assert names == sorted(names)
@@ -66,26 +70,36 @@ def test_entries_are_sorted_with_fixed_timestamps_and_permissions_and_no_bytecod
 
 
 def test_powertools_is_bundled_with_typing_extensions_but_not_jmespath(tmp_path):
-    pkg = build_package(make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Metrics"),
-                        setup_cfg=SETUP_CFG)
+    pkg = build_package(
+        make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Metrics"), setup_cfg=SETUP_CFG
+    )
     names = set(pkg.entries)
     assert "aws_lambda_powertools/__init__.py" in names
     assert "aws_lambda_powertools/logging/logger.py" in names
     assert "typing_extensions.py" in names
     assert not any(n.startswith(("jmespath/", "boto3/", "botocore/", "aws_xray_sdk/", "wrapt/")) for n in names)
-    assert pkg.bundled == ("aws-lambda-powertools==3.37.0", f"typing-extensions=={packaging.importlib.metadata.version('typing_extensions')}")
+    assert pkg.bundled == (
+        "aws-lambda-powertools==3.37.0",
+        f"typing-extensions=={packaging.importlib.metadata.version('typing_extensions')}",
+    )
     # install-specific metadata would make the zip differ between machines
     assert not any(n.endswith(("/RECORD", "/INSTALLER", "/direct_url.json")) for n in names)
 
 
 def test_the_tracer_brings_the_xray_sdk_and_pure_python_wrapt(tmp_path):
-    pkg = build_package(make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Tracer"),
-                        setup_cfg=SETUP_CFG)
+    pkg = build_package(
+        make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Tracer"), setup_cfg=SETUP_CFG
+    )
     names = set(pkg.entries)
     assert "aws_xray_sdk/core/recorder.py" in names
     assert "wrapt/wrappers.py" in names  # the pure Python fallback wrapt uses without its C extension
     assert not any(n.startswith("wrapt/_wrappers") and not n.endswith(".py") for n in names)
-    assert [b.split("==")[0] for b in pkg.bundled] == ["aws-lambda-powertools", "typing-extensions", "aws-xray-sdk", "wrapt"]
+    assert [b.split("==")[0] for b in pkg.bundled] == [
+        "aws-lambda-powertools",
+        "typing-extensions",
+        "aws-xray-sdk",
+        "wrapt",
+    ]
 
 
 def test_handlers_without_powertools_bundle_nothing(tmp_path):

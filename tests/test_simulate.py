@@ -33,13 +33,24 @@ def test_simulate_prints_one_document_of_the_documented_shape(monkeypatch, capsy
     assert (doc["accepted"], doc["stored"], doc["dead_letters"]) == (12, 12, 0)
     assert len(doc["rejections"]) == doc["rejected"]
     assert all(set(r) == {"source", "position", "reason"} for r in doc["rejections"])
-    assert {"source": "AAPL/2024-06-03.csv", "position": "line 9", "reason": "duplicate of line 3 (same symbol and timestamp)"} in doc["rejections"]
+    assert {
+        "source": "AAPL/2024-06-03.csv",
+        "position": "line 9",
+        "reason": "duplicate of line 3 (same symbol and timestamp)",
+    } in doc["rejections"]
     keys = [(a["symbol"], a["window_start"]) for a in doc["aggregates"]]
     assert keys == sorted(keys)
     aapl = doc["aggregates"][0]
     assert aapl == {
-        "symbol": "AAPL", "window_start": 1717421400000, "open": 192.9, "high": 193.1, "low": 192.75,
-        "close": 193.05, "count": 4, "volume": 4000, "vwap": 192.9025,
+        "symbol": "AAPL",
+        "window_start": 1717421400000,
+        "open": 192.9,
+        "high": 193.1,
+        "low": 192.75,
+        "close": 193.05,
+        "count": 4,
+        "volume": 4000,
+        "vwap": 192.9025,
     }
     # the key's first segment supplied the symbol of the CSV rows
     assert {a["symbol"] for a in doc["aggregates"]} == {"AAPL", "MSFT", "NVDA", "BRK.B"}
@@ -72,7 +83,10 @@ def test_unreadable_arguments_exit_2_with_one_line(monkeypatch, capsys, argv, me
 def test_dispatcher_runs_simulate_as_a_module():
     result = subprocess.run(
         [sys.executable, "-m", "market_cfn", "simulate", "trades.json"],
-        cwd=DATA, capture_output=True, text=True, timeout=120,
+        cwd=DATA,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
     )
     assert result.returncode == 0, result.stderr

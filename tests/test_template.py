@@ -137,7 +137,9 @@ def test_data_bucket(resources: dict) -> None:
     assert "DataIngestionS3Permission" in as_list(resources["DataBucket"]["DependsOn"])
 
 
-@pytest.mark.parametrize("bucket,policy", [("DataBucket", "DataBucketPolicy"), ("RejectsBucket", "RejectsBucketPolicy")])
+@pytest.mark.parametrize(
+    "bucket,policy", [("DataBucket", "DataBucketPolicy"), ("RejectsBucket", "RejectsBucketPolicy")]
+)
 def test_bucket_policies_deny_insecure_transport(resources: dict, bucket: str, policy: str) -> None:
     document = props(resources, policy)
     assert document["Bucket"] == {"Ref": bucket}
@@ -202,14 +204,19 @@ def test_processor_is_fed_by_the_queue_in_batches_of_10_with_partial_failures(re
 
 
 def test_async_invocation_failures_go_to_a_dead_letter_queue(resources: dict) -> None:
-    configs = {refs(p["Properties"]["FunctionName"]).pop(): p["Properties"] for p in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()}
+    configs = {
+        refs(p["Properties"]["FunctionName"]).pop(): p["Properties"]
+        for p in of_type(resources, "AWS::Lambda::EventInvokeConfig").values()
+    }
     assert set(configs) == {"DataIngestionFunction", "DataAggregatorFunction"}
     for config in configs.values():
         assert refs(config["DestinationConfig"]["OnFailure"]["Destination"]) == {"InvocationDLQ"}
 
 
 def test_invoke_permissions(resources: dict) -> None:
-    permissions = {p["Properties"]["Principal"]: p["Properties"] for p in of_type(resources, "AWS::Lambda::Permission").values()}
+    permissions = {
+        p["Properties"]["Principal"]: p["Properties"] for p in of_type(resources, "AWS::Lambda::Permission").values()
+    }
     assert set(permissions) == {"s3.amazonaws.com", "apigateway.amazonaws.com", "events.amazonaws.com"}
     assert refs(permissions["s3.amazonaws.com"]["FunctionName"]) == {"DataIngestionFunction"}
     assert "SourceAccount" in permissions["s3.amazonaws.com"]
@@ -510,7 +517,11 @@ def test_render_writes_build_template_by_default(tmp_path: Path) -> None:
     ],
 )
 def test_bad_options_give_one_line_and_exit_2_writing_nothing(tmp_path: Path, args: list[str], message: str) -> None:
-    result = _render(*args, "--out", str(tmp_path / "t.json"), cwd=tmp_path) if args != ["--out"] else _render(*args, cwd=tmp_path)
+    result = (
+        _render(*args, "--out", str(tmp_path / "t.json"), cwd=tmp_path)
+        if args != ["--out"]
+        else _render(*args, cwd=tmp_path)
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr

@@ -211,9 +211,7 @@ def _iter_csv(stream: BinaryIO) -> Iterator[RawRecord]:
         if any(_has_bad_bytes(cell) for cell in row):
             yield RawRecord(position, error="line is not valid UTF-8")
         elif len(row) != len(header):
-            yield RawRecord(
-                position, error=f"{len(row)} fields, the header has {len(header)}"
-            )
+            yield RawRecord(position, error=f"{len(row)} fields, the header has {len(header)}")
         else:
             yield RawRecord(position, dict(zip(header, row)), text_fields=True)
 
@@ -328,9 +326,7 @@ def _iter_json(stream: BinaryIO) -> Iterator[RawRecord]:
         yield RawRecord(position, error=f"invalid JSON: {exc}; the rest of the document was not read")
 
 
-def iter_raw_records(
-    stream: Any, *, key: str = "", content_type: str | None = None
-) -> Iterator[RawRecord]:
+def iter_raw_records(stream: Any, *, key: str = "", content_type: str | None = None) -> Iterator[RawRecord]:
     """Yield every record of an object, in order, without loading it whole."""
     head, buffered = _peek(stream, 2)
     source: BinaryIO = buffered
@@ -345,6 +341,4 @@ def iter_raw_records(
             last = record.position
             yield record
     except _GZIP_ERRORS as exc:
-        yield RawRecord(
-            f"after {last}", error=f"corrupt gzip data: {_short(exc)}; the rest was not read"
-        )
+        yield RawRecord(f"after {last}", error=f"corrupt gzip data: {_short(exc)}; the rest was not read")

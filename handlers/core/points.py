@@ -195,9 +195,7 @@ def parse_timestamp(value: Any, *, now_ms: int) -> int:
             delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
             ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
     else:
-        raise Rejected(
-            f"timestamp must be a number or an ISO 8601 string, got {_type_name(value)}"
-        )
+        raise Rejected(f"timestamp must be a number or an ISO 8601 string, got {_type_name(value)}")
     if ms < MIN_TIMESTAMP_MS:
         raise Rejected(f"timestamp before 1900-01-01: {_show(value)}")
     if ms > now_ms + MAX_FUTURE_MS:

@@ -95,17 +95,14 @@ class MessagePacker:
         return ready
 
     def _finish_message(self) -> list[list[str]]:
-        body = _HEAD + ",".join(
-            f'"{symbol}":[{",".join(points)}]' for symbol, points in self._groups.items()
-        ) + _TAIL
+        body = _HEAD + ",".join(f'"{symbol}":[{",".join(points)}]' for symbol, points in self._groups.items()) + _TAIL
         assert len(body) == self._size, (len(body), self._size)
         self._groups = {}
         self._size = len(_HEAD) + len(_TAIL)
         self.messages += 1
         ready: list[list[str]] = []
         if self._batch and (
-            self._batch_bytes + len(body) > self.max_batch_bytes
-            or len(self._batch) >= self.max_entries
+            self._batch_bytes + len(body) > self.max_batch_bytes or len(self._batch) >= self.max_entries
         ):
             ready.append(self._batch)
             self._batch, self._batch_bytes = [], 0
