@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     if command not in COMMANDS:
         print(f"market_cfn: unknown command {command!r} (choose from {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"market_cfn.{command}_cli")
+    module = importlib.import_module(f"market_cfn.cli.{command}")
     return module.main(rest)
 
 

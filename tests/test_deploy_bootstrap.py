@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from market_cfn.bootstrap import BUCKET_OUTPUT, build_bootstrap_template, render_bootstrap_json
+from market_cfn.deploy.bootstrap import BUCKET_OUTPUT, build_bootstrap_template, render_bootstrap_json
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from market_cfn import deploy_cli
+from market_cfn.cli import deploy as deploy_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 

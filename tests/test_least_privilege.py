@@ -8,7 +8,7 @@ on. The comparison is per (action, resource): DataIngestion's sqs:SendMessage on
 ProcessingQueue is the code's, the same action on InvocationDLQ is the Lambda service's
 (asynchronous-invocation failures), and an action-only comparison could not tell them
 apart. Runtime/service grants are excused only when the action is listed in
-market_cfn.policies.RUNTIME_ACTIONS (the one list of them) *and* the resource is one
+market_cfn.stack.policies.RUNTIME_ACTIONS (the one list of them) *and* the resource is one
 the service uses for that function in the template (its log group, "*" for X-Ray, its
 OnFailure destination / DeadLetterConfig, its event source mapping's queue).
 """
@@ -120,9 +120,9 @@ def compare(pipe: Pipeline, called: set[tuple[str, str]], function: str, runtime
 
 def _runtime_actions():
     try:
-        from market_cfn.policies import RUNTIME_ACTIONS
+        from market_cfn.stack.policies import RUNTIME_ACTIONS
     except ImportError as exc:  # fail loudly: the template must provide the list
-        pytest.fail(f"market_cfn.policies.RUNTIME_ACTIONS is missing ({exc}); the template has not landed")
+        pytest.fail(f"market_cfn.stack.policies.RUNTIME_ACTIONS is missing ({exc}); the template has not landed")
     return RUNTIME_ACTIONS
 
 
@@ -154,7 +154,7 @@ def test_scenario_covered_every_path(exercised):
 
 
 def test_runtime_actions_are_listed_once_for_every_role(exercised):
-    from market_cfn.policies import RUNTIME_ACTIONS
+    from market_cfn.stack.policies import RUNTIME_ACTIONS
 
     pipe, _ = exercised
     assert set(RUNTIME_ACTIONS) == {pipe.role_of(f) for f in FUNCTIONS}

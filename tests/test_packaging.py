@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from market_cfn import packaging
-from market_cfn.packaging import PackagingError, build_package
+from market_cfn.deploy import packaging
+from market_cfn.deploy.packaging import PackagingError, build_package
 
 SETUP_CFG = packaging.PROJECT_ROOT / "setup.cfg"
 

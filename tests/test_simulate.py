@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from market_cfn import simulate_cli
+from market_cfn.cli import simulate as simulate_cli
 from market_cfn.simulate import Pipeline
 
 DATA = Path(__file__).parent / "data"

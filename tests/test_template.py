@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from market_cfn.config import FUNCTION_TIMEOUT_SECONDS, ConfigError, StackConfig
-from market_cfn.policies import DESTRUCTIVE_ACTIONS, RUNTIME_ACTIONS
-from market_cfn.render import render_dict, render_json
+from market_cfn.stack.config import FUNCTION_TIMEOUT_SECONDS, ConfigError, StackConfig
+from market_cfn.stack.policies import DESTRUCTIVE_ACTIONS, RUNTIME_ACTIONS
+from market_cfn.stack.render import render_dict, render_json
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = ("DataIngestion", "DataProcessor", "DataAggregator")
@@ -299,7 +299,7 @@ def test_ingest_api(resources: dict) -> None:
 
 
 def test_deployment_id_follows_the_api_definition() -> None:
-    from market_cfn import api
+    from market_cfn.stack import api
 
     default = [k for k in render_dict(StackConfig())["Resources"] if k.startswith("IngestApiDeployment")]
     original = api.INGEST_BODY_SCHEMA
@@ -432,7 +432,7 @@ def _statements_in(resource: dict) -> list[dict]:
 
 
 def test_every_taggable_resource_is_tagged(resources: dict) -> None:
-    from market_cfn.template import build_template
+    from market_cfn.stack.template import build_template
 
     t = build_template(StackConfig())
     taggable = {k for k, r in t.resources.items() if "Tags" in type(r).props}
@@ -537,7 +537,7 @@ def test_render_out_directory_is_an_error(tmp_path: Path) -> None:
 
 
 def test_policy_export_resolves_every_policy_to_concrete_arns(template: dict) -> None:
-    from market_cfn.policy_export import policy_documents
+    from market_cfn.stack.policy_export import policy_documents
 
     documents = policy_documents(template)
     assert set(documents) == {

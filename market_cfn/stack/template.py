@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from troposphere import GetAtt, Output, Template
 
-from market_cfn import api, events, functions, monitoring, queues, storage
-from market_cfn.config import StackConfig
-from market_cfn.parameters import add_parameters
-from market_cfn.tags import tag_all
+from market_cfn.stack import api, events, functions, monitoring, queues, storage
+from market_cfn.stack.config import StackConfig
+from market_cfn.stack.parameters import add_parameters
+from market_cfn.stack.tags import tag_all
 
 DESCRIPTION = (
     "market_cfn: serverless market-data pipeline (S3 -> DataIngestion -> SQS -> DataProcessor -> "

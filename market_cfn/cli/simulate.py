@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
         return 0 if exc.code == 0 else 2
     try:
         files = _read_files(args.files)
-        from market_cfn.config import ConfigError, StackConfig
+        from market_cfn.stack.config import ConfigError, StackConfig
 
         StackConfig(env_suffix=args.env)
     except _UsageError as exc:

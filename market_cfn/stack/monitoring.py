@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from troposphere import GetAtt, If, NoValue, Ref, Template
-from troposphere import cloudwatch, logs, sqs
+from troposphere import GetAtt, If, NoValue, Ref, Template, cloudwatch, logs, sqs
 
-from market_cfn.config import StackConfig
-from market_cfn.functions import PipelineFunction
-from market_cfn.parameters import HAS_ALARM_ACTION, Params
+from market_cfn.stack.config import StackConfig
+from market_cfn.stack.functions import PipelineFunction
+from market_cfn.stack.parameters import HAS_ALARM_ACTION, Params
 
 NAMESPACE = "MarketAnalytics"
 ERROR_PATTERN = "?ERROR ?Exception"

@@ -5,16 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from awacs.aws import Statement
-from troposphere import GetAtt, Sub, Template
-from troposphere import awslambda, dynamodb, events, iam, logs, sqs
+from troposphere import GetAtt, Sub, Template, awslambda, dynamodb, events, iam, logs, sqs
 
 from handlers import contract
-from market_cfn import policies
-from market_cfn.config import FUNCTION_MEMORY_MB, FUNCTION_TIMEOUT_SECONDS, StackConfig
-from market_cfn.parameters import Params
-from market_cfn.loggroups import add_log_group
-from market_cfn.suppressions import suppress
-from market_cfn.storage import bucket_arn, data_bucket_name, rejects_bucket_name
+from market_cfn.stack import policies
+from market_cfn.stack.config import FUNCTION_MEMORY_MB, FUNCTION_TIMEOUT_SECONDS, StackConfig
+from market_cfn.stack.loggroups import add_log_group
+from market_cfn.stack.parameters import Params
+from market_cfn.stack.storage import bucket_arn, data_bucket_name, rejects_bucket_name
+from market_cfn.stack.suppressions import suppress
 
 RUNTIME = "python3.12"
 # Graviton: the handlers are pure Python (Powertools included), and arm64 GB-seconds

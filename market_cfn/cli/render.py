@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from market_cfn.config import ConfigError, StackConfig
-from market_cfn.render import DEFAULT_OUT, write_template
+from market_cfn.stack.config import ConfigError, StackConfig
+from market_cfn.stack.render import DEFAULT_OUT, write_template
 
 
 class _Parser(argparse.ArgumentParser):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+from troposphere import GetAtt, Template, sqs
 
-from troposphere import GetAtt, Template
-from troposphere import sqs
-
-from market_cfn.config import FUNCTION_TIMEOUT_SECONDS, StackConfig
-from market_cfn.parameters import Params
-from market_cfn.protection import protect
-from market_cfn.suppressions import suppress
+from market_cfn.stack.config import FUNCTION_TIMEOUT_SECONDS, StackConfig
+from market_cfn.stack.parameters import Params
+from market_cfn.stack.protection import protect
+from market_cfn.stack.suppressions import suppress
 
 FOUR_DAYS_SECONDS = 4 * 24 * 3600
 FOURTEEN_DAYS_SECONDS = 14 * 24 * 3600  # the SQS maximum

@@ -5,7 +5,7 @@ resolves the template's intrinsic functions (Ref, Fn::GetAtt, Fn::Sub, Fn::Join,
 Fn::If) against an example account and region, so each role policy, bucket policy and
 queue policy can be linted exactly as CloudFormation would deploy it.
 
-    python -m market_cfn.policy_export build/template.json OUT_DIR
+    python -m market_cfn.stack.policy_export build/template.json OUT_DIR
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def policy_documents(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m market_cfn.policy_export TEMPLATE.json OUT_DIR", file=sys.stderr)
+        print("usage: python -m market_cfn.stack.policy_export TEMPLATE.json OUT_DIR", file=sys.stderr)
         return 2
     template = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     out = Path(argv[1])

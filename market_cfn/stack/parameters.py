@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from troposphere import Equals, Not, Parameter, Ref, Sub, Template
 
-from market_cfn.config import ENVIRONMENT_SUFFIX_PATTERN, ENVIRONMENT_TAG_PATTERN, StackConfig
+from market_cfn.stack.config import ENVIRONMENT_SUFFIX_PATTERN, ENVIRONMENT_TAG_PATTERN, StackConfig
 
 HAS_ALARM_ACTION = "HasAlarmAction"
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from troposphere import Sub, Template
-from troposphere import logs
+from troposphere import Sub, Template, logs
 
-from market_cfn.config import LOG_RETENTION_DAYS
-from market_cfn.protection import protect
-from market_cfn.suppressions import suppress
+from market_cfn.stack.config import LOG_RETENTION_DAYS
+from market_cfn.stack.protection import protect
+from market_cfn.stack.suppressions import suppress
 
 
 def add_log_group(t: Template, logical_id: str, *, name: Sub) -> logs.LogGroup:

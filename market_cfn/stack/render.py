@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from market_cfn.config import StackConfig
-from market_cfn.template import build_template
+from market_cfn.stack.config import StackConfig
+from market_cfn.stack.template import build_template
 
 DEFAULT_OUT = Path("build") / "template.json"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from troposphere import Tags, Template
 
-from market_cfn.parameters import Params
+from market_cfn.stack.parameters import Params
 
 PROJECT = "MarketAnalytics"
 

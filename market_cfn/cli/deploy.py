@@ -189,8 +189,8 @@ def main(
         stack_name = args.stack_name or f"market-data-{args.env}"
         request = None
         if not args.execute:
-            from market_cfn.config import StackConfig
-            from market_cfn.render import render_json
+            from market_cfn.stack.config import StackConfig
+            from market_cfn.stack.render import render_json
 
             template_json = render_json(StackConfig(env_suffix=args.env, retain_data=args.retain_data))
             request = core.PipelineDeploy(
@@ -237,7 +237,7 @@ def main(
     except KeyboardInterrupt:
         return fail(1, "interrupted (a stack operation already started goes on in CloudFormation)")
     except Exception as exc:  # PackagingError and friends: one line, not a traceback
-        from market_cfn.packaging import PackagingError
+        from market_cfn.deploy.packaging import PackagingError
 
         if isinstance(exc, PackagingError):
             return fail(2, f"packaging: {exc}")

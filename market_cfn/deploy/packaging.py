@@ -38,7 +38,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 HANDLERS_DIR = PROJECT_ROOT / "handlers"
 KEY_PREFIX = "market-data/"
 POWERTOOLS_DIST = "aws-lambda-powertools"

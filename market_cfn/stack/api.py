@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 
-from troposphere import GetAtt, Sub, Template
-from troposphere import apigateway, awslambda
+from troposphere import GetAtt, Sub, Template, apigateway, awslambda
 
-from market_cfn.config import StackConfig
-from market_cfn.functions import PipelineFunction
-from market_cfn.parameters import Params
-from market_cfn.loggroups import add_log_group
-from market_cfn.suppressions import suppress
+from market_cfn.stack.config import StackConfig
+from market_cfn.stack.functions import PipelineFunction
+from market_cfn.stack.loggroups import add_log_group
+from market_cfn.stack.parameters import Params
+from market_cfn.stack.suppressions import suppress
 
 THROTTLE_RATE_PER_SECOND = 10_000
 THROTTLE_BURST = 10_000

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from awacs.aws import PolicyDocument
-from troposphere import GetAtt, Sub, Template
-from troposphere import awslambda
-from troposphere import dynamodb
-from troposphere import s3
+from troposphere import GetAtt, Sub, Template, awslambda, dynamodb, s3
 
-from market_cfn import policies
-from market_cfn.config import StackConfig
-from market_cfn.parameters import Params
-from market_cfn.protection import protect
-from market_cfn.suppressions import suppress
+from market_cfn.stack import policies
+from market_cfn.stack.config import StackConfig
+from market_cfn.stack.parameters import Params
+from market_cfn.stack.protection import protect
+from market_cfn.stack.suppressions import suppress
 
 DATA_RETENTION_DAYS = 30
 NONCURRENT_VERSION_RETENTION_DAYS = 7

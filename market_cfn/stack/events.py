@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from awacs.aws import PolicyDocument
-from troposphere import GetAtt, Template
-from troposphere import awslambda, events, sqs
+from troposphere import GetAtt, Template, awslambda, events, sqs
 
 from handlers import contract
-from market_cfn import policies
-from market_cfn.config import StackConfig
-from market_cfn.functions import PipelineFunction
-from market_cfn.parameters import Params
+from market_cfn.stack import policies
+from market_cfn.stack.config import StackConfig
+from market_cfn.stack.functions import PipelineFunction
+from market_cfn.stack.parameters import Params
 
 ARCHIVE_RETENTION_DAYS = 7
 SCHEDULE = "rate(5 minutes)"

@@ -26,16 +26,20 @@ other APIs in the account.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from awacs.sts import AssumeRole
+from botocore.exceptions import ClientError
 from troposphere import GetAtt, Output, Ref, Sub, Template, apigateway, iam, s3
 
-from market_cfn import policies
-from market_cfn.protection import protect
-from market_cfn.storage import expiring_lifecycle, private_bucket
-
-from market_cfn.suppressions import suppress
+from market_cfn.deploy.changeset import ChangeSetRequest
+from market_cfn.deploy.common import Console, DeployError, Waits
+from market_cfn.deploy.preflight import describe_stack, stack_outputs
+from market_cfn.stack import policies
+from market_cfn.stack.protection import protect
+from market_cfn.stack.storage import expiring_lifecycle, private_bucket
+from market_cfn.stack.suppressions import suppress
 
 DEFAULT_STACK_NAME = "market-data-bootstrap"
 BUCKET_OUTPUT = "ArtifactsBucketName"
@@ -108,3 +112,55 @@ def _add_api_gateway_logging_role(t: Template) -> None:
 def render_bootstrap_json() -> str:
     """The bootstrap template as deterministic JSON (sorted keys), like render.render_json."""
     return json.dumps(build_bootstrap_template().to_dict(), indent=2, sort_keys=True) + "\n"
+
+
+def _bootstrap_bucket(cfn: Any, stack_name: str) -> str | None:
+    stack = describe_stack(cfn, stack_name)
+    if not stack or stack["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"):
+        return None
+    bucket = stack_outputs(stack).get(BUCKET_OUTPUT)
+    if bucket:
+        return bucket
+    # moto 5 leaves stacks created through change sets without Outputs: read the bucket's
+    # physical ID instead (the output is `Ref ArtifactsBucket`, the same value).
+    # (DescribeStackResources, not DescribeStackResource: moto's singular call crashes on
+    # a stack holding a resource type it does not implement, like AWS::ApiGateway::Account.)
+    try:
+        resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
+    except ClientError:
+        return None
+    for resource in resources:
+        if resource.get("LogicalResourceId") == "ArtifactsBucket":
+            return resource.get("PhysicalResourceId") or None
+    return None
+
+
+def ensure_bootstrap(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assume_yes: bool) -> str:
+    """The artifacts bucket's name, deploying the bootstrap stack first when it is missing."""
+    from market_cfn.deploy.pipeline import deploy_stack  # pipeline imports this module
+
+    bucket = _bootstrap_bucket(cfn, stack_name)
+    if bucket:
+        return bucket
+    console.say(f"Bootstrap stack {stack_name} has no {BUCKET_OUTPUT} output: deploying it first.")
+    console.say("")
+    outcome = deploy_stack(
+        cfn,
+        ChangeSetRequest(
+            stack_name,
+            {},
+            template_body=render_bootstrap_json(),
+            description="market_cfn bootstrap: artifacts bucket, API Gateway logging role",
+            capabilities=("CAPABILITY_IAM",),
+        ),
+        console,
+        waits,
+        assume_yes=assume_yes,
+    )
+    if outcome.result == "failed":
+        raise DeployError(f"the bootstrap stack {stack_name} failed: {outcome.message}")
+    bucket = _bootstrap_bucket(cfn, stack_name)
+    if not bucket:
+        raise DeployError(f"the bootstrap stack {stack_name} is deployed but names no artifacts bucket")
+    console.say("")
+    return bucket

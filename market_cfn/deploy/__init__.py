@@ -1,0 +1,159 @@
+"""Change-set deploys, one module per step (STYLE.md "Layout"):
+
+common (outcomes, waits, console) - preflight - changeset (create, wait, every page) - model and review
+(plain data from the change set) - guard (data loss) - iam (security diff) - format (printing only)
+- follow (execute and events) - artifacts and packaging (content-addressed uploads) - bootstrap - pipeline
+(one whole deploy). Every function that talks to AWS takes its boto3 client(s) as arguments.
+
+The names below are re-exported so `from market_cfn import deploy` keeps one namespace for callers.
+"""
+
+from market_cfn.deploy.artifacts import (
+    ensure_object,
+    template_location,
+)
+from market_cfn.deploy.bootstrap import (
+    API_LOGGING_POLICY,
+    ARTIFACT_EXPIRATION_DAYS,
+    BUCKET_OUTPUT,
+    DEFAULT_STACK_NAME,
+    NONCURRENT_EXPIRATION_DAYS,
+    build_bootstrap_template,
+    ensure_bootstrap,
+    render_bootstrap_json,
+)
+from market_cfn.deploy.changeset import (
+    ChangeSetRequest,
+    change_set_name,
+    change_set_parameters,
+    create_change_set,
+    delete_change_set,
+    describe_change_set_all,
+    is_no_changes,
+    wait_for_change_set,
+)
+from market_cfn.deploy.common import (
+    CANCELLED_REASONS,
+    MASK,
+    NO_CHANGES_REASONS,
+    SUCCESS_STATUS,
+    TEMPLATE_BODY_LIMIT,
+    UNRECOVERABLE_STATUSES,
+    Console,
+    DeployError,
+    Refused,
+    UsageError,
+    Waits,
+    table,
+)
+from market_cfn.deploy.follow import (
+    RESOURCE_DONE,
+    ExecutionResult,
+    execute_and_follow,
+    resolve_outputs_locally,
+)
+from market_cfn.deploy.format import (
+    render_result,
+    render_review,
+)
+from market_cfn.deploy.guard import (
+    STATEFUL_TYPES,
+    guard_violation,
+)
+from market_cfn.deploy.iam import (
+    POLICY_PROPERTIES,
+    Grant,
+    iam_findings,
+)
+from market_cfn.deploy.model import (
+    GuardViolation,
+    IamFinding,
+    PropertyChange,
+    ResourceChangeView,
+    Review,
+)
+from market_cfn.deploy.pipeline import (
+    TOOL_PARAMETERS,
+    Outcome,
+    PipelineDeploy,
+    check_parameters,
+    deploy_pipeline,
+    deploy_stack,
+    execute_existing,
+    no_echo_parameters,
+    review_and_execute,
+    validate_pipeline,
+)
+from market_cfn.deploy.preflight import (
+    describe_stack,
+    preflight,
+    stack_outputs,
+    wait_for_stack,
+)
+from market_cfn.deploy.review import (
+    build_review,
+)
+
+__all__ = [
+    "API_LOGGING_POLICY",
+    "ARTIFACT_EXPIRATION_DAYS",
+    "BUCKET_OUTPUT",
+    "CANCELLED_REASONS",
+    "ChangeSetRequest",
+    "Console",
+    "DEFAULT_STACK_NAME",
+    "DeployError",
+    "ExecutionResult",
+    "Grant",
+    "GuardViolation",
+    "IamFinding",
+    "MASK",
+    "NONCURRENT_EXPIRATION_DAYS",
+    "NO_CHANGES_REASONS",
+    "Outcome",
+    "POLICY_PROPERTIES",
+    "PipelineDeploy",
+    "PropertyChange",
+    "RESOURCE_DONE",
+    "Refused",
+    "ResourceChangeView",
+    "Review",
+    "STATEFUL_TYPES",
+    "SUCCESS_STATUS",
+    "TEMPLATE_BODY_LIMIT",
+    "TOOL_PARAMETERS",
+    "UNRECOVERABLE_STATUSES",
+    "UsageError",
+    "Waits",
+    "build_bootstrap_template",
+    "build_review",
+    "change_set_name",
+    "change_set_parameters",
+    "check_parameters",
+    "create_change_set",
+    "delete_change_set",
+    "deploy_pipeline",
+    "deploy_stack",
+    "describe_change_set_all",
+    "describe_stack",
+    "ensure_bootstrap",
+    "ensure_object",
+    "execute_and_follow",
+    "execute_existing",
+    "guard_violation",
+    "iam_findings",
+    "is_no_changes",
+    "no_echo_parameters",
+    "preflight",
+    "render_bootstrap_json",
+    "render_result",
+    "render_review",
+    "resolve_outputs_locally",
+    "review_and_execute",
+    "stack_outputs",
+    "table",
+    "template_location",
+    "validate_pipeline",
+    "wait_for_change_set",
+    "wait_for_stack",
+]

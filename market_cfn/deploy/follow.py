@@ -1,0 +1,168 @@
+"""Execute a change set and follow its events until the stack settles."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from market_cfn.deploy.common import CANCELLED_REASONS, SUCCESS_STATUS, Console, DeployError, Waits, _short
+from market_cfn.deploy.model import Review
+from market_cfn.deploy.preflight import describe_stack, stack_outputs
+
+# --- Execute and follow ---------------------------------------------------------------
+
+RESOURCE_DONE = ("_COMPLETE", "_FAILED", "DELETE_SKIPPED")
+
+
+@dataclass
+class ExecutionResult:
+    status: str
+    succeeded: bool
+    failures: list[dict]
+    outputs: dict[str, str]
+    status_reason: str = ""
+    outputs_note: str = ""
+
+
+def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict]:
+    """New events, newest-first pages read only as far back as the marker."""
+    events = []
+    kwargs = {"StackName": stack_id}
+    while True:
+        page = cfn.describe_stack_events(**kwargs)
+        stop = False
+        for event in page.get("StackEvents", []):
+            if event["Timestamp"] < since:
+                stop = True
+                break
+            events.append(event)
+        token = page.get("NextToken")
+        if stop or not token:
+            return events
+        kwargs["NextToken"] = token
+
+
+def execute_and_follow(cfn: Any, change_set: dict, review: Review, console: Console, waits: Waits) -> ExecutionResult:
+    stack_id = change_set["StackId"]
+    stack_name = change_set["StackName"]
+    operation = change_set.get("ChangeSetType") or (
+        "CREATE" if _stack_status(cfn, stack_id) == "REVIEW_IN_PROGRESS" else "UPDATE"
+    )
+    token = "market-cfn-" + uuid.uuid4().hex
+    # The marker: events already there are not ours; anything stamped before the execute
+    # call (less the clock-skew tolerance) is not ours either.
+    before = cfn.describe_stack_events(StackName=stack_id).get("StackEvents", [])
+    seen = {e["EventId"] for e in before}
+    since = waits.now() - timedelta(seconds=waits.clock_skew_seconds)
+    cfn.execute_change_set(ChangeSetName=change_set["ChangeSetId"], ClientRequestToken=token)
+    console.say("")
+    console.say(f"Executing change set {change_set['ChangeSetName']} on stack {stack_name} ...")
+    total = max(len(review.changes), 1)
+    done: set[str] = set()
+    ours: list[dict] = []
+    id_width = max([len(c.logical_id) for c in review.changes] + [len(stack_name)])
+    type_width = max([len(c.resource_type) for c in review.changes] + [len("AWS::CloudFormation::Stack")])
+    deadline = waits.clock() + waits.stack_timeout_seconds
+    saw_progress = False
+    final_status = ""
+    reason = ""
+    while True:
+        fresh = []
+        for event in _recent_events(cfn, stack_id, since=since):
+            if event["EventId"] in seen:
+                continue
+            event_token = event.get("ClientRequestToken")
+            if event_token and event_token != token:
+                continue
+            seen.add(event["EventId"])
+            fresh.append(event)
+        fresh.sort(key=lambda e: e["Timestamp"])
+        stack_terminal_event = None
+        for event in fresh:
+            ours.append(event)
+            logical, status = event.get("LogicalResourceId", ""), event.get("ResourceStatus", "")
+            is_stack = event.get("ResourceType") == "AWS::CloudFormation::Stack" and logical == stack_name
+            if not is_stack and status.endswith(RESOURCE_DONE):
+                done.add(logical)
+            if is_stack:
+                saw_progress |= status.endswith("_IN_PROGRESS")
+                if not status.endswith("_IN_PROGRESS"):
+                    stack_terminal_event = event
+            line = (
+                f"{event['Timestamp'].astimezone(timezone.utc):%H:%M:%S}  [{min(len(done), total):>{len(str(total))}}/{total}]  "
+                f"{logical:<{id_width}}  {event.get('ResourceType', ''):<{type_width}}  {status}"
+            )
+            if event.get("ResourceStatusReason"):
+                line += f"  {_short(event['ResourceStatusReason'], 160)}"
+            console.say(console.paint(line, "31") if status.endswith("_FAILED") else line)
+        stack = describe_stack(cfn, stack_id)
+        status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
+        saw_progress |= status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS"
+        terminal = not status.endswith("_IN_PROGRESS")
+        if terminal and (saw_progress or stack_terminal_event is not None):
+            final_status = status
+            reason = (stack or {}).get("StackStatusReason", "")
+            break
+        if waits.clock() >= deadline:
+            raise DeployError(
+                f"stack {stack_name} is still {status} after {waits.stack_timeout_seconds:.0f} s; "
+                "stopped following it (the operation goes on in CloudFormation)"
+            )
+        waits.sleep(waits.poll_seconds)
+    if not done and review.changes:
+        console.say(
+            f"(no per-resource events were reported for the {len(review.changes)} resource changes; "
+            "a local emulation such as moto reports only the stack's own events)"
+        )
+    succeeded = final_status == SUCCESS_STATUS.get(operation, "")
+    failures = [
+        e
+        for e in ours
+        if e.get("ResourceStatus", "").endswith("_FAILED")
+        and not any(c in (e.get("ResourceStatusReason") or "") for c in CANCELLED_REASONS)
+        and not (e.get("ResourceType") == "AWS::CloudFormation::Stack" and e.get("LogicalResourceId") == stack_name)
+    ]
+    failures.sort(key=lambda e: e["Timestamp"])
+    outputs = stack_outputs(stack) if succeeded else {}
+    result = ExecutionResult(final_status, succeeded, failures, outputs, reason)
+    if succeeded and not outputs:
+        result.outputs, result.outputs_note = resolve_outputs_locally(cfn, stack_id, stack)
+    return result
+
+
+def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict | None) -> tuple[dict[str, str], str]:
+    """Outputs for a stack that reports none although its template declares some.
+
+    moto 5 never fills in Outputs for stacks created or updated through change sets.
+    Outputs that are a plain Ref of a resource or parameter are resolved here from
+    DescribeStackResources / the stack's Parameters; the rest are reported as missing.
+    """
+    body = cfn.get_template(StackName=stack_id).get("TemplateBody")
+    template = json.loads(body) if isinstance(body, str) else body or {}
+    declared = template.get("Outputs") or {}
+    if not declared:
+        return {}, ""
+    physical = {
+        r.get("LogicalResourceId", ""): r.get("PhysicalResourceId", "")
+        for r in cfn.describe_stack_resources(StackName=stack_id).get("StackResources", [])
+    }
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters") or []}
+    resolved = {}
+    for key, spec in declared.items():
+        value = spec.get("Value")
+        if isinstance(value, dict) and list(value) == ["Ref"]:
+            name = value["Ref"]
+            if physical.get(name):
+                resolved[key] = physical[name]
+            elif name in params:
+                resolved[key] = params[name]
+    note = f"none reported by the endpoint; {len(resolved)} of {len(declared)} resolved from the stack's resources"
+    return resolved, note
+
+
+def _stack_status(cfn: Any, stack_id: str) -> str:
+    stack = describe_stack(cfn, stack_id)
+    return stack["StackStatus"] if stack else ""

@@ -1,0 +1,113 @@
+"""Preflight: make the stack ready for a change set (wait, refuse a broken stack, clear a dead one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from market_cfn.deploy.common import (
+    UNRECOVERABLE_STATUSES,
+    Console,
+    DeployError,
+    Refused,
+    Waits,
+    _error_code,
+    _error_message,
+)
+
+# --- Stacks ---------------------------------------------------------------------------
+
+
+def describe_stack(cfn: Any, stack_name: str) -> dict | None:
+    """The stack, or None when it does not exist."""
+    try:
+        stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as exc:
+        if _error_code(exc) == "ValidationError" and "does not exist" in _error_message(exc):
+            return None
+        raise
+    return stacks[0] if stacks else None
+
+
+def stack_outputs(stack: dict | None) -> dict[str, str]:
+    return {o["OutputKey"]: o.get("OutputValue", "") for o in (stack or {}).get("Outputs") or []}
+
+
+def _has_resources(cfn: Any, stack_name: str) -> bool:
+    resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
+    return any(r.get("ResourceStatus") != "DELETE_COMPLETE" for r in resources)
+
+
+def wait_for_stack(cfn: Any, stack_name: str, waits: Waits, *, what: str) -> dict | None:
+    """Poll until the stack is in no *_IN_PROGRESS status (None if it is gone)."""
+    deadline = waits.clock() + waits.stack_timeout_seconds
+    while True:
+        stack = describe_stack(cfn, stack_name)
+        if stack is None or stack["StackStatus"] == "DELETE_COMPLETE":
+            return None
+        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
+            return stack
+        if waits.clock() >= deadline:
+            raise DeployError(
+                f"stack {stack_name} is still {stack['StackStatus']} after "
+                f"{waits.stack_timeout_seconds:.0f} s waiting for {what}; try again when it has finished"
+            )
+        waits.sleep(waits.poll_seconds)
+
+
+def preflight(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assume_yes: bool) -> dict | None:
+    """Make the stack ready for a change set; return it (None: a CREATE change set is needed)."""
+    stack = describe_stack(cfn, stack_name)
+    if stack is None:
+        return None
+    status = stack["StackStatus"]
+    if status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS":
+        console.say(
+            f"Stack {stack_name} is {status}: waiting for that operation to finish "
+            f"(at most {waits.stack_timeout_seconds:.0f} s)."
+        )
+        stack = wait_for_stack(cfn, stack_name, waits, what="the running operation")
+        if stack is None:
+            return None
+        status = stack["StackStatus"]
+    if status in UNRECOVERABLE_STATUSES:
+        raise DeployError(
+            f"stack {stack_name} is {status}: fix it first (for UPDATE_ROLLBACK_FAILED: "
+            "aws cloudformation continue-update-rollback), then deploy again"
+        )
+    dead = status == "ROLLBACK_COMPLETE" or (
+        status in ("REVIEW_IN_PROGRESS", "CREATE_FAILED") and not _has_resources(cfn, stack_name)
+    )
+    if not dead and status == "CREATE_FAILED":  # with resources left: not ours to delete blindly
+        raise DeployError(
+            f"stack {stack_name} is CREATE_FAILED and still has resources: inspect and delete it, then deploy again"
+        )
+    if not dead:
+        return stack
+    reason = {
+        "ROLLBACK_COMPLETE": "its creation failed and was rolled back; it cannot be updated, only deleted",
+        "REVIEW_IN_PROGRESS": "it was never created (a CREATE change set was not executed) and has no resources",
+        "CREATE_FAILED": "its creation failed and it has no resources",
+    }[status]
+    console.say(f"Stack {stack_name} is {status}: {reason}.")
+    if not console.confirm(f"Delete stack {stack_name} so the deploy can proceed?", assume_yes=assume_yes):
+        raise Refused(f"stack {stack_name} is {status}; not deleted, nothing deployed")
+    cfn.delete_stack(StackName=stack["StackId"])
+    _wait_deleted(cfn, stack["StackId"], waits)
+    console.say(f"Deleted stack {stack_name}.")
+    return None
+
+
+def _wait_deleted(cfn: Any, stack_id: str, waits: Waits) -> None:
+    deadline = waits.clock() + waits.stack_timeout_seconds
+    while True:
+        stack = describe_stack(cfn, stack_id)
+        status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
+        if status == "DELETE_COMPLETE":
+            return
+        if status == "DELETE_FAILED":
+            raise DeployError(f"deleting stack {stack_id} failed: {stack.get('StackStatusReason', '')}")
+        if waits.clock() >= deadline:
+            raise DeployError(f"stack {stack_id} is still {status} after {waits.stack_timeout_seconds:.0f} s")
+        waits.sleep(waits.poll_seconds)

@@ -1,0 +1,1 @@
+"""The local emulation: simulate's Pipeline (and the `local` service)."""

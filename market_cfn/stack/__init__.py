@@ -1,0 +1,1 @@
+"""The CloudFormation template: config, parameters, one builder per concern, policies, render."""
