@@ -1,1 +1,1 @@
-"""The market_cfn benchmark: AWS requests and US$ per million points (see README, "Performance and cost")."""
+"""The market_cfn benchmark: AWS requests and US$ per million points (see docs/performance.md)."""

@@ -368,7 +368,7 @@ class AwsMeter:
             u.lambda_invocations[function] += 1
             u.lambda_gb_seconds[function] += costing.lambda_gb_seconds(inv.duration_ms, self.memory_mb)
             u.log_bytes[function] += inv.log_bytes + PLATFORM_LOG_BYTES
-            u.xray_traces += 1  # Active tracing, every invocation sampled (see README)
+            u.xray_traces += 1  # Active tracing, every invocation sampled (see docs/performance.md)
 
     def reset(self) -> None:
         """Forget everything counted so far (e.g. the resource creation calls)."""

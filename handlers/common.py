@@ -2,7 +2,7 @@
 
 Clients are module-level and reused across invocations, but created on first use
 (`client("sqs")`) rather than at import: creating a botocore client costs about as much
-as `import boto3` itself (README "Cold start"), and the handler modules must import
+as `import boto3` itself (docs/design.md "Handler runtime"), and the handler modules must import
 cleanly without AWS credentials, region or environment variables. The region comes
 from AWS_REGION / AWS_DEFAULT_REGION, which Lambda always sets.
 

@@ -45,7 +45,7 @@ def batch_processor() -> Any:
 
     Importing aws_lambda_powertools.utilities.batch costs ~30 ms (it imports asyncio and
     every event data class), which would put this module's import above the cold-start
-    budget (README "Cold start"); like the clients, it is paid once, on first use.
+    budget (docs/design.md "Handler runtime"); like the clients, it is paid once, on first use.
     """
     global _processor
     if _processor is None:

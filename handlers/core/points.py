@@ -1,7 +1,7 @@
 """Validation and normalization of one market-data record into a `Point`.
 
 A record is a mapping of field names to values, as decoded from JSON or CSV. The
-rules (README "Input contract"):
+rules (docs/input-contract.md):
 
 - `symbol`: required; a string, stripped and upper-cased, 1-12 of A-Z 0-9 . -.
   When a record has none (absent or empty), the caller's `default_symbol` (the first

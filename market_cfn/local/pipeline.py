@@ -483,7 +483,7 @@ class Pipeline:
         )
 
     def summary(self) -> dict[str, Any]:
-        """The simulate output document (README "Local run (simulate)")."""
+        """The simulate output document (docs/local.md)."""
         from handlers.contract import AGGREGATE_KEY_SUFFIX
 
         items = self.table_items()
