@@ -241,12 +241,12 @@ class Usage:
     log_bytes: Counter = field(default_factory=Counter)  # function -> bytes ingested
     xray_traces: int = 0
 
-    def copy(self) -> "Usage":
+    def copy(self) -> Usage:
         import copy
 
         return copy.deepcopy(self)
 
-    def combine(self, other: "Usage", factor: float = 1.0) -> "Usage":
+    def combine(self, other: Usage, factor: float = 1.0) -> Usage:
         """self + factor x other (factor scales a sampled part up to the whole)."""
         out = self.copy()
         for name in ("requests", "lambda_invocations", "lambda_gb_seconds", "log_bytes"):
@@ -266,7 +266,7 @@ class Usage:
             setattr(out, name, getattr(out, name) + getattr(other, name) * factor)
         return out
 
-    def minus(self, other: "Usage") -> "Usage":
+    def minus(self, other: Usage) -> Usage:
         return self.combine(other, -1.0)
 
     def service_rows(self) -> list[dict]:

@@ -186,7 +186,7 @@ class NaivePipeline:
             "volume": {"N": str(vol)},
         }
         if vol:
-            vwap = sum(p * v for p, v in zip(prices, volumes)) / vol
+            vwap = sum(p * v for p, v in zip(prices, volumes, strict=True)) / vol
             item["vwap"] = {"N": str(vwap.quantize(Decimal("0.0001")))}
         self.ddb.put_item(TableName=self.table, Item=item)
         self.aggregates_written += 1

@@ -20,7 +20,7 @@ rest of the 24 hours (288 runs a day in all), finding the queue empty.
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench import costing
@@ -135,4 +135,4 @@ def run_day(pipe: Any, files: list[WorkFile], *, schedule_runs: int = SCHEDULE_R
 
 
 def day_end() -> datetime:
-    return datetime(OPEN_UTC.year, OPEN_UTC.month, OPEN_UTC.day, tzinfo=timezone.utc) + timedelta(days=1)
+    return datetime(OPEN_UTC.year, OPEN_UTC.month, OPEN_UTC.day, tzinfo=UTC) + timedelta(days=1)

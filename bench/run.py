@@ -404,7 +404,7 @@ def print_table(ours_rows, naive_rows, points: int) -> None:
     print(f"{'':<20} {'--- market_cfn (ours) ':-<62} | {'--- naive baseline ':-<46}")
     print(head)
     print("-" * len(head))
-    for o, n in zip(ours_rows, naive_rows):
+    for o, n in zip(ours_rows, naive_rows, strict=True):
         print(
             f"{o['service']:<20} {_fmt(o['requests']):>10} {_fmt(o['billed']):>14} {o['unit']:<15} "
             f"{o['usd']:>10.5f} {costing.per_million(o['usd'], points):>8.4f} | "

@@ -17,12 +17,12 @@ import io
 import json
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # A fixed, past trading day (a Monday, EDT = UTC-4): 09:30-16:00 New York time.
 TRADING_DAY = "2024-06-03"
-OPEN_UTC = datetime(2024, 6, 3, 13, 30, tzinfo=timezone.utc)
+OPEN_UTC = datetime(2024, 6, 3, 13, 30, tzinfo=UTC)
 CLOSE_UTC = OPEN_UTC + timedelta(hours=6, minutes=30)
 OPEN_MS = int(OPEN_UTC.timestamp() * 1000)
 SESSION_MS = int((CLOSE_UTC - OPEN_UTC).total_seconds() * 1000)  # 23,400,000
@@ -110,7 +110,7 @@ def split_files(points: list[WorkPoint]) -> list[WorkFile]:
     files = []
     for n, idx in enumerate(sorted(buckets)):
         chunk = buckets[idx]
-        start = datetime.fromtimestamp((OPEN_MS + idx * FILE_SPAN_MS) / 1000, timezone.utc)
+        start = datetime.fromtimestamp((OPEN_MS + idx * FILE_SPAN_MS) / 1000, UTC)
         stem = f"feed/{TRADING_DAY}/{start:%H%M}Z"
         if n % 2 == 0:
             files.append(WorkFile(f"{stem}.csv", "csv", to_csv(chunk), len(chunk), idx))

@@ -24,7 +24,8 @@ import os
 import random
 import time
 import warnings
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import boto3
 from botocore.config import Config

@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ is not installed
 
-from bench import costing, workload  # noqa: E402
-from bench.costing import Usage  # noqa: E402
-from bench.meter import AwsMeter, EventRoute  # noqa: E402
-from bench.prices import ISSUE_QUOTED, PRICES  # noqa: E402
+from bench import costing, workload
+from bench.costing import Usage
+from bench.meter import AwsMeter, EventRoute
+from bench.prices import ISSUE_QUOTED, PRICES
 
 KB = 1024
 

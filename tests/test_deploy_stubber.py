@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -21,7 +21,7 @@ REGION = "us-east-1"
 STACK = "market-data-dev"
 STACK_ID = f"arn:aws:cloudformation:{REGION}:123456789012:stack/{STACK}/6f1f0c10-ca8e-11ef-9bbc-0affd3cb5c2d"
 CS_ARN = f"arn:aws:cloudformation:{REGION}:123456789012:changeSet/deploy-20261125T101500Z-abc123/0b1cd3e4-ca8f-11ef"
-T0 = datetime(2026, 11, 25, 10, 15, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 25, 10, 15, 0, tzinfo=UTC)
 
 
 class FakeTime:

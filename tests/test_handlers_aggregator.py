@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
-
 from conftest import queue_bodies
+
 from market_cfn.simulate import FakeLambdaContext, scheduled_event
 
 W = 300_000
@@ -104,11 +104,11 @@ def test_window_without_volume_has_null_vwap(pipeline):
 
 
 def test_backfill_of_2019_prices_gets_2019_windows(pipeline):
-    t2019 = int(datetime(2019, 1, 2, 14, 32, 10, tzinfo=timezone.utc).timestamp() * 1000)
+    t2019 = int(datetime(2019, 1, 2, 14, 32, 10, tzinfo=UTC).timestamp() * 1000)
     ingest(pipeline, "IBM/2019.csv", [(t2019, "120.5", 10), (t2019 + 60_000, "121", 30)])
     pipeline.run_aggregator()
     [(key, agg)] = aggregates(pipeline).items()
-    assert key == ("IBM", int(datetime(2019, 1, 2, 14, 30, tzinfo=timezone.utc).timestamp() * 1000))
+    assert key == ("IBM", int(datetime(2019, 1, 2, 14, 30, tzinfo=UTC).timestamp() * 1000))
     assert agg["vwap"] == 120.875
 
 
@@ -138,7 +138,7 @@ def test_duplicate_delivery_changes_nothing(pipeline):
 
 
 def test_unfinished_window_is_deferred_until_it_ends(pipeline):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     now_ms = int(now.timestamp() * 1000)
     current = now_ms - now_ms % W
     ingest(pipeline, "AAPL/live.csv", [(current, "10", 1)])
@@ -156,7 +156,7 @@ def test_unfinished_window_is_deferred_until_it_ends(pipeline):
 
 def test_scheduled_time_not_the_clock_decides_what_is_finished(pipeline):
     ingest(pipeline, "AAPL/a.csv", [(T0, "10", 1)])
-    totals = pipeline.run_aggregator(now=datetime.fromtimestamp((T0 + 1000) / 1000, timezone.utc))
+    totals = pipeline.run_aggregator(now=datetime.fromtimestamp((T0 + 1000) / 1000, UTC))
     assert totals["deferred_windows"] == 1 and totals["windows"] == 0
 
 
@@ -165,7 +165,7 @@ def test_stops_receiving_before_the_deadline(pipeline, monkeypatch):
     monkeypatch.setattr(pipeline.handler_module("DataAggregatorFunction"), "RECEIVE_WAIT_SECONDS", 0)
     # 59 s left: less than the 60 s safety margin, so nothing is received
     context = FakeLambdaContext(function_name="DataAggregator-dev", timeout_ms=59_000)
-    totals = pipeline.invoke("DataAggregatorFunction", scheduled_event(datetime.now(timezone.utc)), context=context)
+    totals = pipeline.invoke("DataAggregatorFunction", scheduled_event(datetime.now(UTC)), context=context)
     assert totals["messages"] == 0
     assert not [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "ReceiveMessage"]
     assert pipeline.queue_depth("AggregationQueue") == 1  # still there for the next run
@@ -188,7 +188,7 @@ def test_rounds_end_when_time_runs_out(pipeline, monkeypatch):
             return 300_000 if Dwindling.checks <= 2 else 30_000
 
     context = Dwindling(function_name="DataAggregator-dev")
-    totals = pipeline.invoke("DataAggregatorFunction", scheduled_event(datetime.now(timezone.utc)), context=context)
+    totals = pipeline.invoke("DataAggregatorFunction", scheduled_event(datetime.now(UTC)), context=context)
     assert (totals["rounds"], totals["messages"], totals["windows"]) == (1, 1, 1)
     assert pipeline.queue_depth("AggregationQueue") == 2  # left for the next run
 

@@ -10,8 +10,8 @@ import sys
 from decimal import Decimal
 
 import pytest
-
 from conftest import client_error, queue_bodies
+
 from handlers.core.wire import decode_message
 from market_cfn.simulate import api_event
 

@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 
 from conftest import client_error, queue_bodies
+
 from market_cfn.simulate import sqs_record
 
 

@@ -19,8 +19,8 @@ from collections import defaultdict
 from fnmatch import fnmatchcase
 
 import pytest
-
 from conftest import load_event
+
 from market_cfn.simulate import FUNCTIONS, Pipeline
 
 

@@ -12,8 +12,9 @@ to `VWAP_DIGITS` (12) significant digits, well inside DynamoDB's 38.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Context, Decimal
-from typing import Any, Iterable
+from typing import Any
 
 VWAP_DIGITS = 12
 _WIDE = Context(prec=60)

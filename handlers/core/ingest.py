@@ -13,7 +13,8 @@ stored point (the DynamoDB key), which is what makes re-delivery idempotent.
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator, NamedTuple
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 from .parsing import RawRecord
 from .points import Point, Rejected, validate

@@ -30,8 +30,9 @@ import io
 import json
 import re
 import zlib
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, BinaryIO, Iterator, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 MAX_RECORD_BYTES = 64 * 1024  # one line / one JSON element; a point is < 200 bytes
 READ_CHUNK_BYTES = 64 * 1024
@@ -213,7 +214,7 @@ def _iter_csv(stream: BinaryIO) -> Iterator[RawRecord]:
         elif len(row) != len(header):
             yield RawRecord(position, error=f"{len(row)} fields, the header has {len(header)}")
         else:
-            yield RawRecord(position, dict(zip(header, row)), text_fields=True)
+            yield RawRecord(position, dict(zip(header, row, strict=True)), text_fields=True)
 
 
 class _JsonSyntaxError(Exception):

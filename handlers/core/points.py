@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 SYMBOL_RE = re.compile(r"[A-Z0-9.\-]{1,12}")
 # Epoch numbers with an absolute value below this are seconds, otherwise milliseconds.
@@ -191,8 +192,8 @@ def parse_timestamp(value: Any, *, now_ms: int) -> int:
             except ValueError:
                 raise Rejected(f"unparsable timestamp {_show(value)}") from None
             if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=timezone.utc)
-            delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+                moment = moment.replace(tzinfo=UTC)
+            delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
             ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
     else:
         raise Rejected(f"timestamp must be a number or an ISO 8601 string, got {_type_name(value)}")

@@ -23,8 +23,9 @@ DataAggregator)::
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from .parsing import loads
 from .points import SYMBOL_RE, Point

@@ -220,6 +220,8 @@ def main(
         else:
             from dataclasses import replace
 
+            assert request is not None  # built above whenever --execute is absent
+
             outcome = core.deploy_pipeline(cfn, s3, replace(request, region=region), console, waits)
     except core.Refused as exc:
         return fail(3, str(exc))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from market_cfn.stack.config import ConfigError, StackConfig
 from market_cfn.stack.render import DEFAULT_OUT, write_template
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, nothing written
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, nothing written
         print(f"render: {message}", file=sys.stderr)
         raise SystemExit(2)
 

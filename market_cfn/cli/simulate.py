@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from typing import Any
 
 USAGE = "python -m market_cfn simulate [--env NAME] [--verbose] FILE..."
 
@@ -62,7 +63,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
-    from market_cfn.simulate import Pipeline
+    from market_cfn.local.pipeline import Pipeline
 
     with Pipeline(env_suffix=args.env, log_stream=sys.stderr if args.verbose else None) as pipe:
         summary = pipe.run(files)
@@ -70,7 +71,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def format_summary(summary: dict) -> str:
+def format_summary(summary: dict[str, Any]) -> str:
     """The summary as JSON, one list item per line (still one valid JSON document)."""
     lines = []
     for key, value in summary.items():

@@ -92,7 +92,7 @@ def create_change_set(
         raise
 
 
-def wait_for_change_set(cfn: Any, arn: str, waits: Waits) -> dict:
+def wait_for_change_set(cfn: Any, arn: str, waits: Waits) -> dict[str, Any]:
     """Poll DescribeChangeSet until creation finishes (CREATE_COMPLETE or FAILED)."""
     deadline = waits.clock() + waits.change_set_timeout_seconds
     while True:
@@ -107,15 +107,15 @@ def wait_for_change_set(cfn: Any, arn: str, waits: Waits) -> dict:
         waits.sleep(waits.poll_seconds)
 
 
-def is_no_changes(change_set: dict) -> bool:
+def is_no_changes(change_set: dict[str, Any]) -> bool:
     reason = change_set.get("StatusReason") or ""
     return change_set["Status"] == "FAILED" and any(r in reason for r in NO_CHANGES_REASONS)
 
 
-def describe_change_set_all(cfn: Any, arn: str) -> dict:
+def describe_change_set_all(cfn: Any, arn: str) -> dict[str, Any]:
     """DescribeChangeSet with IncludePropertyValues, every page merged into one response."""
     kwargs = {"ChangeSetName": arn, "IncludePropertyValues": True}
-    merged: dict | None = None
+    merged: dict[str, Any] | None = None
     while True:
         page = cfn.describe_change_set(**kwargs)
         if merged is None:
@@ -130,7 +130,7 @@ def describe_change_set_all(cfn: Any, arn: str) -> dict:
         kwargs["NextToken"] = token
 
 
-def delete_change_set(cfn: Any, change_set: dict, console: Console) -> None:
+def delete_change_set(cfn: Any, change_set: dict[str, Any], console: Console) -> None:
     """Delete a change set, and the empty stack a never-executed CREATE change set leaves."""
     cfn.delete_change_set(ChangeSetName=change_set["ChangeSetId"])
     console.say(f"Deleted change set {change_set['ChangeSetName']}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from market_cfn.deploy.common import CANCELLED_REASONS, SUCCESS_STATUS, Console, DeployError, Waits, _short
@@ -21,13 +21,13 @@ RESOURCE_DONE = ("_COMPLETE", "_FAILED", "DELETE_SKIPPED")
 class ExecutionResult:
     status: str
     succeeded: bool
-    failures: list[dict]
+    failures: list[dict[str, Any]]
     outputs: dict[str, str]
     status_reason: str = ""
     outputs_note: str = ""
 
 
-def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict]:
+def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict[str, Any]]:
     """New events, newest-first pages read only as far back as the marker."""
     events = []
     kwargs = {"StackName": stack_id}
@@ -45,7 +45,9 @@ def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict]:
         kwargs["NextToken"] = token
 
 
-def execute_and_follow(cfn: Any, change_set: dict, review: Review, console: Console, waits: Waits) -> ExecutionResult:
+def execute_and_follow(
+    cfn: Any, change_set: dict[str, Any], review: Review, console: Console, waits: Waits
+) -> ExecutionResult:
     stack_id = change_set["StackId"]
     stack_name = change_set["StackName"]
     operation = change_set.get("ChangeSetType") or (
@@ -62,7 +64,7 @@ def execute_and_follow(cfn: Any, change_set: dict, review: Review, console: Cons
     console.say(f"Executing change set {change_set['ChangeSetName']} on stack {stack_name} ...")
     total = max(len(review.changes), 1)
     done: set[str] = set()
-    ours: list[dict] = []
+    ours: list[dict[str, Any]] = []
     id_width = max([len(c.logical_id) for c in review.changes] + [len(stack_name)])
     type_width = max([len(c.resource_type) for c in review.changes] + [len("AWS::CloudFormation::Stack")])
     deadline = waits.clock() + waits.stack_timeout_seconds
@@ -92,7 +94,7 @@ def execute_and_follow(cfn: Any, change_set: dict, review: Review, console: Cons
                 if not status.endswith("_IN_PROGRESS"):
                     stack_terminal_event = event
             line = (
-                f"{event['Timestamp'].astimezone(timezone.utc):%H:%M:%S}  [{min(len(done), total):>{len(str(total))}}/{total}]  "
+                f"{event['Timestamp'].astimezone(UTC):%H:%M:%S}  [{min(len(done), total):>{len(str(total))}}/{total}]  "
                 f"{logical:<{id_width}}  {event.get('ResourceType', ''):<{type_width}}  {status}"
             )
             if event.get("ResourceStatusReason"):
@@ -133,7 +135,7 @@ def execute_and_follow(cfn: Any, change_set: dict, review: Review, console: Cons
     return result
 
 
-def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict | None) -> tuple[dict[str, str], str]:
+def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict[str, Any] | None) -> tuple[dict[str, str], str]:
     """Outputs for a stack that reports none although its template declares some.
 
     moto 5 never fills in Outputs for stacks created or updated through change sets.

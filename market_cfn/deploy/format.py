@@ -69,7 +69,7 @@ def render_review(review: Review, console: Console) -> None:
         broad = sum(1 for f in review.iam if f.broadening)
         say(f"IAM changes ({len(review.iam)}, {broad} security-broadening):")
         rows = [["!" if f.broadening else " ", f.logical_id, f.where, f.text] for f in review.iam]
-        for line, finding in zip(table(rows), review.iam):
+        for line, finding in zip(table(rows), review.iam, strict=True):
             say(console.paint(line, "1;31") if finding.broadening else line)
         say("")
     else:

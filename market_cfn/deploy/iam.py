@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from market_cfn.deploy.common import _short
 from market_cfn.deploy.model import IamFinding, ResourceChangeView, _properties_of
@@ -26,7 +27,7 @@ POLICY_PROPERTIES = {
 # --- IAM ------------------------------------------------------------------------------
 
 
-def _as_list(value: Any) -> list:
+def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
@@ -36,7 +37,7 @@ def _canon(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
-def _document(value: Any) -> dict:
+def _document(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
@@ -100,8 +101,8 @@ def _describe_grants(grants: Iterable[Grant]) -> list[str]:
     for (effect, principal, condition, resource), actions in groups.items():
         by_actions.setdefault((effect, principal, condition, tuple(sorted(actions))), []).append(resource)
     lines = []
-    for (effect, principal, condition, actions), resources in sorted(by_actions.items()):
-        text = f"{effect} {', '.join(actions)} on {', '.join(sorted(resources))}"
+    for (effect, principal, condition, action_names), resources in sorted(by_actions.items()):
+        text = f"{effect} {', '.join(action_names)} on {', '.join(sorted(resources))}"
         if principal != "-":
             text += f" to {principal.split(':', 1)[1]}"
         if condition != "{}":
@@ -110,7 +111,7 @@ def _describe_grants(grants: Iterable[Grant]) -> list[str]:
     return lines
 
 
-def _policy_documents(resource_type: str, props: dict) -> dict[str, Any]:
+def _policy_documents(resource_type: str, props: dict[str, Any]) -> dict[str, Any]:
     """Named policy documents inside a resource's properties."""
     docs: dict[str, Any] = {}
     if "AssumeRolePolicyDocument" in props:
@@ -123,7 +124,7 @@ def _policy_documents(resource_type: str, props: dict) -> dict[str, Any]:
     return docs
 
 
-def _props_from_details(view: ResourceChangeView, side: str) -> dict:
+def _props_from_details(view: ResourceChangeView, side: str) -> dict[str, Any]:
     props = {}
     for p in view.properties:
         if p.attribute == "Properties" and "/" not in p.name:

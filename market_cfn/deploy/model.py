@@ -27,8 +27,8 @@ class ResourceChangeView:
     policy_action: str
     physical_id: str
     properties: tuple[PropertyChange, ...]
-    before_context: dict | None
-    after_context: dict | None
+    before_context: dict[str, Any] | None
+    after_context: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class GuardViolation:
 
 @dataclass
 class Review:
-    change_set: dict
+    change_set: dict[str, Any]
     changes: list[ResourceChangeView]
     parameters: list[tuple[str, str]]
     iam: list[IamFinding]
@@ -61,7 +61,7 @@ class Review:
     def blocked(self) -> bool:
         return bool(self.violations)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "ChangeSetId": self.change_set.get("ChangeSetId"),
             "ChangeSetName": self.change_set.get("ChangeSetName"),
@@ -86,7 +86,7 @@ class Review:
         }
 
 
-def _context(raw: Any) -> dict | None:
+def _context(raw: Any) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
@@ -96,7 +96,7 @@ def _context(raw: Any) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def _properties_of(context: dict | None) -> dict:
+def _properties_of(context: dict[str, Any] | None) -> dict[str, Any]:
     if not context:
         return {}
     props = context.get("Properties", context)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -49,11 +50,11 @@ class Outcome:
     change_set_id: str | None = None
     review: Review | None = None
     outputs: dict[str, str] = field(default_factory=dict)
-    failures: list[dict] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     message: str = ""
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "Result": self.result,
             "StackName": self.stack_name,
@@ -113,7 +114,7 @@ def deploy_stack(
 
 def review_and_execute(
     cfn: Any,
-    change_set: dict,
+    change_set: dict[str, Any],
     console: Console,
     waits: Waits,
     *,
@@ -202,7 +203,7 @@ def execute_existing(
 # --- Template parameters --------------------------------------------------------------
 
 
-def check_parameters(template: dict, values: dict[str, str], *, tool_owned: Iterable[str] = ()) -> None:
+def check_parameters(template: dict[str, Any], values: dict[str, str], *, tool_owned: Iterable[str] = ()) -> None:
     """Reject unknown names and values the template's constraints would reject."""
     declared = template.get("Parameters", {})
     for key in values:
@@ -230,7 +231,7 @@ def check_parameters(template: dict, values: dict[str, str], *, tool_owned: Iter
             raise UsageError(f"parameter {key} is shorter than {spec['MinLength']} characters")
 
 
-def no_echo_parameters(template: dict) -> set[str]:
+def no_echo_parameters(template: dict[str, Any]) -> set[str]:
     return {k for k, v in template.get("Parameters", {}).items() if str(v.get("NoEcho", "")).lower() == "true"}
 
 
@@ -254,7 +255,7 @@ class PipelineDeploy:
     handlers_dir: Any = None  # Path; None: the project's handlers/
 
 
-def validate_pipeline(request: PipelineDeploy) -> dict:
+def validate_pipeline(request: PipelineDeploy) -> dict[str, Any]:
     """Check the request against the template before anything touches AWS; return the template."""
     template = json.loads(request.template_json)
     for key in request.parameters:

@@ -19,7 +19,7 @@ from market_cfn.deploy.common import (
 # --- Stacks ---------------------------------------------------------------------------
 
 
-def describe_stack(cfn: Any, stack_name: str) -> dict | None:
+def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any] | None:
     """The stack, or None when it does not exist."""
     try:
         stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
@@ -30,7 +30,7 @@ def describe_stack(cfn: Any, stack_name: str) -> dict | None:
     return stacks[0] if stacks else None
 
 
-def stack_outputs(stack: dict | None) -> dict[str, str]:
+def stack_outputs(stack: dict[str, Any] | None) -> dict[str, str]:
     return {o["OutputKey"]: o.get("OutputValue", "") for o in (stack or {}).get("Outputs") or []}
 
 
@@ -39,7 +39,7 @@ def _has_resources(cfn: Any, stack_name: str) -> bool:
     return any(r.get("ResourceStatus") != "DELETE_COMPLETE" for r in resources)
 
 
-def wait_for_stack(cfn: Any, stack_name: str, waits: Waits, *, what: str) -> dict | None:
+def wait_for_stack(cfn: Any, stack_name: str, waits: Waits, *, what: str) -> dict[str, Any] | None:
     """Poll until the stack is in no *_IN_PROGRESS status (None if it is gone)."""
     deadline = waits.clock() + waits.stack_timeout_seconds
     while True:
@@ -56,7 +56,7 @@ def wait_for_stack(cfn: Any, stack_name: str, waits: Waits, *, what: str) -> dic
         waits.sleep(waits.poll_seconds)
 
 
-def preflight(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assume_yes: bool) -> dict | None:
+def preflight(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assume_yes: bool) -> dict[str, Any] | None:
     """Make the stack ready for a change set; return it (None: a CREATE change set is needed)."""
     stack = describe_stack(cfn, stack_name)
     if stack is None:
@@ -106,7 +106,7 @@ def _wait_deleted(cfn: Any, stack_id: str, waits: Waits) -> None:
         status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
         if status == "DELETE_COMPLETE":
             return
-        if status == "DELETE_FAILED":
+        if stack is not None and status == "DELETE_FAILED":
             raise DeployError(f"deleting stack {stack_id} failed: {stack.get('StackStatusReason', '')}")
         if waits.clock() >= deadline:
             raise DeployError(f"stack {stack_id} is still {status} after {waits.stack_timeout_seconds:.0f} s")

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from market_cfn.deploy.common import MASK
 from market_cfn.deploy.guard import guard_violation
 from market_cfn.deploy.iam import iam_findings
-from market_cfn.deploy.model import PropertyChange, ResourceChangeView, Review, _context
+from market_cfn.deploy.model import GuardViolation, PropertyChange, ResourceChangeView, Review, _context
 
 
-def build_review(change_set: dict, *, no_echo: Iterable[str] = (), allow_replacement: Iterable[str] = ()) -> Review:
+def build_review(
+    change_set: dict[str, Any], *, no_echo: Iterable[str] = (), allow_replacement: Iterable[str] = ()
+) -> Review:
     no_echo = set(no_echo)
     allow = set(allow_replacement)
     views = []
@@ -64,7 +67,8 @@ def build_review(change_set: dict, *, no_echo: Iterable[str] = (), allow_replace
         for p in change_set.get("Parameters") or []
     ]
     iam = [finding for view in views for finding in iam_findings(view)]
-    violations, allowed = [], []
+    violations: list[GuardViolation] = []
+    allowed: list[GuardViolation] = []
     for view in views:
         violation = guard_violation(view)
         if violation:

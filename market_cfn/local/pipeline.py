@@ -37,9 +37,10 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote_plus
 
 from market_cfn.intrinsics import IntrinsicResolver
@@ -165,7 +166,7 @@ class Pipeline:
         self._stack = contextlib.ExitStack()
 
     # --- lifecycle -------------------------------------------------------------------
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         try:
             self.start()
         except BaseException:
@@ -252,7 +253,7 @@ class Pipeline:
         for logical in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q]):
             props = queues[logical]
             name = resolve(props["QueueName"])
-            attrs = {}
+            attrs: dict[str, str] = {}
             for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize"):
                 if key in props:
                     attrs[key] = str(props[key])
@@ -283,7 +284,7 @@ class Pipeline:
         for logical, props in self._of_type("AWS::Lambda::Function"):
             name = resolve(props["FunctionName"])
             physical[logical] = {"Ref": name, "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"}
-        for logical, props in self._of_type("AWS::Events::Rule"):
+        for _logical, props in self._of_type("AWS::Events::Rule"):
             if "EventPattern" not in props:
                 continue  # the schedule: run_aggregator() stands in for it
             bus = resolve(props.get("EventBusName", "default"))
@@ -334,7 +335,7 @@ class Pipeline:
         for attempt in range(ASYNC_RETRIES + 1):
             try:
                 return self.invoke(logical, event)
-            except Exception as exc:  # the Lambda service sees any error
+            except Exception as exc:  # noqa: BLE001  # the Lambda service sees any error
                 self.invocation_errors.append(f"{logical} attempt {attempt + 1}: {type(exc).__name__}: {exc}")
         dlq = self.queue_urls.get("InvocationDLQ")
         if dlq:
@@ -363,7 +364,8 @@ class Pipeline:
 
     def post_ingest(self, body: str | bytes, *, base64_encoded: bool = False) -> dict[str, Any]:
         """POST /ingest through API Gateway's proxy integration; return the response."""
-        text = base64.b64encode(body).decode() if base64_encoded else body
+        raw = body.encode("utf-8", "surrogateescape") if isinstance(body, str) else body
+        text: str | bytes = base64.b64encode(raw).decode() if base64_encoded else body
         if isinstance(text, bytes):
             text = text.decode("utf-8", "surrogateescape")
         return self.invoke("DataIngestionFunction", api_event(text, base64_encoded=base64_encoded))
@@ -393,7 +395,7 @@ class Pipeline:
             try:
                 response = self.invoke(function, event) or {}
                 failed_ids = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])} if partial else set()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001  # a crashed invocation fails the whole batch, as in Lambda
                 self.invocation_errors.append(f"{function}: {type(exc).__name__}: {exc}")
                 failed_ids = {m["MessageId"] for m in received}
             done = [m for m in received if m["MessageId"] not in failed_ids]
@@ -429,7 +431,7 @@ class Pipeline:
     def run_aggregator(self, *, now: datetime | None = None) -> Any:
         """Invoke DataAggregator as the 5-minute schedule does (asynchronously)."""
         module = self.handler_module("DataAggregatorFunction")
-        moment = now or datetime.now(timezone.utc)
+        moment = now or datetime.now(UTC)
         with _patched_attr(module, "RECEIVE_WAIT_SECONDS", 0):
             return self.invoke_async("DataAggregatorFunction", scheduled_event(moment))
 
@@ -448,7 +450,8 @@ class Pipeline:
         from boto3.dynamodb.types import TypeDeserializer
 
         des = TypeDeserializer()
-        items, params = [], {"TableName": self.table, "ConsistentRead": True}
+        items: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"TableName": self.table, "ConsistentRead": True}
         while True:
             page = self.ddb.scan(**params)
             items.extend({k: des.deserialize(v) for k, v in it.items()} for it in page.get("Items", []))
@@ -458,7 +461,7 @@ class Pipeline:
 
     def rejections(self) -> list[dict[str, str]]:
         """Every rejection preserved in the RejectsBucket's reports."""
-        found = []
+        found: list[dict[str, str]] = []
         paginator = self.s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.rejects_bucket, Prefix="rejects/"):
             for obj in page.get("Contents", []):
@@ -537,7 +540,7 @@ def s3_event(bucket: str, key: str, size: int, version_id: str | None, etag: str
                 "eventVersion": "2.1",
                 "eventSource": "aws:s3",
                 "awsRegion": REGION,
-                "eventTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
                 "eventName": "ObjectCreated:Put",
                 "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
                 "requestParameters": {"sourceIPAddress": "127.0.0.1"},
@@ -609,7 +612,7 @@ def scheduled_event(moment: datetime) -> dict[str, Any]:
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": ACCOUNT_ID,
-        "time": moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "time": moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": REGION,
         "resources": [f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/AggregationSchedule-dev"],
         "detail": {},

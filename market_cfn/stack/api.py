@@ -58,7 +58,8 @@ def _definition_hash(*resources: object) -> str:
     new deployment (as SAM does), while an unchanged API keeps the same logical ID and
     renders the same bytes.
     """
-    payload = json.dumps([r.to_dict() for r in resources], sort_keys=True, default=str)
+    dicts = [r.to_dict() for r in resources]  # type: ignore[attr-defined]  # troposphere is untyped
+    payload = json.dumps(dicts, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from market_cfn.stack.config import StackConfig
 from market_cfn.stack.template import build_template
@@ -11,7 +12,7 @@ from market_cfn.stack.template import build_template
 DEFAULT_OUT = Path("build") / "template.json"
 
 
-def render_dict(cfg: StackConfig) -> dict:
+def render_dict(cfg: StackConfig) -> dict[str, Any]:
     return build_template(cfg).to_dict()
 
 
