@@ -55,10 +55,12 @@ from market_cfn.deploy.follow import (
 from market_cfn.deploy.format import (
     render_result,
     render_review,
+    review_markdown,
 )
 from market_cfn.deploy.guard import (
     STATEFUL_TYPES,
     guard_violation,
+    stateful_logical_ids,
 )
 from market_cfn.deploy.iam import (
     POLICY_PROPERTIES,
@@ -66,11 +68,14 @@ from market_cfn.deploy.iam import (
     iam_findings,
 )
 from market_cfn.deploy.model import (
+    Finding,
     GuardViolation,
     IamFinding,
+    Overrides,
     PropertyChange,
     ResourceChangeView,
     Review,
+    ReviewInput,
 )
 from market_cfn.deploy.pipeline import (
     TOOL_PARAMETERS,
@@ -104,6 +109,7 @@ __all__ = [
     "DEFAULT_STACK_NAME",
     "DeployError",
     "ExecutionResult",
+    "Finding",
     "Grant",
     "GuardViolation",
     "IamFinding",
@@ -111,6 +117,7 @@ __all__ = [
     "NONCURRENT_EXPIRATION_DAYS",
     "NO_CHANGES_REASONS",
     "Outcome",
+    "Overrides",
     "POLICY_PROPERTIES",
     "PipelineDeploy",
     "PropertyChange",
@@ -118,6 +125,7 @@ __all__ = [
     "Refused",
     "ResourceChangeView",
     "Review",
+    "ReviewInput",
     "STATEFUL_TYPES",
     "SUCCESS_STATUS",
     "TEMPLATE_BODY_LIMIT",
@@ -150,7 +158,9 @@ __all__ = [
     "render_review",
     "resolve_outputs_locally",
     "review_and_execute",
+    "review_markdown",
     "stack_outputs",
+    "stateful_logical_ids",
     "table",
     "template_location",
     "validate_pipeline",

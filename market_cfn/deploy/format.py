@@ -20,7 +20,7 @@ def render_review(review: Review, console: Console) -> None:
     if review.parameters:
         say("")
         say("Parameters:")
-        for line in table([[k, v if v != "" else '""'] for k, v in review.parameters]):
+        for line in table([[name, _parameter_value(old, new)] for name, old, new in review.parameters]):
             say(line)
     say("")
     counts: dict[str, int] = {}
@@ -92,6 +92,42 @@ def render_review(review: Review, console: Console) -> None:
             "Guard: no stateful resource is removed or replaced"
             + (" (other than those allowed)." if review.allowed else ".")
         )
+
+
+def _parameter_value(old: str | None, new: str | None) -> str:
+    def show(value: str | None) -> str:
+        return "(none)" if value is None else value if value != "" else '""'
+
+    if old is None or old == new:
+        return show(new)
+    return f"{show(old)} → {show(new)}"
+
+
+def review_markdown(review: Review) -> str:
+    """The review as Markdown, for a pull-request comment (--review-out FILE)."""
+    cs = review.change_set
+    lines = [f"### Change set `{cs.get('ChangeSetName')}` for stack `{cs.get('StackName')}`", ""]
+    if review.parameters:
+        lines += ["| Parameter | Value |", "|---|---|"]
+        lines += [f"| `{n}` | {_md(_parameter_value(old, new))} |" for n, old, new in review.parameters]
+        lines.append("")
+    lines += ["| Action | Logical ID | Type | Replacement | PolicyAction |", "|---|---|---|---|---|"]
+    for c in review.changes:
+        lines.append(
+            f"| {c.action} | `{c.logical_id}` | {c.resource_type} | {c.replacement or '-'} | {c.policy_action or '-'} |"
+        )
+    lines.append("")
+    blocking = review.violations
+    if blocking:
+        lines.append("**Blocked by the guard:**")
+        lines += [f"- `{f.logical_id}` ({f.resource_type}) {_md(f.what)}: `{f.override}`" for f in blocking]
+    else:
+        lines.append("Guard: nothing blocks.")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def render_result(result: ExecutionResult, stack_name: str, console: Console) -> None:

@@ -1,10 +1,63 @@
-"""The review's plain data: what changes, what the guard and the IAM diff found."""
+"""The review's plain data: what the guard reads (ReviewInput, Overrides) and what it returns (Review)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class ReviewInput:
+    """Everything the guard decides from; the deploy flow fetches it (CONTRACT-deploy.md)."""
+
+    change_set: dict[str, Any]  # DescribeChangeSet(IncludePropertyValues=True), every page merged
+    plain_change_set: dict[str, Any] | None  # the same without IncludePropertyValues; None = not fetched
+    nested: Mapping[str, ReviewInput]  # child change sets keyed by the parent's AWS::CloudFormation::Stack id
+    deployed_template: dict[str, Any] | None  # GetTemplate(TemplateStage="Original"), parsed; None on CREATE
+    new_template: dict[str, Any]  # the template this change set deploys, parsed
+    old_parameters: Mapping[str, str]  # the stack's current parameter values ({} on CREATE)
+    new_parameters: Mapping[str, str]  # the values this change set passes, template defaults filled in
+    no_echo: frozenset[str] = frozenset()  # NoEcho parameter names (values masked everywhere)
+    drifted: Mapping[str, str] = field(
+        default_factory=dict
+    )  # logical id -> StackResourceDriftStatus (MODIFIED | DELETED)
+    drift_checked: bool = False  # whether drift detection ran to completion
+
+    @classmethod
+    def from_change_set(cls, change_set: dict[str, Any], *, no_echo: frozenset[str] = frozenset()) -> ReviewInput:
+        """Only the change set (no templates, no plain description): the review of the change set alone."""
+        new = {p["ParameterKey"]: p.get("ParameterValue", "") for p in change_set.get("Parameters") or []}
+        return cls(change_set, None, {}, None, {}, {}, new, no_echo=no_echo)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the user named on the command line; each name allows exactly that, nothing else."""
+
+    allow_replacement: frozenset[str] = frozenset()  # --allow-replacement ID: replacement or removal of ID
+    allow_unprotect: frozenset[str] = frozenset()  # --allow-unprotect ID: in-place unprotection of ID
+    allow_drift: frozenset[str] = frozenset()  # --allow-drift ID: overwrite a drifted stateful resource
+    allow_broadening: bool = False  # --allow-broadening: IAM/network broadening under --yes
+    extra_stateful_types: frozenset[str] = frozenset()  # user-added stateful types
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the guard refuses to execute unless an override names it."""
+
+    kind: str  # "removal" | "replacement" | "unprotect" | "broadening" | "drift" | "incomplete"
+    logical_id: str  # nested: "Parent/Child"
+    resource_type: str
+    what: str  # one line: "DeletionPolicy Retain -> Delete", "replaced (RequiresRecreation: Always on TableName)"
+    causes: tuple[str, ...]
+    override: str  # the exact option that allows it; "" = cannot be overridden
+    allowed: bool  # an override names it
+    needs_human: bool  # True: blocks even at a prompt unless overridden; False: blocks only under --yes
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"causes": list(self.causes)}
 
 
 @dataclass(frozen=True)
@@ -29,6 +82,7 @@ class ResourceChangeView:
     properties: tuple[PropertyChange, ...]
     before_context: dict[str, Any] | None
     after_context: dict[str, Any] | None
+    values_known: bool = True  # False: only the plain description names this change (no property values)
 
 
 @dataclass(frozen=True)
@@ -40,22 +94,33 @@ class IamFinding:
     text: str
 
 
-@dataclass(frozen=True)
-class GuardViolation:
-    logical_id: str
-    resource_type: str
-    what: str  # "removed" / "replaced (Replacement: True)"
-    causes: tuple[str, ...]
+# The guard's findings used to be GuardViolation; a Finding has the same logical_id/resource_type/what/causes.
+GuardViolation = Finding
 
 
 @dataclass
 class Review:
     change_set: dict[str, Any]
     changes: list[ResourceChangeView]
-    parameters: list[tuple[str, str]]
+    parameters: list[tuple[str, str | None, str | None]]  # name, old (None: new), new (None: removed); masked
     iam: list[IamFinding]
-    violations: list[GuardViolation]
-    allowed: list[GuardViolation]
+    findings: list[Finding] = field(default_factory=list)  # nested findings included, with "Parent/Child" ids
+    nested: dict[str, Review] = field(default_factory=dict)
+    unmatched_overrides: list[str] = field(default_factory=list)  # e.g. "--allow-replacement Nope"
+    notes: list[str] = field(default_factory=list)  # informational: other drift, incomplete descriptions
+
+    def blocking(self, assume_yes: bool) -> list[Finding]:
+        """The findings that stop execution: not allowed, and data loss or no human to ask."""
+        return [f for f in self.findings if not f.allowed and (f.needs_human or assume_yes)]
+
+    @property
+    def violations(self) -> list[Finding]:
+        """The findings that block even at a prompt (data loss, unprotection, drift, incomplete)."""
+        return self.blocking(assume_yes=False)
+
+    @property
+    def allowed(self) -> list[Finding]:
+        return [f for f in self.findings if f.allowed]
 
     @property
     def blocked(self) -> bool:
@@ -67,8 +132,9 @@ class Review:
             "ChangeSetName": self.change_set.get("ChangeSetName"),
             "StackName": self.change_set.get("StackName"),
             "Status": self.change_set.get("Status"),
+            "StatusReason": self.change_set.get("StatusReason"),
             "ExecutionStatus": self.change_set.get("ExecutionStatus"),
-            "Parameters": dict(self.parameters),
+            "Parameters": [{"Name": n, "Old": old, "New": new} for n, old, new in self.parameters],
             "Changes": [
                 {
                     "Action": c.action,
@@ -76,13 +142,20 @@ class Review:
                     "ResourceType": c.resource_type,
                     "Replacement": c.replacement,
                     "PolicyAction": c.policy_action,
-                    "Properties": [p.__dict__ for p in c.properties],
+                    "PhysicalResourceId": c.physical_id,
+                    "ValuesKnown": c.values_known,
+                    "Properties": [asdict(p) for p in c.properties],
                 }
                 for c in self.changes
             ],
-            "Iam": [f.__dict__ for f in self.iam],
-            "Blocked": [v.__dict__ | {"causes": list(v.causes)} for v in self.violations],
-            "Allowed": [v.__dict__ | {"causes": list(v.causes)} for v in self.allowed],
+            "Iam": [asdict(f) for f in self.iam],
+            "Findings": [f.to_json() for f in self.findings],
+            "Blocked": [f.to_json() for f in self.violations],
+            "BlockedUnderYes": [f.to_json() for f in self.blocking(assume_yes=True)],
+            "Allowed": [f.to_json() for f in self.allowed],
+            "UnmatchedOverrides": list(self.unmatched_overrides),
+            "Notes": list(self.notes),
+            "Nested": {name: review.to_json() for name, review in self.nested.items()},
         }
 
 

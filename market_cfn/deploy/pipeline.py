@@ -34,7 +34,7 @@ from market_cfn.deploy.common import (
 )
 from market_cfn.deploy.follow import execute_and_follow
 from market_cfn.deploy.format import render_result, render_review
-from market_cfn.deploy.model import Review
+from market_cfn.deploy.model import Overrides, Review, ReviewInput
 from market_cfn.deploy.preflight import preflight, stack_outputs
 from market_cfn.deploy.review import build_review
 
@@ -124,14 +124,15 @@ def review_and_execute(
     no_echo: Iterable[str],
 ) -> Outcome:
     allow = list(allow_replacement)
-    review = build_review(change_set, no_echo=no_echo, allow_replacement=allow)
+    review = build_review(
+        ReviewInput.from_change_set(change_set, no_echo=frozenset(no_echo)),
+        Overrides(allow_replacement=frozenset(allow)),
+    )
     stack_name = change_set["StackName"]
     arn = change_set["ChangeSetId"]
     render_review(review, console)
-    guarded = {v.logical_id for v in review.violations + review.allowed}
-    for name in allow:
-        if name not in guarded:
-            console.say(f"Note: --allow-replacement {name} matches no removed or replaced stateful resource here.")
+    for option in review.unmatched_overrides:
+        console.say(f"Note: {option} matches no removed or replaced stateful resource here.")
     if not execute:
         console.say("")
         console.say(f"Change set left for review (not executed): {arn}")

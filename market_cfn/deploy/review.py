@@ -1,21 +1,49 @@
-"""The review of a change set: plain data built from DescribeChangeSet, with guard and IAM findings."""
+"""The review of a change set: plain data built from ReviewInput, with guard and IAM findings."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
 from market_cfn.deploy.common import MASK
 from market_cfn.deploy.guard import guard_violation
 from market_cfn.deploy.iam import iam_findings
-from market_cfn.deploy.model import GuardViolation, PropertyChange, ResourceChangeView, Review, _context
+from market_cfn.deploy.model import (
+    Finding,
+    Overrides,
+    PropertyChange,
+    ResourceChangeView,
+    Review,
+    ReviewInput,
+    _context,
+)
 
 
 def build_review(
-    change_set: dict[str, Any], *, no_echo: Iterable[str] = (), allow_replacement: Iterable[str] = ()
+    inputs: ReviewInput | dict[str, Any],
+    overrides: Overrides | None = None,
+    *,
+    no_echo: Iterable[str] = (),
+    allow_replacement: Iterable[str] = (),
 ) -> Review:
-    no_echo = set(no_echo)
-    allow = set(allow_replacement)
+    """The review of one change set (and its nested ones). A bare change-set dict (with the keyword
+    arguments) is the older call form: it is reviewed without templates or a plain description."""
+    if not isinstance(inputs, ReviewInput):
+        inputs = ReviewInput.from_change_set(inputs, no_echo=frozenset(no_echo))
+    if overrides is None:
+        overrides = Overrides(allow_replacement=frozenset(allow_replacement))
+    review = _review(inputs, overrides)
+    named = {f.override for f in review.findings}
+    review.unmatched_overrides = [
+        f"--allow-replacement {n}"
+        for n in sorted(overrides.allow_replacement)
+        if f"--allow-replacement {n}" not in named
+    ]
+    return review
+
+
+def change_views(change_set: dict[str, Any], no_echo: frozenset[str]) -> list[ResourceChangeView]:
     views = []
     for change in change_set.get("Changes", []):
         rc = change.get("ResourceChange")
@@ -59,18 +87,26 @@ def build_review(
                 after_context=_context(rc.get("AfterContext")),
             )
         )
-    parameters = [
-        (
-            p["ParameterKey"],
-            MASK if p["ParameterKey"] in no_echo else p.get("ParameterValue", p.get("ResolvedValue", "")),
-        )
-        for p in change_set.get("Parameters") or []
-    ]
+    return views
+
+
+def _parameters(inputs: ReviewInput) -> list[tuple[str, str | None, str | None]]:
+    out = []
+    for name in sorted(set(inputs.old_parameters) | set(inputs.new_parameters)):
+        old, new = inputs.old_parameters.get(name), inputs.new_parameters.get(name)
+        if name in inputs.no_echo:
+            old, new = (None if old is None else MASK), (None if new is None else MASK)
+        out.append((name, old, new))
+    return out
+
+
+def _review(inputs: ReviewInput, overrides: Overrides) -> Review:
+    views = change_views(inputs.change_set, inputs.no_echo)
     iam = [finding for view in views for finding in iam_findings(view)]
-    violations: list[GuardViolation] = []
-    allowed: list[GuardViolation] = []
+    findings: list[Finding] = []
     for view in views:
-        violation = guard_violation(view)
-        if violation:
-            (allowed if view.logical_id in allow else violations).append(violation)
-    return Review(change_set, views, parameters, iam, violations, allowed)
+        found = guard_violation(view)
+        if found:
+            allowed = view.logical_id in overrides.allow_replacement
+            findings.append(dataclasses.replace(found, allowed=allowed))
+    return Review(inputs.change_set, views, _parameters(inputs), iam, findings)
