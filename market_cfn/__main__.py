@@ -12,10 +12,15 @@ COMMANDS = {
 
 def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m market_cfn {" + ",".join(COMMANDS) + "} [options]\n")
+        print("usage: python -m market_cfn {" + ",".join(COMMANDS) + "} [options]   (--version: the version)\n")
         for name, text in COMMANDS.items():
             print(f"  {name:<10} {text}")
         return 0 if argv else 2
+    if argv[0] == "--version":
+        from market_cfn import __version__
+
+        print(f"market_cfn {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"market_cfn: unknown command {command!r} (choose from {', '.join(COMMANDS)})", file=sys.stderr)

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from market_cfn import __version__
 from market_cfn.stack.config import ConfigError, StackConfig
-from market_cfn.stack.render import DEFAULT_OUT, write_template
+from market_cfn.stack.render import DEFAULT_OUT, render_json, write_template
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,7 +23,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m market_cfn render",
         description="Render the market-data pipeline's CloudFormation template as JSON.",
     )
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"output file (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "--out", default=str(DEFAULT_OUT), metavar="PATH", help=f"output file, or - for stdout (default: {DEFAULT_OUT})"
+    )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument(
         "--env",
         default=StackConfig.env_suffix,
@@ -50,13 +54,20 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"render: {exc}", file=sys.stderr)
         return 2
-    if args.out.exists() and args.out.is_dir():
-        print(f"render: --out {args.out} is a directory; give a file path", file=sys.stderr)
+    if args.out == "-":  # the template itself on stdout, nothing else there
+        sys.stdout.write(render_json(cfg))
+        return 0
+    if not args.out:
+        print("render: --out needs a file path (or - for stdout)", file=sys.stderr)
+        return 2
+    path = Path(args.out)
+    if path.is_dir():
+        print(f"render: --out {path} is a directory; give a file path", file=sys.stderr)
         return 2
     try:
-        out = write_template(cfg, args.out)
+        out = write_template(cfg, path)
     except OSError as exc:
-        print(f"render: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"render: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

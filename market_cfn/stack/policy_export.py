@@ -107,9 +107,24 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -m market_cfn.stack.policy_export TEMPLATE.json OUT_DIR", file=sys.stderr)
         return 2
-    template = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    prog = "policy_export"
+    try:
+        template = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    except OSError as exc:
+        print(f"{prog}: cannot read {argv[0]}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        print(f"{prog}: {argv[0]} is not a JSON template: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(template, dict) or not isinstance(template.get("Resources"), dict):
+        print(f"{prog}: {argv[0]} is not a CloudFormation template (no Resources object)", file=sys.stderr)
+        return 2
     out = Path(argv[1])
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"{prog}: cannot create {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     documents = policy_documents(template)
     for stem, document in documents.items():
         (out / f"{stem}.json").write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
