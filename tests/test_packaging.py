@@ -129,3 +129,25 @@ def test_the_project_handlers_package(tmp_path):
     a, b = build_package(), build_package()
     assert a.sha256 == b.sha256
     assert "handlers/contract.py" in a.entries
+
+
+def test_every_bundled_distribution_is_pinned_exactly_in_setup_cfg():
+    pins = packaging.bundle_pins(SETUP_CFG)
+    for dist, _ in packaging.POWERTOOLS_BUNDLE + packaging.TRACER_BUNDLE:
+        assert dist.lower().replace("_", "-") in pins, dist
+
+
+def test_an_unpinned_bundled_distribution_is_refused(tmp_path):
+    cfg = tmp_path / "setup.cfg"
+    text = SETUP_CFG.read_text(encoding="utf-8")
+    cfg.write_text("\n".join(line for line in text.splitlines() if not line.strip().startswith("typing_extensions")))
+    with pytest.raises(PackagingError, match="typing_extensions is bundled .* does not pin it"):
+        build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), setup_cfg=cfg)
+
+
+def test_a_bundled_version_other_than_the_pin_is_refused(tmp_path):
+    cfg = tmp_path / "setup.cfg"
+    text = SETUP_CFG.read_text(encoding="utf-8")
+    cfg.write_text(text.replace("typing_extensions==", "typing_extensions==0.0.1+not", 1))
+    with pytest.raises(PackagingError, match="typing_extensions .* is installed but setup.cfg pins 0.0.1"):
+        build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), setup_cfg=cfg)

@@ -12,9 +12,9 @@ redeploy of unchanged code skip the upload and leave the stack untouched.
 What gets bundled is decided by what `handlers/` imports, read from its source (AST) at
 packaging time:
 
-* aws_lambda_powertools (pinned in setup.cfg; the installed distribution must match the
-  pin, or packaging stops) and typing_extensions, which Powertools requires and the
-  Lambda python3.12 runtime does not ship. jmespath, Powertools' other requirement, is
+* aws_lambda_powertools and typing_extensions, which Powertools requires and the Lambda
+  runtime does not ship. Every bundled distribution is pinned with `==` in setup.cfg and
+  the installed one must match its pin, or packaging stops. jmespath, Powertools' other requirement, is
   not bundled: the runtime ships boto3/botocore, and botocore requires jmespath.
 * aws_xray_sdk and wrapt when a handler imports the Powertools Tracer.
 
@@ -78,8 +78,16 @@ class Package:
         return f"{KEY_PREFIX}{self.sha256}.zip"
 
 
-def powertools_pin(setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> str:
-    """The version of aws-lambda-powertools that setup.cfg pins with `==`."""
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def bundle_pins(setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> dict[str, str]:
+    """Every `name==version` pin of setup.cfg's install_requires, by normalized name.
+
+    Every distribution the zip bundles must be pinned exactly there, so the function zip
+    (and its sha256, which names it in S3) changes only in a commit.
+    """
     requirements: list[str] = []
     if setup_cfg.is_file():
         parser = configparser.ConfigParser()
@@ -90,11 +98,20 @@ def powertools_pin(setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> str:
             requirements = importlib.metadata.requires("market_cfn") or []
         except importlib.metadata.PackageNotFoundError:
             pass
+    pins = {}
     for line in requirements:
-        match = re.match(r"^\s*aws[-_]lambda[-_]powertools\s*(\[[^\]]*\])?\s*==\s*([0-9][^\s;,]*)", line)
+        match = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*==\s*([0-9][^\s;,]*)", line)
         if match:
-            return match.group(2)
-    raise PackagingError(f"no '{POWERTOOLS_DIST}==<version>' pin found in {setup_cfg}")
+            pins[_normalize(match.group(1))] = match.group(3)
+    return pins
+
+
+def powertools_pin(setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> str:
+    """The version of aws-lambda-powertools that setup.cfg pins with `==`."""
+    pin = bundle_pins(setup_cfg).get(_normalize(POWERTOOLS_DIST))
+    if pin is None:
+        raise PackagingError(f"no '{POWERTOOLS_DIST}==<version>' pin found in {setup_cfg}")
+    return pin
 
 
 def handler_imports(handlers_dir: Path) -> tuple[set[str], bool]:
@@ -201,13 +218,23 @@ def build_package(handlers_dir: Path = HANDLERS_DIR, *, setup_cfg: Path = PROJEC
     bundled = []
     plan = bundle_plan(handlers_dir)
     if plan:
-        pin = powertools_pin(setup_cfg)
-        installed = importlib.metadata.version(POWERTOOLS_DIST)
-        if installed != pin:
-            raise PackagingError(
-                f"{POWERTOOLS_DIST} {installed} is installed but setup.cfg pins {pin}; "
-                f"install the pinned version (pip install '{POWERTOOLS_DIST}=={pin}') before deploying"
-            )
+        pins = bundle_pins(setup_cfg)
+        for dist_name, _ in plan:
+            pin = pins.get(_normalize(dist_name))
+            if pin is None:
+                raise PackagingError(
+                    f"{dist_name} is bundled into the function zip but setup.cfg does not pin it with '=='; "
+                    "pin it so the zip changes only in a commit"
+                )
+            try:
+                installed = importlib.metadata.version(dist_name)
+            except importlib.metadata.PackageNotFoundError as exc:
+                raise PackagingError(f"{dist_name} is not installed; it is needed in the function zip") from exc
+            if installed != pin:
+                raise PackagingError(
+                    f"{dist_name} {installed} is installed but setup.cfg pins {pin}; "
+                    f"install the pinned version (pip install '{dist_name}=={pin}') before deploying"
+                )
     for dist_name, import_name in plan:
         dist_entries, label = _distribution_entries(dist_name, import_name)
         clash = entries.keys() & dist_entries.keys()
