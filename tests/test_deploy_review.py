@@ -179,9 +179,11 @@ def test_add_modify_remove_render_as_an_aligned_table_with_property_values():
     assert (
         add.index("AWS::SQS::Queue") == modify.index("AWS::Lambda::Function") == remove.index("AWS::CloudWatch") == col
     )
-    assert modify.split()[0] == "Modify" and modify.rstrip().endswith("False")
-    assert add.rstrip().endswith("-") and remove.startswith("  Remove")
-    assert '{"S3Key":"market-data/aaa.zip"} → {"S3Key":"market-data/bbb.zip"}' in text
+    assert modify.split()[:4] == ["Modify", "DataIngestionFunction", "AWS::Lambda::Function", "False"]
+    assert remove.split()[-1] == "Delete"  # the PolicyAction column
+    assert add.split()[-2:] == ["-", "-"] and remove.startswith("  Remove")
+    # the leaf that differs, not the whole value
+    assert "· Code.S3Key  in place  market-data/aaa.zip → market-data/bbb.zip" in text
     assert "1024 → 3072" in text
     assert "\033[" not in text  # no color codes when the output is not a terminal
     assert "Resource changes (3: 1 add, 1 modify, 1 remove)" in text
@@ -347,7 +349,11 @@ def test_added_role_and_permission_are_flagged_with_their_grants():
     )
     texts = [f.text for f in review.iam if f.broadening]
     assert any(t.startswith("+ Allow sts:AssumeRole") and "lambda.amazonaws.com" in t for t in texts)
-    assert any("apigateway.amazonaws.com may lambda:InvokeFunction" in t for t in texts)
+    assert any(
+        t.startswith("+ Allow lambda:InvokeFunction on DataIngestion-dev to Service:apigateway.amazonaws.com")
+        and "aws:SourceArn" in t
+        for t in texts
+    )
 
 
 def test_adding_a_condition_narrows_and_removing_one_broadens():

@@ -59,13 +59,11 @@ from market_cfn.deploy.format import (
 )
 from market_cfn.deploy.guard import (
     STATEFUL_TYPES,
-    guard_violation,
     stateful_logical_ids,
 )
 from market_cfn.deploy.iam import (
     POLICY_PROPERTIES,
     Grant,
-    iam_findings,
 )
 from market_cfn.deploy.model import (
     Finding,
@@ -148,8 +146,6 @@ __all__ = [
     "ensure_object",
     "execute_and_follow",
     "execute_existing",
-    "guard_violation",
-    "iam_findings",
     "is_no_changes",
     "no_echo_parameters",
     "preflight",

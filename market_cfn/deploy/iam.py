@@ -1,30 +1,103 @@
-"""The security diff: what a change to a policy-bearing resource grants or takes away."""
+"""The security diff: what a change to a policy-bearing resource really grants or takes away, and which
+of those are dangerous broadenings (kind "broadening": blocked under --yes unless --allow-broadening).
+Computed from the resolved templates where they are known, else from the change set's values."""
 
 from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from market_cfn.deploy.common import _short
-from market_cfn.deploy.model import IamFinding, ResourceChangeView, _properties_of
+from market_cfn.deploy.diff import ResourceDiff, StackIdentity
+from market_cfn.deploy.model import Finding, IamFinding, ResourceChangeView, _properties_of
+from market_cfn.deploy.network import ingress_review
 
-# Resources whose properties are IAM policies (identity- or resource-based).
-POLICY_PROPERTIES = {
-    "AWS::IAM::Role": ("AssumeRolePolicyDocument", "Policies", "ManagedPolicyArns", "PermissionsBoundary"),
-    "AWS::IAM::User": ("Policies", "ManagedPolicyArns", "PermissionsBoundary"),
-    "AWS::IAM::Group": ("Policies", "ManagedPolicyArns"),
+# Where each policy-bearing type keeps its policy documents (CloudFormation template reference).
+DOCUMENTS: dict[str, tuple[str, ...]] = {
+    "AWS::IAM::Role": ("AssumeRolePolicyDocument",),
     "AWS::IAM::Policy": ("PolicyDocument",),
     "AWS::IAM::ManagedPolicy": ("PolicyDocument",),
     "AWS::IAM::RolePolicy": ("PolicyDocument",),
+    "AWS::IAM::UserPolicy": ("PolicyDocument",),
+    "AWS::IAM::GroupPolicy": ("PolicyDocument",),
+    "AWS::KMS::Key": ("KeyPolicy",),
+    "AWS::KMS::ReplicaKey": ("KeyPolicy",),
     "AWS::S3::BucketPolicy": ("PolicyDocument",),
+    "AWS::S3Express::BucketPolicy": ("PolicyDocument",),
     "AWS::SQS::QueuePolicy": ("PolicyDocument",),
     "AWS::SNS::TopicPolicy": ("PolicyDocument",),
-    "AWS::Lambda::Permission": ("Action", "Principal", "SourceArn", "SourceAccount", "FunctionName", "PrincipalOrgID"),
+    "AWS::ECR::Repository": ("RepositoryPolicyText",),
+    "AWS::Events::EventBus": ("Policy",),
+    "AWS::SecretsManager::ResourcePolicy": ("ResourcePolicy",),
+    "AWS::DynamoDB::Table": ("ResourcePolicy.PolicyDocument", "StreamSpecification.ResourcePolicy.PolicyDocument"),
+    "AWS::ApiGateway::RestApi": ("Policy",),
+    "AWS::OpenSearchService::Domain": ("AccessPolicies",),
+    "AWS::Elasticsearch::Domain": ("AccessPolicies",),
+    "AWS::Backup::BackupVault": ("AccessPolicy",),
+    "AWS::EFS::FileSystem": ("FileSystemPolicy",),
 }
+WITH_INLINE = frozenset({"AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group"})  # Policies, ManagedPolicyArns
+ATTACHABLE = frozenset({"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"})  # Roles, Users, Groups
+SECURITY_TYPES = frozenset(
+    set(DOCUMENTS)
+    | WITH_INLINE
+    | {
+        "AWS::IAM::UserToGroupAddition",
+        "AWS::Events::EventBusPolicy",
+        "AWS::Lambda::Permission",
+        "AWS::Lambda::Url",
+        "AWS::ApiGateway::Method",
+        "AWS::ApiGatewayV2::Route",
+        "AWS::EC2::SecurityGroup",
+        "AWS::EC2::SecurityGroupIngress",
+    }
+)
+POLICY_PROPERTIES = DOCUMENTS  # the older name
 
-# --- IAM ------------------------------------------------------------------------------
+# Actions that support no resource-level permissions, so "*" is the only possible Resource: the X-Ray
+# telemetry actions (AWS X-Ray developer guide, "Identity-based policy examples" and the Service
+# Authorization Reference for X-Ray: PutTraceSegments, PutTelemetryRecords, GetSamplingRules,
+# GetSamplingTargets, GetSamplingStatisticSummaries list no resource type).
+STAR_ONLY_ACTIONS = frozenset(
+    {
+        "xray:puttracesegments",
+        "xray:puttelemetryrecords",
+        "xray:getsamplingrules",
+        "xray:getsamplingtargets",
+        "xray:getsamplingstatisticsummaries",
+    }
+)
+# Condition keys that tie a "*" principal to one caller (IAM User Guide, "AWS global condition context
+# keys"): with one of them a public principal is not public.
+SCOPING_KEYS = frozenset(
+    {
+        "aws:sourcearn",
+        "aws:sourceaccount",
+        "aws:sourceowner",
+        "aws:sourceorgid",
+        "aws:principalorgid",
+        "aws:principalaccount",
+        "aws:principalarn",
+        "aws:sourcevpce",
+        "aws:sourcevpc",
+    }
+)
+_BROAD_MANAGED = re.compile(r":policy/(AdministratorAccess|PowerUserAccess|IAMFullAccess|.*FullAccess)$")
+_ACCOUNT_IN_ARN = re.compile(r"^arn:[^:]+:(?:iam|sts)::(\d{12}):")
+
+Term = tuple[str, Any]  # ("in", "s3:getobject") | ("not", ("s3:deleteobject", ...)) | ("in", "-") none
+
+
+@dataclass(frozen=True)
+class Grant:
+    effect: str
+    principal: Term
+    action: Term
+    resource: Term
+    condition: str  # canonical JSON; "{}" = none
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -46,82 +119,359 @@ def _document(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-Grant = tuple[str, str, str, str, str]  # effect, principal, condition, action, resource
+def _principals(statement: dict[str, Any]) -> list[Term]:
+    if "NotPrincipal" in statement:
+        raw = statement["NotPrincipal"]
+        items = (
+            [f"{k}:{_canon(p)}" for k, ps in raw.items() for p in _as_list(ps)]
+            if isinstance(raw, dict)
+            else [_canon(raw)]
+        )
+        return [("not", tuple(sorted(items)))]
+    if "Principal" not in statement:
+        return [("in", "-")]
+    raw = statement["Principal"]
+    if not isinstance(raw, dict):
+        return [("in", "*" if raw == "*" else _canon(raw))]
+    out: list[Term] = []
+    for kind, values in raw.items():
+        for p in _as_list(values):
+            text = _canon(p)
+            if kind == "AWS" and text == "*":
+                out.append(("in", "*"))
+            elif kind == "AWS" and re.fullmatch(r"\d{12}", text):
+                out.append(("in", f"AWS:arn:aws:iam::{text}:root"))
+            else:
+                out.append(("in", f"{kind}:{text}"))
+    return out
 
 
-def _grants(document: Any) -> set[Grant]:
-    grants: set[Grant] = set()
+def grants(document: Any) -> set[Grant]:
+    """A policy's statements as atomic grants; NotAction/NotResource/NotPrincipal stay whole (a complement)."""
+    out: set[Grant] = set()
     for statement in _as_list(_document(document).get("Statement")):
         if not isinstance(statement, dict):
             continue
-        effect = statement.get("Effect", "Allow")
-        principals = []
-        for key in ("Principal", "NotPrincipal"):
-            if key in statement:
-                raw = statement[key]
-                if isinstance(raw, dict):
-                    principals += [f"{key}:{kind}:{_canon(p)}" for kind, ps in raw.items() for p in _as_list(ps)]
-                else:
-                    principals.append(f"{key}:{_canon(raw)}")
-        condition = _canon(statement.get("Condition", {}))
-        actions = [_canon(a) for a in _as_list(statement.get("Action"))] + [
-            "not:" + _canon(a) for a in _as_list(statement.get("NotAction"))
-        ]
-        resources = [_canon(r) for r in _as_list(statement.get("Resource"))] + [
-            "not:" + _canon(r) for r in _as_list(statement.get("NotResource"))
-        ]
-        for principal in principals or ["-"]:
-            for action in actions or ["-"]:
-                for resource in resources or ["-"]:
-                    grants.add((effect, principal, condition, action, resource))
-    return grants
+        effect = str(statement.get("Effect", "Allow"))
+        condition = _canon(statement.get("Condition") or {})
+        actions: list[Term] = [("in", _canon(a)) for a in _as_list(statement.get("Action"))]
+        if "NotAction" in statement:
+            actions.append(("not", tuple(sorted(_canon(a) for a in _as_list(statement["NotAction"])))))
+        resources: list[Term] = [("in", _canon(r)) for r in _as_list(statement.get("Resource"))]
+        if "NotResource" in statement:
+            resources.append(("not", tuple(sorted(_canon(r) for r in _as_list(statement["NotResource"])))))
+        for principal in _principals(statement):
+            for action in actions or [("in", "-")]:
+                for resource in resources or [("in", "-")]:
+                    out.add(Grant(effect, principal, action, resource, condition))
+    return out
 
 
-def _covered(grant: Grant, others: set[Grant]) -> bool:
-    effect, principal, condition, action, resource = grant
-    action = action.lower()  # IAM action names are case-insensitive; resources are not
-    for o_effect, o_principal, o_condition, o_action, o_resource in others:
-        # an unconditional statement covers the same grant under any condition
-        if (o_effect, o_principal) != (effect, principal) or o_condition not in (condition, "{}"):
+def _overlaps(a: str, b: str) -> bool:
+    return fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a)
+
+
+def _lower(term: Term) -> Term:
+    kind, value = term
+    return (kind, tuple(v.lower() for v in value)) if kind == "not" else (kind, str(value).lower())
+
+
+def _action_covers(general: Term, specific: Term) -> bool:
+    """As _term_covers, for actions: IAM action names are case-insensitive (resources are not)."""
+    return _term_covers(_lower(general), _lower(specific))
+
+
+def _term_covers(general: Term, specific: Term) -> bool:
+    """Whether everything `specific` names is also named by `general` (patterns as IAM wildcards)."""
+    g_kind, g = general
+    s_kind, s = specific
+    if s_kind == "in" and g_kind == "in":
+        return bool(s == g or fnmatch.fnmatchcase(s, g))
+    if s_kind == "in" and g_kind == "not":  # s must avoid every exclusion
+        return not any(_overlaps(s, x) for x in g)
+    if s_kind == "not" and g_kind == "in":  # a complement is only inside "everything"
+        return bool(g == "*")
+    # both complements: general excludes no more than specific does
+    return all(any(fnmatch.fnmatchcase(x, y) for y in s) for x in g)
+
+
+def _condition_covers(general: str, specific: str) -> bool:
+    """`general` restricts no more than `specific`: each of its (operator, key) tests is in `specific`
+    with no more values allowed."""
+    g, s = json.loads(general), json.loads(specific)
+    for operator, tests in g.items():
+        if not isinstance(tests, dict):
+            return general == specific
+        for key, values in tests.items():
+            s_tests = s.get(operator)
+            if not isinstance(s_tests, dict) or key not in s_tests:
+                return False
+            if not {_canon(v) for v in _as_list(s_tests[key])} <= {_canon(v) for v in _as_list(values)}:
+                return False
+    return True
+
+
+def _principal_covers(general: Term, specific: Term) -> bool:
+    return general == specific or general == ("in", "*")
+
+
+def covered(grant: Grant, others: Iterable[Grant]) -> bool:
+    for o in others:
+        if o.effect != grant.effect or not _principal_covers(o.principal, grant.principal):
             continue
-        o_action = o_action.lower()
-        if (action == o_action or (not action.startswith("not:") and fnmatch.fnmatchcase(action, o_action))) and (
-            resource == o_resource or (not resource.startswith("not:") and fnmatch.fnmatchcase(resource, o_resource))
-        ):
+        if not (_action_covers(o.action, grant.action) and _term_covers(o.resource, grant.resource)):
+            continue
+        if grant.effect == "Allow" and _condition_covers(o.condition, grant.condition):
+            return True
+        if grant.effect == "Deny" and _condition_covers(grant.condition, o.condition):
             return True
     return False
 
 
-def _describe_grants(grants: Iterable[Grant]) -> list[str]:
-    """Group grants back into readable statements: Effect actions on resources [principal] [if]."""
-    groups: dict[tuple[str, str, str, str], set[str]] = {}
-    for effect, principal, condition, action, resource in grants:
-        groups.setdefault((effect, principal, condition, resource), set()).add(action)
-    by_actions: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}
+def _term_text(term: Term) -> str:
+    kind, value = term
+    return f"everything except {', '.join(value)}" if kind == "not" else str(value)
+
+
+def describe(items: Iterable[Grant]) -> list[str]:
+    """Group grants back into readable statements: Effect actions on resources [to principal] [if]."""
+    groups: dict[tuple[str, Term, str, Term], set[str]] = {}
+    for g in items:
+        groups.setdefault((g.effect, g.principal, g.condition, g.resource), set()).add(_term_text(g.action))
+    by_actions: dict[tuple[str, Term, str, tuple[str, ...]], list[str]] = {}
     for (effect, principal, condition, resource), actions in groups.items():
-        by_actions.setdefault((effect, principal, condition, tuple(sorted(actions))), []).append(resource)
+        by_actions.setdefault((effect, principal, condition, tuple(sorted(actions))), []).append(_term_text(resource))
     lines = []
-    for (effect, principal, condition, action_names), resources in sorted(by_actions.items()):
+    for (effect, principal, condition, action_names), resources in sorted(by_actions.items(), key=str):
         text = f"{effect} {', '.join(action_names)} on {', '.join(sorted(resources))}"
-        if principal != "-":
-            text += f" to {principal.split(':', 1)[1]}"
+        if principal != ("in", "-"):
+            text += f" to {_term_text(principal)}"
         if condition != "{}":
             text += f" if {condition}"
         lines.append(text)
     return lines
 
 
-def _policy_documents(resource_type: str, props: dict[str, Any]) -> dict[str, Any]:
-    """Named policy documents inside a resource's properties."""
+def _get(props: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = props
+    for key in dotted.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _lambda_permission_policy(props: Mapping[str, Any]) -> dict[str, Any]:
+    """AWS::Lambda::Permission as the statement it adds to the function's resource policy."""
+    principal = _canon(props.get("Principal", "?"))
+    if principal == "*":
+        who: Any = "*"
+    elif principal.endswith(".amazonaws.com") or principal.endswith(".amazonaws.com.cn"):
+        who = {"Service": principal}
+    else:
+        who = {"AWS": principal}
+    condition: dict[str, Any] = {}
+    if props.get("SourceArn"):
+        condition.setdefault("ArnLike", {})["aws:SourceArn"] = props["SourceArn"]
+    for prop, key in (("SourceAccount", "aws:SourceAccount"), ("PrincipalOrgID", "aws:PrincipalOrgID")):
+        if props.get(prop):
+            condition.setdefault("StringEquals", {})[key] = props[prop]
+    if props.get("FunctionUrlAuthType"):
+        condition.setdefault("StringEquals", {})["lambda:FunctionUrlAuthType"] = props["FunctionUrlAuthType"]
+    statement = {
+        "Effect": "Allow",
+        "Principal": who,
+        "Action": props.get("Action"),
+        "Resource": props.get("FunctionName"),
+    }
+    if condition:
+        statement["Condition"] = condition
+    return {"Statement": [statement]}
+
+
+def _event_bus_policy(props: Mapping[str, Any]) -> dict[str, Any]:
+    if props.get("Statement"):
+        return {"Statement": [props["Statement"]]}
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Action": props.get("Action"),
+        "Principal": {"AWS": props.get("Principal")},
+    }
+    if props.get("Principal") == "*":
+        statement["Principal"] = "*"
+    if props.get("Condition"):
+        condition = props["Condition"]
+        statement["Condition"] = {
+            condition.get("Type", "StringEquals"): {condition.get("Key", "?"): condition.get("Value")}
+        }
+    return {"Statement": [statement]}
+
+
+def documents(resource_type: str, props: Mapping[str, Any]) -> dict[str, Any]:
+    """Named policy documents inside a resource's (resolved) properties."""
     docs: dict[str, Any] = {}
-    if "AssumeRolePolicyDocument" in props:
-        docs["trust policy"] = props["AssumeRolePolicyDocument"]
-    for policy in _as_list(props.get("Policies")):
-        if isinstance(policy, dict):
-            docs[f"inline policy {policy.get('PolicyName', '?')}"] = policy.get("PolicyDocument")
-    if "PolicyDocument" in props:
-        docs["policy"] = props["PolicyDocument"]
+    for dotted in DOCUMENTS.get(resource_type, ()):
+        value = _get(props, dotted)
+        if value is not None:
+            docs["trust policy" if dotted == "AssumeRolePolicyDocument" else dotted] = value
+    if resource_type in WITH_INLINE:
+        for policy in _as_list(props.get("Policies")):
+            if isinstance(policy, dict):
+                docs[f"inline policy {policy.get('PolicyName', '?')}"] = policy.get("PolicyDocument")
+    if resource_type == "AWS::Lambda::Permission" and props:
+        docs["resource policy"] = _lambda_permission_policy(props)
+    if resource_type == "AWS::Events::EventBusPolicy" and props:
+        docs["event bus policy"] = _event_bus_policy(props)
     return docs
+
+
+def _members(resource_type: str, props: Mapping[str, Any]) -> set[str]:
+    """Who a policy is attached to (Policy/ManagedPolicy Roles/Users/Groups; UserToGroupAddition Users)."""
+    if resource_type == "AWS::IAM::UserToGroupAddition":
+        return {f"user {_canon(u)} in group {_canon(props.get('GroupName'))}" for u in _as_list(props.get("Users"))}
+    out = set()
+    for key, label in (("Roles", "role"), ("Users", "user"), ("Groups", "group")):
+        out |= {f"{label} {_canon(x)}" for x in _as_list(props.get(key))}
+    return out
+
+
+@dataclass
+class _Out:
+    logical_id: str
+    resource_type: str
+    iam: list[IamFinding]
+    dangerous: list[Finding]
+
+    def show(self, where: str, broadening: bool, text: str) -> None:
+        self.iam.append(IamFinding(self.logical_id, self.resource_type, where, broadening, text))
+
+    def danger(self, what: str, cause: str) -> None:
+        self.dangerous.append(
+            Finding("broadening", self.logical_id, self.resource_type, what, (cause,), "", False, False)
+        )
+
+
+def _foreign(principal: str, stack: StackIdentity) -> bool:
+    match = _ACCOUNT_IN_ARN.match(principal.split(":", 1)[1] if principal.startswith("AWS:") else "")
+    if not match:
+        return False  # a token for one of the stack's own resources, or not an account principal
+    return not stack.account or match.group(1) != stack.account
+
+
+def _dangers(g: Grant, old: set[Grant], stack: StackIdentity, identity: bool) -> list[str]:
+    out = []
+    kind, action = _lower(g.action)
+    if kind == "not":
+        out.append("Allow with NotAction (a complement: every other action)")
+    elif action == "*" or action.endswith(":*"):
+        out.append(f"wildcard action {action}")
+    r_kind, resource = g.resource
+    if r_kind == "not":
+        out.append("Allow with NotResource (a complement: every other resource)")
+    elif resource == "*" and identity and not (kind == "in" and action in STAR_ONLY_ACTIONS):
+        out.append("wildcard resource *")
+    p_kind, principal = g.principal
+    scoped = any(
+        k.lower() in SCOPING_KEYS
+        for tests in json.loads(g.condition).values()
+        if isinstance(tests, dict)
+        for k in tests
+    )
+    if p_kind == "not":
+        out.append("Allow with NotPrincipal (every other principal)")
+    elif principal == "*" and not scoped:
+        out.append("public principal *")
+    elif _foreign(principal, stack):
+        account = _ACCOUNT_IN_ARN.match(principal.split(":", 1)[1])
+        mine = stack.account or "unknown"
+        out.append(f"cross-account principal (account {account.group(1) if account else '?'}, the stack's: {mine})")
+    if old:
+        bare = [
+            o
+            for o in old
+            if o.effect == "Allow" and _term_covers(o.action, g.action) and _term_covers(o.resource, g.resource)
+        ]
+        if any(_principal_covers(o.principal, g.principal) and o.condition != "{}" for o in bare):
+            out.append("a Condition removed or loosened")
+    return out
+
+
+def _compare(out: _Out, where: str, before: Any, after: Any, stack: StackIdentity, identity: bool) -> None:
+    old, new = grants(before), grants(after)
+    widened = {g for g in new if g.effect == "Allow" and not covered(g, old)}
+    unblocked = {g for g in old if g.effect == "Deny" and not covered(g, new)}
+    narrowed = {g for g in old if g.effect == "Allow" and not covered(g, new)}
+    added_denies = {g for g in new if g.effect == "Deny" and not covered(g, old)}
+    for line in describe(widened):
+        out.show(where, True, "+ " + line)
+    for line in describe(unblocked):
+        out.show(where, True, "- " + line + "  (Deny removed)")
+        out.danger(f"{where}: Deny removed: {line}", "a removed Deny lets through what it stopped")
+    for line in describe(narrowed | added_denies):
+        out.show(where, False, ("+ " if line.startswith("Deny") else "- ") + line)
+    for g in sorted(widened, key=str):
+        for reason in _dangers(g, old, stack, identity):
+            out.danger(f"{where}: {describe([g])[0]}", reason)
+
+
+def review_resource(
+    logical_id: str, resource_type: str, before: Mapping[str, Any], after: Mapping[str, Any], stack: StackIdentity
+) -> tuple[list[IamFinding], list[Finding]]:
+    """The security diff of one resource from its properties before (empty when added) and after
+    (empty when removed)."""
+    out = _Out(logical_id, resource_type, [], [])
+    if resource_type in ("AWS::EC2::SecurityGroup", "AWS::EC2::SecurityGroupIngress"):
+        for where, text, open_to in ingress_review(resource_type, before, after):
+            out.show(where, True, text)
+            if open_to:
+                out.danger(f"{where}: {text}", f"ingress from {open_to}")
+        return out.iam, out.dangerous
+    identity = resource_type.startswith("AWS::IAM::") and resource_type != "AWS::IAM::Role"
+    old_docs, new_docs = documents(resource_type, before), documents(resource_type, after)
+    old_members, new_members = _members(resource_type, before), _members(resource_type, after)
+    gained = sorted(new_members - old_members)
+    for where in sorted(old_docs.keys() | new_docs.keys()):
+        is_identity = identity or where.startswith("inline policy")
+        # attached to someone new: everything the document grants is new to them
+        base = None if gained and resource_type in ATTACHABLE else old_docs.get(where)
+        _compare(out, where, base, new_docs.get(where), stack, is_identity)
+    for member in gained:
+        out.show("attachment", True, f"+ attached to {member}")
+    for member in sorted(old_members - new_members):
+        out.show("attachment", False, f"- detached from {member}")
+    old_arns = {_canon(a) for a in _as_list(before.get("ManagedPolicyArns"))}
+    new_arns = {_canon(a) for a in _as_list(after.get("ManagedPolicyArns"))}
+    for arn in sorted(new_arns - old_arns):
+        out.show("managed policies", True, f"+ attach {arn}")
+        if _BROAD_MANAGED.search(arn):
+            out.danger(f"managed policies: + attach {arn}", "a broad AWS managed policy (wildcard actions)")
+    for arn in sorted(old_arns - new_arns):
+        out.show("managed policies", False, f"- detach {arn}")
+    if before.get("PermissionsBoundary") and not after.get("PermissionsBoundary") and after:
+        text = f"- permissions boundary {_canon(before['PermissionsBoundary'])} removed"
+        out.show("permissions boundary", True, text)
+        out.danger(f"permissions boundary: {text}", "the boundary no longer limits the role")
+    _auth(out, resource_type, before, after)
+    return out.iam, out.dangerous
+
+
+def _auth(out: _Out, resource_type: str, before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+    """Auth type NONE: Lambda function URLs and API methods/routes callable without credentials."""
+    key = {
+        "AWS::Lambda::Url": "AuthType",
+        "AWS::Lambda::Permission": "FunctionUrlAuthType",
+        "AWS::ApiGateway::Method": "AuthorizationType",
+        "AWS::ApiGatewayV2::Route": "AuthorizationType",
+    }.get(resource_type)
+    if not key or not after:
+        return
+    default = "NONE" if resource_type == "AWS::ApiGatewayV2::Route" else None  # a route's default is NONE
+    was, now = before.get(key, default if before else None), after.get(key, default)
+    if str(now).upper() != "NONE" or str(was).upper() == "NONE":
+        return
+    if resource_type == "AWS::ApiGateway::Method" and str(after.get("HttpMethod", "")).upper() == "OPTIONS":
+        return  # CORS preflight needs no authorization
+    text = f"{key} {was if was is not None else '(new)'} → NONE"
+    out.show("authorization", True, text)
+    out.danger(f"authorization: {text}", "callable without credentials")
 
 
 def _props_from_details(view: ResourceChangeView, side: str) -> dict[str, Any]:
@@ -137,70 +487,61 @@ def _props_from_details(view: ResourceChangeView, side: str) -> dict[str, Any]:
     return props
 
 
-def iam_findings(view: ResourceChangeView) -> list[IamFinding]:
-    watched = POLICY_PROPERTIES.get(view.resource_type)
-    if not watched or view.action not in ("Add", "Modify", "Remove", "Import"):
-        return []
-    if (
-        view.action == "Modify"
-        and view.properties
-        and not any(p.attribute == "Properties" and p.name.split("/")[0] in watched for p in view.properties)
-    ):
-        return []  # e.g. only tags changed
-    before = _properties_of(view.before_context) if view.action != "Add" else {}
-    after = _properties_of(view.after_context) if view.action != "Remove" else {}
-    if view.action == "Modify" and not before and not after:
-        before, after = _props_from_details(view, "before"), _props_from_details(view, "after")
-    findings = []
-
-    def add(where: str, broadening: bool, text: str) -> None:
-        findings.append(IamFinding(view.logical_id, view.resource_type, where, broadening, text))
-
-    if view.resource_type == "AWS::Lambda::Permission":
-        if view.action in ("Add", "Modify", "Import"):
-            if after:
-                source = after.get("SourceArn") or after.get("SourceAccount") or "any source"
-                add(
-                    "resource policy",
-                    True,
-                    f"+ {after.get('Principal', '?')} may {after.get('Action', '?')} "
-                    f"{_short(after.get('FunctionName', '?'), 80)} (from {_short(source, 80)})",
-                )
-            else:
-                add("resource policy", True, "+ new invoke permission; CloudFormation reported no values: review it")
-        else:
-            add("resource policy", False, "- invoke permission removed")
-        return findings
-
-    if not before and not after:
-        if view.action == "Remove":
-            add("policy", False, f"- {view.resource_type} removed")
-        else:
+def security_review(
+    views: list[ResourceChangeView],
+    diffs: Mapping[str, ResourceDiff],
+    stack: StackIdentity,
+    new_template: Mapping[str, Any],
+) -> tuple[list[IamFinding], list[Finding]]:
+    """Every policy-bearing change. With templates, both sides come from the resolved templates (so a
+    change the change set describes without values is still computed); without, from the change set's
+    BeforeContext/AfterContext or, failing those, its details."""
+    iam: list[IamFinding] = []
+    dangerous: list[Finding] = []
+    if new_template:
+        for lid, diff in sorted(diffs.items()):
+            if diff.resource_type in SECURITY_TYPES:
+                i, d = review_resource(lid, diff.resource_type, _properties(diff.old), _properties(diff.new), stack)
+                iam += i
+                dangerous += d
+        return iam, dangerous
+    for view in views:
+        if view.resource_type not in SECURITY_TYPES or view.action not in ("Add", "Modify", "Remove", "Import"):
+            continue
+        before = _properties_of(view.before_context) if view.action not in ("Add", "Import") else {}
+        after = _properties_of(view.after_context) if view.action != "Remove" else {}
+        if view.action == "Modify" and not before and not after:
+            before, after = _props_from_details(view, "before"), _props_from_details(view, "after")
+        if not before and not after and view.action != "Remove":
             verb = {"Add": "new", "Import": "imported"}.get(view.action, "changed")
-            add("policy", True, f"+ {verb} {view.resource_type}; CloudFormation reported no policy values: review it")
-        return findings
-    before_docs, after_docs = (
-        _policy_documents(view.resource_type, before),
-        _policy_documents(view.resource_type, after),
-    )
-    for where in sorted(before_docs.keys() | after_docs.keys()):
-        old, new = _grants(before_docs.get(where)), _grants(after_docs.get(where))
-        widened = {g for g in new if g[0] == "Allow" and not _covered(g, old)}
-        unblocked = {g for g in old if g[0] == "Deny" and not _covered(g, new)}
-        narrowed = {g for g in old if g[0] == "Allow" and not _covered(g, new)}
-        added_denies = {g for g in new if g[0] == "Deny" and not _covered(g, old)}
-        for line in _describe_grants(widened):
-            add(where, True, "+ " + line)
-        for line in _describe_grants(unblocked):
-            add(where, True, "- " + line + "  (Deny removed)")
-        for line in _describe_grants(narrowed | added_denies):
-            add(where, False, ("+ " if line.startswith("Deny") else "- ") + line)
-    old_arns = {_canon(a) for a in _as_list(before.get("ManagedPolicyArns"))}
-    new_arns = {_canon(a) for a in _as_list(after.get("ManagedPolicyArns"))}
-    for arn in sorted(new_arns - old_arns):
-        add("managed policies", True, f"+ attach {arn}")
-    for arn in sorted(old_arns - new_arns):
-        add("managed policies", False, f"- detach {arn}")
-    if before.get("PermissionsBoundary") and not after.get("PermissionsBoundary") and view.action != "Remove":
-        add("permissions boundary", True, f"- permissions boundary {_canon(before['PermissionsBoundary'])} removed")
-    return findings
+            iam.append(
+                IamFinding(
+                    view.logical_id,
+                    view.resource_type,
+                    "policy",
+                    True,
+                    f"+ {verb} {view.resource_type}; no values reported: review it",
+                )
+            )
+            dangerous.append(
+                Finding(
+                    "broadening",
+                    view.logical_id,
+                    view.resource_type,
+                    f"{verb} {view.resource_type} without values",
+                    ("what it grants is unknown",),
+                    "",
+                    False,
+                    False,
+                )
+            )
+            continue
+        i, d = review_resource(view.logical_id, view.resource_type, before, after, stack)
+        iam += i
+        dangerous += d
+    return iam, dangerous
+
+
+def _properties(resource: Mapping[str, Any]) -> dict[str, Any]:
+    props = resource.get("Properties") if resource else None
+    return props if isinstance(props, dict) else {}

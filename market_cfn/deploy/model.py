@@ -83,6 +83,7 @@ class ResourceChangeView:
     before_context: dict[str, Any] | None
     after_context: dict[str, Any] | None
     values_known: bool = True  # False: only the plain description names this change (no property values)
+    leaves: tuple[tuple[str, str, str], ...] = ()  # (path, before, after) of each differing leaf, for display
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,7 @@ class Review:
                     "PolicyAction": c.policy_action,
                     "PhysicalResourceId": c.physical_id,
                     "ValuesKnown": c.values_known,
+                    "Leaves": [{"Path": p, "Before": b, "After": a} for p, b, a in c.leaves],
                     "Properties": [asdict(p) for p in c.properties],
                 }
                 for c in self.changes

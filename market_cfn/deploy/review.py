@@ -1,4 +1,6 @@
-"""The review of a change set: plain data built from ReviewInput, with guard and IAM findings."""
+"""The review of a change set: plain data built from ReviewInput (the change set with and without property
+values, the nested change sets, both templates, drift), merged with the template diff, with the guard's,
+the IAM diff's and the network diff's findings, and the user's overrides applied."""
 
 from __future__ import annotations
 
@@ -7,8 +9,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from market_cfn.deploy.common import MASK
-from market_cfn.deploy.guard import guard_violation
-from market_cfn.deploy.iam import iam_findings
+from market_cfn.deploy.diff import ResourceDiff, StackIdentity, leaf_changes, parse_json_value, show, template_diff
+from market_cfn.deploy.guard import (
+    STATEFUL_TYPES,
+    change_set_findings,
+    is_stateful,
+    template_findings,
+)
+from market_cfn.deploy.iam import security_review
 from market_cfn.deploy.model import (
     Finding,
     Overrides,
@@ -17,7 +25,24 @@ from market_cfn.deploy.model import (
     Review,
     ReviewInput,
     _context,
+    _properties_of,
 )
+from market_cfn.deploy.protection import unprotections
+from market_cfn.deploy.schema import DEFAULT_REGION
+
+# DescribeChangeSet StatusReason when the IncludePropertyValues description left changes out
+# ("[WARN] --include-property-values option can return incomplete ChangeSet data", aws/aws-cdk-cli#1780).
+INCOMPLETE_MARKER = "incomplete"
+NESTED_STACK = "AWS::CloudFormation::Stack"
+
+# Which override allows which kind of finding.
+_OPTION = {
+    "removal": "--allow-replacement",
+    "replacement": "--allow-replacement",
+    "incomplete": "--allow-replacement",
+    "unprotect": "--allow-unprotect",
+    "drift": "--allow-drift",
+}
 
 
 def build_review(
@@ -27,30 +52,26 @@ def build_review(
     no_echo: Iterable[str] = (),
     allow_replacement: Iterable[str] = (),
 ) -> Review:
-    """The review of one change set (and its nested ones). A bare change-set dict (with the keyword
+    """The review of one change set and its nested ones. A bare change-set dict (with the keyword
     arguments) is the older call form: it is reviewed without templates or a plain description."""
     if not isinstance(inputs, ReviewInput):
         inputs = ReviewInput.from_change_set(inputs, no_echo=frozenset(no_echo))
     if overrides is None:
         overrides = Overrides(allow_replacement=frozenset(allow_replacement))
-    review = _review(inputs, overrides)
-    named = {f.override for f in review.findings}
-    review.unmatched_overrides = [
-        f"--allow-replacement {n}"
-        for n in sorted(overrides.allow_replacement)
-        if f"--allow-replacement {n}" not in named
-    ]
+    review = _review(inputs, overrides, "")
+    review.unmatched_overrides = _unmatched(review.findings, overrides)
     return review
 
 
 def change_views(change_set: dict[str, Any], no_echo: frozenset[str]) -> list[ResourceChangeView]:
+    """DescribeChangeSet Changes[].ResourceChange as views; details of one property merged."""
     views = []
-    for change in change_set.get("Changes", []):
+    for change in change_set.get("Changes") or []:
         rc = change.get("ResourceChange")
         if change.get("Type") != "Resource" or not rc:
             continue
         props: dict[tuple[str, str], PropertyChange] = {}
-        for detail in rc.get("Details", []):
+        for detail in rc.get("Details") or []:
             target = detail.get("Target", {})
             attribute = target.get("Attribute", "")
             name = target.get("Path") or target.get("Name") or attribute
@@ -100,13 +121,249 @@ def _parameters(inputs: ReviewInput) -> list[tuple[str, str | None, str | None]]
     return out
 
 
-def _review(inputs: ReviewInput, overrides: Overrides) -> Review:
-    views = change_views(inputs.change_set, inputs.no_echo)
-    iam = [finding for view in views for finding in iam_findings(view)]
+def _reconcile(inputs: ReviewInput, views: list[ResourceChangeView]) -> tuple[list[ResourceChangeView], list[str]]:
+    """Add the changes only the plain description names (reviewed without values); say what differs."""
+    notes: list[str] = []
+    if inputs.plain_change_set is None:
+        return views, notes
+    by_id = {v.logical_id: v for v in views}
+    for plain in change_views(inputs.plain_change_set, inputs.no_echo):
+        full = by_id.get(plain.logical_id)
+        if full is None:
+            views.append(dataclasses.replace(plain, values_known=False))
+            notes.append(f"{plain.logical_id}: only the description without property values names this change")
+        elif (full.action, full.replacement) != (plain.action, plain.replacement):
+            # the two descriptions disagree: keep the values, but the guard may not trust them
+            by_id[plain.logical_id] = dataclasses.replace(full, values_known=False)
+            views[views.index(full)] = by_id[plain.logical_id]
+            notes.append(
+                f"{plain.logical_id}: the descriptions disagree ({full.action}/{full.replacement or '-'} with values, "
+                f"{plain.action}/{plain.replacement or '-'} without)"
+            )
+    return views, notes
+
+
+def _leaves(view: ResourceChangeView, diff: ResourceDiff | None) -> tuple[tuple[str, str, str], ...]:
+    if diff is not None and diff.action == "Modify":
+        leaves = list(diff.leaves)
+    elif view.before_context is not None and view.after_context is not None:
+        leaves = leaf_changes(_properties_of(view.before_context), _properties_of(view.after_context), "Properties")
+    else:
+        leaves = []
+        for p in view.properties:
+            if p.before is None and p.after is None:
+                continue
+            path = p.name.replace("/", ".") if p.attribute == "Properties" else p.attribute
+            before, after = parse_json_value(p.before), parse_json_value(p.after)
+            leaves += leaf_changes(before, after, path)
+    return tuple((leaf.path, show(leaf.before), show(leaf.after)) for leaf in leaves)
+
+
+def _from_details(view: ResourceChangeView, side: str) -> dict[str, Any]:
+    """A partial resource (only the changed keys) rebuilt from the change set's details."""
+    resource: dict[str, Any] = {}
+    for p in view.properties:
+        value = p.before if side == "before" else p.after
+        if value is None:
+            continue
+        if p.attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
+            resource[p.attribute] = value
+        elif p.attribute == "Properties":
+            node = resource.setdefault("Properties", {})
+            keys = [k for k in p.name.split("/") if k]
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+                if not isinstance(node, dict):
+                    break
+            else:
+                node[keys[-1]] = parse_json_value(value)
+    return resource
+
+
+def _unprotect_findings(view: ResourceChangeView | None, diff: ResourceDiff | None) -> list[Finding]:
+    sources: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    rtype = (view.resource_type if view else "") or (diff.resource_type if diff else "")
+    if diff is not None and diff.action == "Modify":
+        sources.append((diff.old, diff.new))
+    if view is not None and view.action == "Modify":
+        if view.before_context is not None and view.after_context is not None:
+            sources.append(
+                (
+                    {"Properties": _properties_of(view.before_context)},
+                    {"Properties": _properties_of(view.after_context)},
+                )
+            )
+        sources.append((_from_details(view, "before"), _from_details(view, "after")))
+    seen: dict[str, Finding] = {}
+    lid = view.logical_id if view else diff.logical_id if diff else ""
+    for before, after in sources:
+        for u in unprotections(rtype, before, after):
+            seen.setdefault(u.label, Finding("unprotect", lid, rtype, u.what, (u.why,), "", False, True))
+    return list(seen.values())
+
+
+def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
+    stack = StackIdentity.from_change_set(inputs.change_set)
+    region = stack.region or DEFAULT_REGION
+    views, notes = _reconcile(inputs, change_views(inputs.change_set, inputs.no_echo))
+    diffs: dict[str, ResourceDiff] = {}
+    if inputs.new_template:
+        diffs = template_diff(
+            inputs.deployed_template,
+            inputs.new_template,
+            inputs.old_parameters,
+            inputs.new_parameters,
+            stack,
+            inputs.no_echo,
+        )
+    old_resources = (inputs.deployed_template or {}).get("Resources") or {}
+    new_resources = inputs.new_template.get("Resources") or {}
+    extra = overrides.extra_stateful_types
+    types = STATEFUL_TYPES | extra
+
+    def stateful(lid: str, rtype: str) -> bool:
+        return (
+            rtype in types or is_stateful(old_resources.get(lid), extra) or is_stateful(new_resources.get(lid), extra)
+        )
+
+    views = [dataclasses.replace(v, leaves=_leaves(v, diffs.get(v.logical_id))) for v in views]
+    by_id = {v.logical_id: v for v in views}
+    reason = str(inputs.change_set.get("StatusReason") or "")
+    warned = INCOMPLETE_MARKER in reason.lower()
     findings: list[Finding] = []
+    nested: dict[str, Review] = {}
     for view in views:
-        found = guard_violation(view)
-        if found:
-            allowed = view.logical_id in overrides.allow_replacement
-            findings.append(dataclasses.replace(found, allowed=allowed))
-    return Review(inputs.change_set, views, _parameters(inputs), iam, findings)
+        lid, rtype = view.logical_id, view.resource_type
+        if not stateful(lid, rtype):
+            continue
+        if not view.values_known:
+            findings.append(
+                Finding(
+                    "incomplete",
+                    lid,
+                    rtype,
+                    f"{view.action} without property values",
+                    (notes_for(lid, notes),),
+                    "",
+                    False,
+                    True,
+                )
+            )
+        findings += change_set_findings(view, diffs.get(lid), region)
+        if rtype == NESTED_STACK and view.action not in ("Remove",):
+            child = inputs.nested.get(lid)
+            if child is None:
+                findings.append(
+                    Finding(
+                        "incomplete",
+                        lid,
+                        rtype,
+                        f"nested stack {view.action}: its change set was not described",
+                        ("the changes inside the nested stack are unknown",),
+                        "",
+                        False,
+                        True,
+                    )
+                )
+            else:
+                nested[lid] = _review(child, overrides, f"{prefix}{lid}/")
+                findings += nested[lid].findings
+    for lid, diff in diffs.items():
+        if stateful(lid, diff.resource_type):
+            findings += template_findings(diff, region)
+    changed = {v.logical_id for v in views} | {lid for lid, d in diffs.items() if d.action != "Add"}
+    for lid in sorted(changed):
+        seen, known = by_id.get(lid), diffs.get(lid)
+        rtype = seen.resource_type if seen else known.resource_type if known else ""
+        if not stateful(lid, rtype):
+            continue
+        findings += _unprotect_findings(seen, known)
+        if warned and inputs.plain_change_set is None and not (seen and seen.action == "Add"):
+            findings.append(
+                Finding(
+                    "incomplete",
+                    lid,
+                    rtype,
+                    "the change set description may be incomplete",
+                    (f"StatusReason: {reason}", "no description without property values was fetched to check it"),
+                    "",
+                    False,
+                    True,
+                )
+            )
+        drift = inputs.drifted.get(lid)
+        acting = (seen and seen.action in ("Modify", "Remove", "Dynamic")) or (known and known.action != "Add")
+        if drift and acting:
+            findings.append(
+                Finding(
+                    "drift",
+                    lid,
+                    rtype,
+                    f"drifted ({drift}) and changed by this change set",
+                    ("its real state differs from the template and would be overwritten",),
+                    "",
+                    False,
+                    True,
+                )
+            )
+    for lid, drift in sorted(inputs.drifted.items()):
+        if not any(f.kind == "drift" and f.logical_id == lid for f in findings):
+            notes.append(f"drift: {lid} is {drift} (not changed by this change set)")
+    if warned:
+        notes.append(f"StatusReason: {reason}")
+    if not inputs.drift_checked and prefix == "":
+        notes.append("drift detection was not run")
+    for lid in sorted(set(diffs) - set(by_id)):
+        notes.append(f"{lid}: the template diff shows a {diffs[lid].action} the change set does not list")
+    iam, security = security_review(views, diffs, stack, inputs.new_template)
+    findings += security
+    findings = [_finalize(f, prefix, overrides) for f in _merge(findings)]
+    review = Review(inputs.change_set, views, _parameters(inputs), iam, findings, nested, [], notes)
+    return review
+
+
+def notes_for(lid: str, notes: list[str]) -> str:
+    return next((n for n in notes if n.startswith(f"{lid}:")), f"{lid}: reviewed without property values")
+
+
+def _merge(findings: list[Finding]) -> list[Finding]:
+    """One finding per (kind, id, what-prefix): causes from every signal that found it."""
+    merged: dict[tuple[str, str, str], Finding] = {}
+    for f in findings:
+        key = (f.kind, f.logical_id, f.what if f.kind in ("unprotect", "broadening") or "/" in f.logical_id else "")
+        if key in merged:
+            old = merged[key]
+            causes = old.causes + tuple(c for c in f.causes if c not in old.causes)
+            merged[key] = dataclasses.replace(old, causes=causes)
+        else:
+            merged[key] = f
+    return list(merged.values())
+
+
+def _finalize(f: Finding, prefix: str, overrides: Overrides) -> Finding:
+    if f.override:  # a nested finding, already final
+        return f
+    lid = prefix + f.logical_id
+    if f.kind == "broadening":
+        return dataclasses.replace(
+            f, logical_id=lid, override="--allow-broadening", allowed=overrides.allow_broadening, needs_human=False
+        )
+    named = {
+        "--allow-replacement": overrides.allow_replacement,
+        "--allow-unprotect": overrides.allow_unprotect,
+        "--allow-drift": overrides.allow_drift,
+    }
+    option = _OPTION[f.kind]
+    return dataclasses.replace(f, logical_id=lid, override=f"{option} {lid}", allowed=lid in named[option])
+
+
+def _unmatched(findings: list[Finding], overrides: Overrides) -> list[str]:
+    used = {f.override for f in findings}
+    out = []
+    for option, names in (
+        ("--allow-replacement", overrides.allow_replacement),
+        ("--allow-unprotect", overrides.allow_unprotect),
+        ("--allow-drift", overrides.allow_drift),
+    ):
+        out += [f"{option} {n}" for n in sorted(names) if f"{option} {n}" not in used]
+    return out
