@@ -56,6 +56,21 @@ SECURITY_TYPES = frozenset(
     }
 )
 POLICY_PROPERTIES = DOCUMENTS  # the older name
+# Types whose policy is one property among many: without values, a change to them says nothing about it.
+DATA_WITH_POLICY = frozenset(
+    {
+        "AWS::KMS::Key",
+        "AWS::KMS::ReplicaKey",
+        "AWS::ECR::Repository",
+        "AWS::Events::EventBus",
+        "AWS::DynamoDB::Table",
+        "AWS::ApiGateway::RestApi",
+        "AWS::OpenSearchService::Domain",
+        "AWS::Elasticsearch::Domain",
+        "AWS::Backup::BackupVault",
+        "AWS::EFS::FileSystem",
+    }
+)
 
 # Actions that support no resource-level permissions, so "*" is the only possible Resource: the X-Ray
 # telemetry actions (AWS X-Ray developer guide, "Identity-based policy examples" and the Service
@@ -512,6 +527,10 @@ def security_review(
         after = _properties_of(view.after_context) if view.action != "Remove" else {}
         if view.action == "Modify" and not before and not after:
             before, after = _props_from_details(view, "before"), _props_from_details(view, "after")
+        if not before and not after and view.resource_type in DATA_WITH_POLICY:
+            policy_keys = {path.split(".")[0] for path in DOCUMENTS.get(view.resource_type, ())}
+            if not any(p.attribute == "Properties" and p.name.split("/")[0] in policy_keys for p in view.properties):
+                continue  # the change set names no change to its policy
         if not before and not after and view.action != "Remove":
             verb = {"Add": "new", "Import": "imported"}.get(view.action, "changed")
             iam.append(

@@ -1,0 +1,515 @@
+"""The guard decides from every signal of the change set and fails closed (issue 8 item 2): each case of
+the issue's "Why" list is blocked, harmless changes are not. Plain data in (botocore-shaped change sets,
+templates), findings out; see tests/deploy_changesets.py for the shapes and the docs behind them."""
+
+from __future__ import annotations
+
+import pytest
+
+from market_cfn.deploy import Overrides, stateful_logical_ids
+from market_cfn.deploy.guard import STATEFUL_TYPES
+from market_cfn.stack.render import render_dict
+from market_cfn.stack.config import StackConfig
+from tests.deploy_changesets import (
+    INCOMPLETE_WARNING,
+    change_set,
+    detail,
+    kinds,
+    resource_change,
+    review_of,
+    template,
+)
+
+TABLE = {
+    "Type": "AWS::DynamoDB::Table",
+    "Properties": {
+        "TableName": "market-data-dev",
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [{"AttributeName": "symbol", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "symbol", "KeyType": "HASH"}],
+        "DeletionProtectionEnabled": True,
+        "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+    },
+}
+QUEUE = {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "ProcessingQueue-dev", "VisibilityTimeout": 900}}
+FUNCTION = {
+    "Type": "AWS::Lambda::Function",
+    "Properties": {"Code": {"S3Bucket": "artifacts", "S3Key": "market-data/a5847.zip"}, "Handler": "h.handler"},
+}
+
+
+def modified(resource: dict, **props) -> dict:
+    out = {**resource, "Properties": {**resource["Properties"], **props}}
+    return out
+
+
+# --- the change set's own signals -----------------------------------------------------------
+
+
+def test_a_modify_without_replacement_whose_detail_requires_recreation_is_blocked():
+    # Replacement absent, RequiresRecreation Always on TableName: contradictory/missing -> a replacement
+    cs = change_set(
+        resource_change(
+            "Modify",
+            "MarketDataTable",
+            "AWS::DynamoDB::Table",
+            details=[detail("TableName", recreation="Always", before="market-data-dev", after="market-data-x")],
+        )
+    )
+    review = review_of(cs)
+    assert kinds(review) == [("replacement", "MarketDataTable")]
+    (finding,) = review.violations
+    assert finding.override == "--allow-replacement MarketDataTable" and finding.needs_human
+    assert any("TableName (always requires replacement" in c for c in finding.causes)
+
+
+def test_policy_action_replace_and_delete_blocks_even_with_replacement_false():
+    cs = change_set(
+        resource_change(
+            "Modify", "DataBucket", "AWS::S3::Bucket", replacement="False", policy_action="ReplaceAndDelete"
+        )
+    )
+    review = review_of(cs)
+    assert kinds(review) == [("replacement", "DataBucket")]
+    assert any("PolicyAction ReplaceAndDelete" in c for c in review.violations[0].causes)
+
+
+def test_replacement_false_contradicted_by_a_conditional_detail_blocks():
+    cs = change_set(
+        resource_change(
+            "Modify",
+            "DataBucket",
+            "AWS::S3::Bucket",
+            replacement="False",
+            details=[detail("BucketName", recreation="Conditionally", before="a", after="b")],
+        )
+    )
+    assert kinds(review_of(cs)) == [("replacement", "DataBucket")]
+
+
+def test_action_dynamic_on_the_table_blocks():
+    review = review_of(change_set(resource_change("Dynamic", "MarketDataTable", "AWS::DynamoDB::Table")))
+    assert kinds(review) == [("replacement", "MarketDataTable")]
+    assert "Dynamic" in review.violations[0].what
+
+
+def test_an_unknown_action_fails_closed():
+    review = review_of(change_set(resource_change("Transmogrify", "MarketDataTable", "AWS::DynamoDB::Table")))
+    assert review.blocked
+
+
+def test_removing_a_nested_stack_blocks():
+    cs = change_set(resource_change("Remove", "StorageStack", "AWS::CloudFormation::Stack", policy_action="Delete"))
+    review = review_of(cs)
+    assert kinds(review) == [("removal", "StorageStack")]
+    assert review.violations[0].what == "removed (PolicyAction Delete)"
+
+
+DATA_HOLDING = [
+    "AWS::Timestream::Table",
+    "AWS::Timestream::Database",
+    "AWS::OpenSearchService::Domain",
+    "AWS::Elasticsearch::Domain",
+    "AWS::SecretsManager::Secret",
+    "AWS::SSM::Parameter",
+    "AWS::ECR::Repository",
+    "AWS::Cognito::UserPool",
+    "AWS::ElastiCache::ReplicationGroup",
+    "AWS::ElastiCache::CacheCluster",
+    "AWS::Redshift::Cluster",
+    "AWS::Backup::BackupVault",
+    "AWS::S3Express::DirectoryBucket",
+    "AWS::S3::Bucket",
+    "AWS::EC2::Volume",
+    "AWS::MemoryDB::Cluster",
+    "AWS::DocDB::DBCluster",
+    "AWS::Neptune::DBCluster",
+    "AWS::Kinesis::Stream",
+    "AWS::KinesisFirehose::DeliveryStream",
+    "AWS::MSK::Cluster",
+    "AWS::EFS::FileSystem",
+    "AWS::FSx::FileSystem",
+    "AWS::QLDB::Ledger",
+    "AWS::Glue::Table",
+    "AWS::Glue::Database",
+    "AWS::RDS::DBCluster",
+    "AWS::DynamoDB::GlobalTable",
+    "AWS::SQS::Queue",
+    "AWS::Logs::LogGroup",
+    "AWS::Events::Archive",
+    "AWS::KMS::Key",
+    "AWS::CloudFormation::Stack",
+]
+
+
+@pytest.mark.parametrize("resource_type", DATA_HOLDING)
+def test_removing_any_data_holding_type_blocks(resource_type):
+    assert resource_type in STATEFUL_TYPES
+    review = review_of(change_set(resource_change("Remove", "Store", resource_type, policy_action="Delete")))
+    assert kinds(review) == [("removal", "Store")]
+
+
+@pytest.mark.parametrize(
+    "resource_type", ["AWS::Timestream::Table", "AWS::SecretsManager::Secret", "AWS::ECR::Repository"]
+)
+def test_replacing_a_data_holding_type_blocks(resource_type):
+    cs = change_set(resource_change("Modify", "Store", resource_type, replacement="True"))
+    assert kinds(review_of(cs)) == [("replacement", "Store")]
+
+
+def test_stateless_changes_are_not_guarded():
+    cs = change_set(
+        resource_change("Modify", "Fn", "AWS::Lambda::Function", replacement="True", policy_action="ReplaceAndDelete"),
+        resource_change("Remove", "Alarm", "AWS::CloudWatch::Alarm", policy_action="Delete"),
+    )
+    assert review_of(cs).findings == []
+
+
+def test_a_retained_resource_of_any_type_is_stateful():
+    old = template(Topic={"Type": "AWS::SNS::Topic", "DeletionPolicy": "Retain", "Properties": {}})
+    cs = change_set(resource_change("Remove", "Topic", "AWS::SNS::Topic", policy_action="Retain"))
+    assert kinds(review_of(cs, old, template())) == [("removal", "Topic")]
+    assert stateful_logical_ids(old) == ["Topic"]
+
+
+def test_user_added_stateful_types_are_guarded():
+    cs = change_set(resource_change("Remove", "Store", "Custom::VectorStore"))
+    assert review_of(cs).findings == []
+    guarded = review_of(cs, overrides=Overrides(extra_stateful_types=frozenset({"Custom::VectorStore"})))
+    assert kinds(guarded) == [("removal", "Store")]
+
+
+# --- the template diff, independent of the change set ------------------------------------
+
+
+def moto_modify(logical_id: str, resource_type: str) -> dict:
+    """What moto's DescribeChangeSet gives: Action Modify, no Replacement, no details."""
+    return resource_change("Modify", logical_id, resource_type)
+
+
+def test_renaming_the_table_is_blocked_by_the_template_diff_when_the_change_set_is_silent():
+    old = template(MarketDataTable=TABLE)
+    new = template(MarketDataTable=modified(TABLE, TableName="market-data-renamed"))
+    review = review_of(change_set(moto_modify("MarketDataTable", "AWS::DynamoDB::Table")), old, new)
+    assert kinds(review) == [("replacement", "MarketDataTable")]
+    assert any("TableName market-data-dev → market-data-renamed (create-only" in c for c in review.violations[0].causes)
+
+
+def test_a_parameter_that_renames_the_table_is_resolved_on_both_sides():
+    table = modified(TABLE, TableName={"Fn::Sub": "market-data-${EnvironmentSuffix}"})
+    tpl = template(MarketDataTable=table)
+    tpl["Parameters"] = {"EnvironmentSuffix": {"Type": "String", "Default": "dev"}}
+    # as real CloudFormation says it: Replacement False, no details (nothing else differs)
+    cs = change_set(resource_change("Modify", "MarketDataTable", "AWS::DynamoDB::Table", replacement="False"))
+    same = review_of(
+        cs, tpl, tpl, old_parameters={"EnvironmentSuffix": "dev"}, new_parameters={"EnvironmentSuffix": "dev"}
+    )
+    assert same.findings == []
+    renamed = review_of(
+        cs, tpl, tpl, old_parameters={"EnvironmentSuffix": "dev"}, new_parameters={"EnvironmentSuffix": "prod"}
+    )
+    assert ("replacement", "MarketDataTable") in kinds(renamed)
+
+
+def test_changing_the_key_schema_is_blocked_by_the_template_diff():
+    old = template(MarketDataTable=TABLE)
+    new = template(MarketDataTable=modified(TABLE, KeySchema=[{"AttributeName": "isin", "KeyType": "HASH"}]))
+    review = review_of(change_set(moto_modify("MarketDataTable", "AWS::DynamoDB::Table")), old, new)
+    assert kinds(review) == [("replacement", "MarketDataTable")]
+    assert any(c.startswith("KeySchema ") for c in review.violations[0].causes)
+
+
+def test_a_resource_missing_from_the_new_template_is_a_removal_even_if_the_change_set_omits_it():
+    review = review_of(change_set(), template(MarketDataTable=TABLE), template())
+    assert kinds(review) == [("removal", "MarketDataTable")]
+
+
+def test_a_stateful_type_without_a_schema_fails_closed_on_any_property_change():
+    store = {"Type": "Custom::VectorStore", "Properties": {"Size": 1}}
+    old, new = template(Store=store), template(Store=modified(store, Size=2))
+    extra = Overrides(extra_stateful_types=frozenset({"Custom::VectorStore"}))
+    review = review_of(change_set(moto_modify("Store", "Custom::VectorStore")), old, new, overrides=extra)
+    assert ("replacement", "Store") in kinds(review)
+    assert any("no resource schema for Custom::VectorStore" in c for f in review.findings for c in f.causes)
+
+
+def test_harmless_changes_do_not_block_even_on_a_silent_change_set():
+    old = template(ProcessingQueue=QUEUE, DataIngestionFunction=FUNCTION)
+    new = template(
+        ProcessingQueue=modified(QUEUE, VisibilityTimeout=1800),
+        DataIngestionFunction=modified(FUNCTION, Code={"S3Bucket": "artifacts", "S3Key": "market-data/9da86.zip"}),
+    )
+    cs = change_set(
+        moto_modify("ProcessingQueue", "AWS::SQS::Queue"),
+        moto_modify("DataIngestionFunction", "AWS::Lambda::Function"),
+    )
+    review = review_of(cs, old, new)
+    assert review.findings == [] and review.blocking(assume_yes=True) == []
+
+
+def test_harmless_changes_do_not_block_as_real_cloudformation_describes_them():
+    cs = change_set(
+        resource_change(
+            "Modify",
+            "ProcessingQueue",
+            "AWS::SQS::Queue",
+            replacement="False",
+            details=[detail("VisibilityTimeout", before="900", after="1800")],
+        ),
+        resource_change(
+            "Modify",
+            "DataIngestionFunction",
+            "AWS::Lambda::Function",
+            replacement="False",
+            details=[
+                detail("Code", before='{"S3Key":"market-data/a5847.zip"}', after='{"S3Key":"market-data/9da86.zip"}')
+            ],
+        ),
+    )
+    review = review_of(cs)
+    assert review.findings == [] and not review.blocked
+
+
+def test_a_silent_modify_the_template_does_not_explain_counts_as_a_replacement():
+    tpl = template(ProcessingQueue=QUEUE)
+    review = review_of(change_set(moto_modify("ProcessingQueue", "AWS::SQS::Queue")), tpl, tpl)
+    assert kinds(review) == [("replacement", "ProcessingQueue")]
+
+
+# --- in-place unprotection ----------------------------------------------------------------
+
+LOG_GROUP = {"Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": "/aws/lambda/x", "RetentionInDays": 3653}}
+BUCKET = {
+    "Type": "AWS::S3::Bucket",
+    "Properties": {
+        "BucketName": "market-data-dev",
+        "VersioningConfiguration": {"Status": "Enabled"},
+        "LifecycleConfiguration": {"Rules": [{"Id": "expire", "Status": "Enabled", "ExpirationInDays": 30}]},
+        "BucketEncryption": {
+            "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
+    },
+}
+
+
+def unprotect_review(logical_id: str, before: dict, after: dict, **kw):
+    cs = change_set(resource_change(logical_id and "Modify", logical_id, before["Type"], replacement="False"))
+    return review_of(cs, template(**{logical_id: before}), template(**{logical_id: after}), **kw)
+
+
+def whats(review, kind="unprotect") -> list[str]:
+    return [f.what for f in review.findings if f.kind == kind]
+
+
+def test_log_retention_3653_to_1_day_is_guarded():
+    review = unprotect_review("Logs", LOG_GROUP, modified(LOG_GROUP, RetentionInDays=1))
+    assert whats(review) == ["RetentionInDays 3653 → 1 (retention shortened)"]
+    (finding,) = review.violations
+    assert finding.override == "--allow-unprotect Logs" and finding.needs_human
+
+
+def test_log_retention_lengthened_is_not_guarded():
+    assert whats(unprotect_review("Logs", LOG_GROUP, modified(LOG_GROUP, RetentionInDays=3653 * 2))) == []
+
+
+def test_log_retention_from_the_change_set_details_alone():
+    cs = change_set(
+        resource_change(
+            "Modify",
+            "Logs",
+            "AWS::Logs::LogGroup",
+            replacement="False",
+            details=[detail("RetentionInDays", before="3653", after="1")],
+        )
+    )
+    assert whats(review_of(cs)) == ["RetentionInDays 3653 → 1 (retention shortened)"]
+
+
+def test_bucket_expiration_30_to_1_day_is_guarded():
+    rules = {"Rules": [{"Id": "expire", "Status": "Enabled", "ExpirationInDays": 1}]}
+    review = unprotect_review("DataBucket", BUCKET, modified(BUCKET, LifecycleConfiguration=rules))
+    assert whats(review) == ["LifecycleConfiguration.Rules[expire].ExpirationInDays 30 → 1 (expiration shortened)"]
+
+
+def test_a_new_noncurrent_expiration_is_guarded():
+    rules = {
+        "Rules": [
+            {"Id": "expire", "Status": "Enabled", "ExpirationInDays": 30},
+            {"Id": "old", "Status": "Enabled", "NoncurrentVersionExpiration": {"NoncurrentDays": 1}},
+        ]
+    }
+    review = unprotect_review("DataBucket", BUCKET, modified(BUCKET, LifecycleConfiguration=rules))
+    assert whats(review) == [
+        "LifecycleConfiguration.Rules[old].NoncurrentVersionExpiration (none) → 1 (expiration added)"
+    ]
+
+
+def test_versioning_suspended_and_encryption_removed_are_guarded():
+    after = modified(BUCKET, VersioningConfiguration={"Status": "Suspended"})
+    del after["Properties"]["BucketEncryption"]
+    found = whats(unprotect_review("DataBucket", BUCKET, after))
+    assert "VersioningConfiguration.Status Enabled → Suspended (versioning suspended)" in found
+    assert any(w.startswith("BucketEncryption.") and "encryption removed" in w for w in found)
+
+
+def test_table_deletion_protection_off_pitr_off_and_ttl_on_are_guarded():
+    after = modified(
+        TABLE,
+        DeletionProtectionEnabled=False,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False},
+        TimeToLiveSpecification={"AttributeName": "expires", "Enabled": True},
+    )
+    found = whats(unprotect_review("MarketDataTable", TABLE, after))
+    assert sorted(found) == [
+        "DeletionProtectionEnabled true → false (deletion protection off)",
+        "PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled true → false (point-in-time recovery off)",
+        "TimeToLiveSpecification.Enabled (absent) → true (TTL on: items expire)",
+    ]
+
+
+def test_queue_stream_and_archive_retention_shortened_are_guarded():
+    queue = {"Type": "AWS::SQS::Queue", "Properties": {"MessageRetentionPeriod": 1209600}}
+    stream = {"Type": "AWS::Kinesis::Stream", "Properties": {"RetentionPeriodHours": 168}}
+    archive = {"Type": "AWS::Events::Archive", "Properties": {"SourceArn": "arn:bus"}}  # absent: kept forever
+    assert whats(unprotect_review("Q", queue, modified(queue, MessageRetentionPeriod=60)))
+    assert whats(unprotect_review("S", stream, modified(stream, RetentionPeriodHours=24)))
+    assert whats(unprotect_review("A", archive, modified(archive, RetentionDays=7)))
+
+
+def test_deletion_policy_retain_to_delete_is_guarded():
+    retained = {**LOG_GROUP, "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+    dropped = {**LOG_GROUP}
+    found = whats(unprotect_review("Logs", retained, dropped))
+    assert sorted(found) == [
+        "DeletionPolicy Retain → Delete (the resource's data is no longer kept)",
+        "UpdateReplacePolicy Retain → Delete (the resource's data is no longer kept)",
+    ]
+
+
+def test_the_readme_prod_sequence_retain_data_then_without_is_blocked():
+    # bin/deploy --env prod --retain-data, then bin/deploy --env prod --allow-replacement MarketDataTable --yes
+    old, new = render_dict(StackConfig(retain_data=True)), render_dict(StackConfig())
+    params = {"EnvironmentSuffix": "prod", "CodeS3Bucket": "artifacts", "CodeS3Key": "market-data/a.zip"}
+    cs = change_set(
+        *(
+            resource_change("Modify", lid, old["Resources"][lid]["Type"], replacement="False")
+            for lid in ("DataBucket", "RejectsBucket", "MarketDataTable")
+        )
+    )
+    review = review_of(
+        cs,
+        old,
+        new,
+        old_parameters=params,
+        new_parameters=params,
+        overrides=Overrides(allow_replacement=frozenset({"MarketDataTable"})),
+    )
+    blocked = {(f.logical_id, f.what) for f in review.blocking(assume_yes=True)}
+    for lid in ("DataBucket", "RejectsBucket", "MarketDataTable"):
+        assert (lid, "DeletionPolicy Retain → Delete (the resource's data is no longer kept)") in blocked
+    assert ("MarketDataTable", "DeletionProtectionEnabled true → false (deletion protection off)") in blocked
+    # --allow-replacement names no replacement here: it matches nothing and allows nothing
+    assert review.unmatched_overrides == ["--allow-replacement MarketDataTable"]
+
+
+def test_allow_unprotect_allows_exactly_the_named_resource():
+    after = modified(LOG_GROUP, RetentionInDays=1)
+    cs = change_set(
+        resource_change("Modify", "A", "AWS::Logs::LogGroup", replacement="False"),
+        resource_change("Modify", "B", "AWS::Logs::LogGroup", replacement="False"),
+    )
+    review = review_of(
+        cs,
+        template(A=LOG_GROUP, B=LOG_GROUP),
+        template(A=after, B=after),
+        overrides=Overrides(allow_unprotect=frozenset({"A"}), allow_replacement=frozenset({"B"})),
+    )
+    assert [f.logical_id for f in review.violations] == ["B"]  # --allow-replacement does not unprotect
+    assert [f.logical_id for f in review.allowed] == ["A"]
+    assert review.unmatched_overrides == ["--allow-replacement B"]
+
+
+# --- incomplete descriptions, nested stacks, drift ---------------------------------------------
+
+
+def test_a_change_only_the_plain_description_names_is_guarded_as_incomplete():
+    full = change_set(status_reason=INCOMPLETE_WARNING)
+    plain = change_set(resource_change("Modify", "MarketDataTable", "AWS::DynamoDB::Table", replacement="False"))
+    review = review_of(full, plain=plain)
+    assert ("incomplete", "MarketDataTable") in kinds(review)
+    (change,) = review.changes
+    assert change.values_known is False
+    assert review.violations[0].override == "--allow-replacement MarketDataTable"
+
+
+def test_a_warning_without_a_plain_description_makes_every_stateful_change_dangerous():
+    cs = change_set(
+        resource_change("Modify", "ProcessingQueue", "AWS::SQS::Queue", replacement="False"),
+        resource_change("Modify", "Fn", "AWS::Lambda::Function", replacement="False"),
+        status_reason=INCOMPLETE_WARNING,
+    )
+    assert kinds(review_of(cs)) == [("incomplete", "ProcessingQueue")]
+    assert kinds(review_of({**cs, "StatusReason": ""})) == []
+
+
+def test_nested_change_sets_are_reviewed_recursively_with_paths():
+    child = review_input_for_child()
+    cs = change_set(resource_change("Modify", "StorageStack", "AWS::CloudFormation::Stack", replacement="False"))
+    review = review_of(cs, nested={"StorageStack": child})
+    assert kinds(review) == [("removal", "StorageStack/Archive")]
+    assert review.violations[0].override == "--allow-replacement StorageStack/Archive"
+    assert "StorageStack" in review.nested and review.nested["StorageStack"].changes[0].logical_id == "Archive"
+    allowed = review_of(
+        cs, nested={"StorageStack": child}, overrides=Overrides(allow_replacement=frozenset({"StorageStack/Archive"}))
+    )
+    assert not allowed.blocked and allowed.unmatched_overrides == []
+
+
+def review_input_for_child():
+    from market_cfn.deploy import ReviewInput
+
+    child_cs = change_set(resource_change("Remove", "Archive", "AWS::Events::Archive", policy_action="Delete"))
+    return ReviewInput(child_cs, None, {}, None, {}, {}, {})
+
+
+def test_a_nested_change_without_its_child_description_is_dangerous():
+    cs = change_set(resource_change("Modify", "StorageStack", "AWS::CloudFormation::Stack", replacement="False"))
+    assert kinds(review_of(cs)) == [("incomplete", "StorageStack")]
+
+
+def test_a_drifted_stateful_resource_the_change_set_modifies_is_blocked_unless_named():
+    cs = change_set(
+        resource_change(
+            "Modify",
+            "ProcessingQueue",
+            "AWS::SQS::Queue",
+            replacement="False",
+            details=[detail("VisibilityTimeout", before="900", after="1800")],
+        )
+    )
+    drifted = {"ProcessingQueue": "MODIFIED", "DataBucket": "MODIFIED"}
+    review = review_of(cs, drifted=drifted, drift_checked=True)
+    assert kinds(review) == [("drift", "ProcessingQueue")]
+    assert review.violations[0].override == "--allow-drift ProcessingQueue"
+    assert "drift: DataBucket is MODIFIED (not changed by this change set)" in review.notes
+    named = review_of(
+        cs, drifted=drifted, drift_checked=True, overrides=Overrides(allow_drift=frozenset({"ProcessingQueue"}))
+    )
+    assert not named.blocked
+
+
+def test_overrides_that_match_nothing_are_reported():
+    review = review_of(
+        change_set(),
+        overrides=Overrides(
+            allow_replacement=frozenset({"Nope"}), allow_unprotect=frozenset({"Nah"}), allow_drift=frozenset({"X"})
+        ),
+    )
+    assert review.unmatched_overrides == ["--allow-replacement Nope", "--allow-unprotect Nah", "--allow-drift X"]
+
+
+def test_stateful_logical_ids_of_the_rendered_template():
+    ids = stateful_logical_ids(render_dict(StackConfig()))
+    for lid in ("DataBucket", "RejectsBucket", "MarketDataTable", "ProcessingQueue", "MarketEventArchive"):
+        assert lid in ids
+    assert "DataIngestionFunction" not in ids
