@@ -103,7 +103,7 @@ def review_of(
     old: dict[str, Any] | None = None,
     new: dict[str, Any] | None = None,
     *,
-    overrides: Overrides = Overrides(),
+    overrides: Overrides | None = None,
     plain: dict[str, Any] | None = None,
     **fields: Any,
 ):  # -> Review
@@ -117,7 +117,7 @@ def review_of(
         new_parameters=fields.pop("new_parameters", {}),
         **fields,
     )
-    return build_review(inputs, overrides)
+    return build_review(inputs, overrides or Overrides())
 
 
 def kinds(review: Any) -> list[tuple[str, str]]:
