@@ -92,6 +92,18 @@ PRICES: dict[tuple[str, str], Price] = {
         "https://aws.amazon.com/eventbridge/pricing/",
         "archive processing; storage ($0.023/GB-month) is left out, 7-day retention",
     ),
+    # SNS standard topic publishes (bench/bar_delivery.py compares bar delivery options):
+    # "each 64 KB chunk of published data is billed as 1 request"; PublishBatch sends up
+    # to 10 messages in one request ("reduce the costs ... by a factor of up to 10",
+    # SNS developer guide, "Amazon SNS message batching"). Deliveries to SQS and Lambda
+    # and attribute-based filter policies are not billed.
+    ("sns", "requests"): Price(
+        0.50,
+        1_000_000,
+        "publish request (64 KB chunk)",
+        "https://aws.amazon.com/sns/pricing/",
+        "standard topic; PublishBatch of up to 10 messages is one request per 64 KB",
+    ),
     ("s3", "tier1_requests"): Price(
         0.005, 1_000, "PUT/COPY/POST/LIST request", "https://aws.amazon.com/s3/pricing/", "S3 Standard"
     ),

@@ -9,6 +9,14 @@ body, writes still unprocessed after the retries, events still failing) is repor
 `batchItemFailures` alone; its neighbours are deleted by the event source mapping.
 After 3 receives the redrive policy moves it to ProcessingDLQ.
 
+Every stored point reaches the aggregator, even while EventBridge fails: a PutEvents
+call whose entries still fail after the retries (or that raises) does not fail the
+message - its points are already stored, and redelivering it would only rewrite them
+and, after 3 receives, strand them in ProcessingDLQ unaggregated. Instead the details
+of that call are sent straight to the AggregationQueue (SendMessageBatch), which is
+exactly what the PointsStoredRule target delivers (InputPath $.detail). Only when that
+fails too does the message fail (and come back).
+
 Idempotency: a point's key is (symbol, timestamp), and PutRequest overwrites, so a
 re-delivered message stores the same items again; a repeated PointsStored event only
 makes the aggregator recompute a window from the same points.
@@ -21,17 +29,26 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers import common
 from handlers.contract import (
     DETAIL_TYPE_POINTS_STORED,
+    ENV_AGGREGATION_QUEUE_URL,
     ENV_EVENT_BUS_NAME,
     ENV_TABLE_NAME,
     EVENT_SOURCE_PROCESSOR,
     WINDOW_MS,
 )
 from handlers.core.points import Point
-from handlers.core.wire import decode_message, encode_windows_details, event_entries_in_calls, windows_of
+from handlers.core.wire import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_ENTRIES,
+    decode_message,
+    encode_windows_details,
+    event_entries_in_calls,
+    windows_of,
+)
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "DataProcessor"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MarketAnalytics"))
@@ -80,11 +97,34 @@ def points_stored_entries(points: list[Point], bus_name: str) -> list[dict[str, 
     ]
 
 
+def announce(entries: list[dict[str, Any]]) -> int:
+    """Publish PointsStored entries; a call that still fails goes to the AggregationQueue
+    directly. Returns how many details took the direct path."""
+    direct: list[str] = []
+    for call in event_entries_in_calls(entries):
+        try:
+            common.put_events([call])
+        except (common.DeliveryError, ClientError, BotoCoreError) as exc:
+            logger.warning("PointsStored not published; sending the windows directly", extra={"error": str(exc)})
+            direct.extend(entry["Detail"] for entry in call)
+    if direct:
+        queue_url = common.env(ENV_AGGREGATION_QUEUE_URL)
+        batch: list[str] = []
+        for detail in direct:  # each < 200 KB; a batch: <= 10 bodies, <= 1 MiB together
+            if batch and (len(batch) == MAX_BATCH_ENTRIES or sum(map(len, batch)) + len(detail) > MAX_BATCH_BYTES):
+                common.send_message_batch(queue_url, batch)
+                batch = []
+            batch.append(detail)
+        common.send_message_batch(queue_url, batch)
+        metrics.add_metric(name="PointsStoredSentDirectly", unit=MetricUnit.Count, value=len(direct))
+    return len(direct)
+
+
 def record_handler(record: Any) -> int:
     """Store one message's points and announce them; raise to fail this message only."""
     points = decode_message(record["body"])
     common.batch_write(common.env(ENV_TABLE_NAME), (point_item(p) for p in points), concurrency=WRITE_CONCURRENCY)
-    common.put_events(event_entries_in_calls(points_stored_entries(points, common.env(ENV_EVENT_BUS_NAME))))
+    announce(points_stored_entries(points, common.env(ENV_EVENT_BUS_NAME)))
     metrics.add_metric(name="PointsStored", unit=MetricUnit.Count, value=len(points))
     return len(points)
 

@@ -1,11 +1,10 @@
-"""DataAggregator end to end on moto: touched windows -> Query -> aggregates + events."""
+"""DataAggregator end to end on moto: touched windows -> Query -> aggregates + bar events."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 
-import pytest
 from conftest import queue_bodies
 
 from market_cfn.simulate import FakeLambdaContext, scheduled_event
@@ -30,21 +29,21 @@ def aggregates(pipe):
     return {(a["symbol"], a["window_start"]): a for a in pipe.summary()["aggregates"]}
 
 
-def watch_aggregate_events(pipe):
-    """A test-only rule on the bus that copies AggregateComputed events to a queue."""
-    url = pipe.sqs.create_queue(QueueName="watch-aggregates")["QueueUrl"]
+def watch_aggregate_events(pipe, pattern=None, name="watch"):
+    """A test-only rule on the bus that copies BarsComputed events to a queue; read()
+    returns their bars, flattened."""
+    url = pipe.sqs.create_queue(QueueName=f"{name}-bars")["QueueUrl"]
     bus = pipe.physical["MarketEventBus"]["Name"]
-    pipe.events.put_rule(
-        Name="watch", EventBusName=bus, EventPattern=json.dumps({"detail-type": ["AggregateComputed"]})
-    )
+    pattern = pattern or {"source": ["market-data.aggregator"], "detail-type": ["BarsComputed"]}
+    pipe.events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
     pipe.events.put_targets(
-        Rule="watch",
+        Rule=name,
         EventBusName=bus,
-        Targets=[{"Id": "q", "Arn": "arn:aws:sqs:us-east-1:123456789012:watch-aggregates"}],
+        Targets=[{"Id": "q", "Arn": f"arn:aws:sqs:us-east-1:123456789012:{name}-bars"}],
     )
 
     def read():
-        return [json.loads(b)["detail"] for b in queue_bodies(pipe, url)]
+        return [bar for b in queue_bodies(pipe, url) for bar in json.loads(b)["detail"]["bars"]]
 
     return read
 
@@ -86,10 +85,11 @@ def test_aggregates_are_computed_stored_and_published_per_window(pipeline):
         ("AAPL", T0, 9.75),
         ("AAPL", T0 + W, 12.0),
     ]
+    assert {e["version"] for e in events} == {1}
     # the aggregator reads with Query (consistent), never Scan: one Query for the two
-    # adjacent windows
+    # adjacent windows; the two bars travel in one event
     ops = [c.operation for c in pipeline.calls if c.actor == "DataAggregatorFunction"]
-    assert "Scan" not in ops and ops.count("Query") == 1
+    assert "Scan" not in ops and ops.count("Query") == 1 and ops.count("PutEvents") == 1
 
 
 def test_window_without_volume_has_null_vwap(pipeline):
@@ -123,18 +123,25 @@ def test_late_point_recomputes_its_window(pipeline):
     assert (agg["count"], agg["close"], agg["high"], agg["volume"]) == (3, 13, 13, 4)
 
 
-def test_duplicate_delivery_changes_nothing(pipeline):
+def test_duplicate_delivery_changes_nothing_but_the_version(pipeline):
     pipeline.put_object("AAPL/a.csv", csv([(T0, "10", 1), (T0 + 1000, "11", 2)]))
     event = json.loads(json.dumps(pipeline.pending_s3_events[0]))
     pipeline.deliver_s3_events()
     pipeline.drain_processing_queue()
     pipeline.run_aggregator()
-    once = sorted(pipeline.table_items(), key=str)
+
+    def state():
+        items = [{k: v for k, v in i.items() if k != "version"} for i in pipeline.table_items()]
+        return sorted(items, key=str), [i.get("version") for i in pipeline.table_items() if "#" in i["symbol"]]
+
+    once, versions = state()
+    assert versions == [1]
     # the same S3 event again: same messages, same writes, same PointsStored pairs
     pipeline.invoke("DataIngestionFunction", event)
     pipeline.drain_processing_queue()
     pipeline.run_aggregator()
-    assert sorted(pipeline.table_items(), key=str) == once
+    again, versions = state()
+    assert again == once and versions == [2]
 
 
 def test_unfinished_window_is_deferred_until_it_ends(pipeline):
@@ -202,20 +209,20 @@ def test_unreadable_aggregation_message_goes_to_its_dlq(pipeline):
     assert pipeline.queue_depth("AggregationQueue") == 0
 
 
-def test_many_windows_are_published_ten_entries_per_call(pipeline, faults):
+def test_many_windows_share_one_event(pipeline, faults):
     sizes = []
 
     def spy(original, n, **kwargs):
-        sizes.append(len(kwargs["Entries"]))
+        sizes.append([len(e["Detail"]) for e in kwargs["Entries"]])
         return original(**kwargs)
 
     ingest(pipeline, "AAPL/day.csv", [(T0 + i * W, "10", 1) for i in range(23)])
     faults.wrap("events", "put_events", spy)
     totals = pipeline.run_aggregator()
     assert totals["windows"] == 23
-    assert sizes == [10, 10, 3]
-    writes = [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "BatchWriteItem"]
-    assert len(writes) == 1  # 23 aggregates: one BatchWriteItem of <= 25
+    assert len(sizes) == 1 and len(sizes[0]) == 1  # 23 bars: one event, one PutEvents call
+    writes = [c for c in pipeline.calls if c.actor == "DataAggregatorFunction" and c.operation == "PutItem"]
+    assert len(writes) == 23  # one conditional PutItem per aggregate
 
 
 def test_adjacent_touched_windows_share_a_query_and_gaps_are_never_read():
@@ -253,10 +260,9 @@ def test_sample_scheduled_event_time_splits_finished_from_unfinished(pipeline, e
     assert list(aggregates(pipeline)) == [("AAPL", t2100)]
 
 
-def test_concurrent_window_queries_keep_order_and_fail_the_round(monkeypatch):
-    """recompute() runs up to QUERY_CONCURRENCY Queries at once: the aggregates come out
-    in (symbol, window) order exactly as a serial run gives them, and a failed Query
-    fails the whole round (its messages then stay in the queue)."""
+def test_concurrent_window_queries_keep_order_and_isolate_a_failed_query(monkeypatch):
+    """recompute() runs up to QUERY_CONCURRENCY Queries at once: the aggregates are
+    exactly what a serial run gives, and a failed Query fails only its own windows."""
     import threading
     from decimal import Decimal
 
@@ -275,13 +281,10 @@ def test_concurrent_window_queries_keep_order_and_fail_the_round(monkeypatch):
     monkeypatch.setattr(agg.common, "client", lambda service: None)
     # 30 symbols x 2 separate windows (a gap between them): 60 runs, more than the pool.
     pairs = [(f"S{i:02d}", T0 + k * 2 * W) for i in range(30) for k in range(2)]
-    parallel = agg.recompute("table", pairs)
+    parallel, failed = agg.recompute("table", pairs + [("FAIL", T0)])
     monkeypatch.setattr(agg, "QUERY_CONCURRENCY", 1)
-    serial = agg.recompute("table", pairs)
+    serial, _ = agg.recompute("table", pairs)
     assert parallel == serial
-    assert [(a["symbol"], a["window_start"]) for a in parallel] == sorted(pairs)
+    assert sorted(parallel) == sorted(pairs)
     assert len(threads) > 2  # the parallel run used worker threads
-
-    monkeypatch.setattr(agg, "QUERY_CONCURRENCY", 8)
-    with pytest.raises(RuntimeError, match="Query failed"):
-        agg.recompute("table", pairs + [("FAIL", T0)])
+    assert list(failed) == [("FAIL", T0)] and "Query failed" in str(failed[("FAIL", T0)])

@@ -174,3 +174,31 @@ def test_a_full_message_is_written_concurrently_and_completely(pipeline, faults)
     assert pipeline.drain_processing_queue()["failed"] == 0
     assert len(points_of(pipeline)) == 1000
     assert len(threads) > 1
+
+
+def test_points_stored_while_eventbridge_fails_are_still_aggregated(pipeline, faults):
+    """PutEvents fails for a while after the points were written (every attempt, every
+    receive): the windows still reach the aggregator, nothing is dead-lettered, and once
+    EventBridge recovers the PointsStored events flow through the bus again."""
+    down = {"on": True}
+
+    def outage(original, n, **kwargs):
+        if down["on"]:
+            raise client_error("ServiceUnavailable", "PutEvents")
+        return original(**kwargs)
+
+    faults.wrap("events", "put_events", outage)
+    send(pipeline, body("AAPL", 1717421400000, 3, price="10"))
+    assert pipeline.drain_processing_queue()["failed"] == 0
+    assert pipeline.queue_depth("ProcessingDLQ") == 0
+    # EventBridge recovers; more points arrive the normal way
+    down["on"] = False
+    send(pipeline, body("MSFT", 1717421400000, 2, price="20"))
+    assert pipeline.drain_processing_queue()["failed"] == 0
+    pipeline.run_aggregator()
+    aggregates = {(i["symbol"], int(i["timestamp"])): i for i in pipeline.table_items() if "#" in i["symbol"]}
+    assert set(aggregates) == {("AAPL#5m", 1717421400000), ("MSFT#5m", 1717421400000)}
+    assert aggregates[("AAPL#5m", 1717421400000)]["count"] == 3
+    assert pipeline.dead_letters() == 0 and pipeline.queue_depth("AggregationQueue") == 0
+    ops = [c.operation for c in pipeline.calls if c.actor == "DataProcessorFunction"]
+    assert ops.count("SendMessageBatch") == 1  # only the first message took the direct path

@@ -74,15 +74,32 @@ def runtime_resources(pipe: Pipeline, function: str) -> set[str]:
     return found
 
 
+def _failing_points_stored_for(symbol: str, events_client):
+    """PutEvents that refuses the processor's PointsStored events naming `symbol`."""
+    from conftest import client_error
+
+    original = events_client.put_events
+
+    def put_events(**kwargs):
+        if any(e["Source"] == "market-data.processor" and f'"{symbol}"' in e["Detail"] for e in kwargs["Entries"]):
+            raise client_error("AccessDeniedException", "PutEvents")
+        return original(**kwargs)
+
+    return put_events
+
+
 @pytest.fixture(scope="module")
 def exercised():
-    """Every handler path: S3 (versioned, unversioned, with rejections), API, processor,
-    aggregator with finished windows and the current, unfinished one."""
+    """Every handler path: S3 (versioned, unversioned, with rejections), API, processor
+    (and its direct path while PutEvents fails), aggregator with finished windows, the
+    current, unfinished one, and a window it must dead-letter."""
     import handlers.common as common
 
     seen: dict[str, set[tuple[str, str]]] = defaultdict(set)
     with Pipeline(on_request=lambda call: seen[call.actor].add((call.iam_action, call.resource))) as pipe:
         saved_sleep, common.sleep = common.sleep, lambda seconds: None
+        events_client = common.client("events")
+        events_client.put_events = _failing_points_stored_for("MSFT", events_client)
         try:
             pipe.put_object("AAPL/a.csv", b"timestamp,price,volume\n1717421400,192.9,10\n1717421401,-1,1\n")
             pipe.deliver_s3_events()
@@ -94,9 +111,27 @@ def exercised():
             pipe.invoke("DataIngestionFunction", event)
             assert pipe.post_ingest('{"symbol":"NVDA","price":1150.25}')["statusCode"] == 202  # now: unfinished
             pipe.drain_processing_queue()
+            # a window whose aggregate DynamoDB cannot store (volume sum of 39 digits),
+            # written past ingestion's limits: the aggregator dead-letters it
+            for ts in (1717421400000, 1717421401000):
+                pipe.ddb.put_item(
+                    TableName=pipe.table,
+                    Item={
+                        "symbol": {"S": "HUGE"},
+                        "timestamp": {"N": str(ts)},
+                        "price": {"N": "1"},
+                        "volume": {"N": "9" * 38},
+                    },
+                )
+            pipe.sqs.send_message(
+                QueueUrl=pipe.queue_urls["AggregationQueue"],
+                MessageBody='{"v":1,"points":2,"windows":[["HUGE",1717421400000]]}',
+            )
             pipe.run_aggregator()
+            assert pipe.queue_depth("AggregationDLQ") == 1
         finally:
             common.sleep = saved_sleep
+            del events_client.put_events
         yield pipe, dict(seen)
 
 

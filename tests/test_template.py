@@ -341,13 +341,15 @@ def test_every_dead_letter_queue_has_an_alarm(resources: dict) -> None:
 
 EXPECTED_ALLOW = {
     "DataIngestionRole": {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "sqs:SendMessage"},
-    "DataProcessorRole": {"dynamodb:BatchWriteItem", "events:PutEvents"},
+    # sqs:SendMessage: the PointsStored details go straight to the AggregationQueue while PutEvents fails
+    "DataProcessorRole": {"dynamodb:BatchWriteItem", "events:PutEvents", "sqs:SendMessage"},
     "DataAggregatorRole": {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
         "sqs:SendMessage",
         "dynamodb:Query",
-        "dynamodb:BatchWriteItem",
+        "dynamodb:BatchGetItem",  # the stored aggregates' versions
+        "dynamodb:PutItem",  # conditional: BatchWriteItem takes no condition
         "events:PutEvents",
     },
 }

@@ -165,10 +165,12 @@ def add_processor_function(
     params: Params,
     *,
     processing_queue: sqs.Queue,
+    aggregation_queue: sqs.Queue,
     table: dynamodb.Table,
     bus: events.EventBus,
 ) -> PipelineFunction:
-    """Stores queued points in the table and announces them on the bus."""
+    """Stores queued points in the table and announces them on the bus (or, while
+    EventBridge fails, straight to the aggregation queue)."""
     processor = _add_function(
         t,
         cfg,
@@ -180,10 +182,12 @@ def add_processor_function(
             policies.consume_queue_by_mapping("ConsumeProcessingQueue", GetAtt(processing_queue, "Arn")),
             policies.write_items("StorePoints", GetAtt(table, "Arn")),
             policies.put_events("PublishPointsStored", GetAtt(bus, "Arn")),
+            policies.send_messages("AnnounceDirectlyWhileEventsFail", [GetAtt(aggregation_queue, "Arn")]),
         ],
         environment={
             contract.ENV_TABLE_NAME: table.ref(),
             contract.ENV_EVENT_BUS_NAME: GetAtt(bus, "Name"),  # = Ref; moto resolves only this
+            contract.ENV_AGGREGATION_QUEUE_URL: aggregation_queue.ref(),
         },
         on_failure=None,
     )
@@ -215,6 +219,7 @@ def add_aggregator_function(
     params: Params,
     *,
     aggregation_queue: sqs.Queue,
+    aggregation_dlq: sqs.Queue,
     invocation_dlq: sqs.Queue,
     table: dynamodb.Table,
     bus: events.EventBus,
@@ -229,15 +234,18 @@ def add_aggregator_function(
         description="Recomputes per-symbol 5-minute OHLC/volume/VWAP aggregates of touched windows.",
         statements=[
             policies.drain_and_requeue("DrainAggregationQueue", GetAtt(aggregation_queue, "Arn")),
-            policies.send_messages("DeadLetters", [GetAtt(invocation_dlq, "Arn")]),
-            policies.query_items("ReadPoints", GetAtt(table, "Arn")),
-            policies.write_items("StoreAggregates", GetAtt(table, "Arn")),
-            policies.put_events("PublishAggregates", GetAtt(bus, "Arn")),
+            # InvocationDLQ: the Lambda service (failed runs); AggregationDLQ: the code
+            # (a window that keeps failing, with its reason).
+            policies.send_messages("DeadLetters", [GetAtt(invocation_dlq, "Arn"), GetAtt(aggregation_dlq, "Arn")]),
+            policies.read_points_and_versions("ReadPointsAndVersions", GetAtt(table, "Arn")),
+            policies.put_items("StoreAggregatesConditionally", GetAtt(table, "Arn")),
+            policies.put_events("PublishBars", GetAtt(bus, "Arn")),
         ],
         environment={
             contract.ENV_TABLE_NAME: table.ref(),
             contract.ENV_EVENT_BUS_NAME: GetAtt(bus, "Name"),  # = Ref; moto resolves only this
             contract.ENV_AGGREGATION_QUEUE_URL: aggregation_queue.ref(),
+            contract.ENV_AGGREGATION_DLQ_URL: aggregation_dlq.ref(),
         },
         on_failure=invocation_dlq,
     )

@@ -114,6 +114,16 @@ def query_items(sid: str, table_arn: object) -> Statement:
     return allow(sid, [dynamodb.Query], [table_arn])
 
 
+def read_points_and_versions(sid: str, table_arn: object) -> Statement:
+    # DataAggregator: Query a window's points, BatchGetItem the stored aggregates' versions.
+    return allow(sid, [dynamodb.Query, dynamodb.BatchGetItem], [table_arn])
+
+
+def put_items(sid: str, table_arn: object) -> Statement:
+    # Conditional writes (optimistic concurrency): BatchWriteItem takes no condition.
+    return allow(sid, [dynamodb.PutItem], [table_arn])
+
+
 def put_events(sid: str, bus_arn: object) -> Statement:
     return allow(sid, [events.PutEvents], [bus_arn])
 

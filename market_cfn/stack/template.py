@@ -40,12 +40,19 @@ def build_template(cfg: StackConfig) -> Template:
 
     # 2. ProcessingQueue -> DataProcessor -> table + PointsStored events on the bus
     processor = functions.add_processor_function(
-        t, cfg, params, processing_queue=processing_queue, table=table, bus=bus
+        t, cfg, params, processing_queue=processing_queue, aggregation_queue=aggregation_queue, table=table, bus=bus
     )
 
     # 3. bus -> AggregationQueue; every 5 minutes DataAggregator drains it
     aggregator = functions.add_aggregator_function(
-        t, cfg, params, aggregation_queue=aggregation_queue, invocation_dlq=invocation_dlq, table=table, bus=bus
+        t,
+        cfg,
+        params,
+        aggregation_queue=aggregation_queue,
+        aggregation_dlq=aggregation_dlq,
+        invocation_dlq=invocation_dlq,
+        table=table,
+        bus=bus,
     )
     schedule = events.add_aggregation_schedule(t, cfg, params, aggregator=aggregator, invocation_dlq=invocation_dlq)
     events.add_points_stored_routing(
@@ -77,7 +84,7 @@ def build_template(cfg: StackConfig) -> Template:
             "aggregationQueueUrl": ("Touched (symbol, window) pairs awaiting aggregation.", aggregation_queue.ref()),
             "aggregationDlqUrl": ("Aggregation work that failed 5 times.", aggregation_dlq.ref()),
             "invocationDlqUrl": ("Failed asynchronous invocations and undeliverable events.", invocation_dlq.ref()),
-            "eventBusName": ("Custom bus with PointsStored and AggregateComputed events.", GetAtt(bus, "Name")),
+            "eventBusName": ("Custom bus with PointsStored and BarsComputed events.", GetAtt(bus, "Name")),
             "dataIngestionFunctionName": ("DataIngestion function.", ingestion.function.ref()),
             "dataProcessorFunctionName": ("DataProcessor function.", processor.function.ref()),
             "dataAggregatorFunctionName": ("DataAggregator function.", aggregator.function.ref()),
