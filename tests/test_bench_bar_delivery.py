@@ -13,7 +13,9 @@ def test_multi_bar_events_are_the_cheapest_way_to_deliver_bars():
     assert per_bar["usd_per_million_bars"] == 1.0  # one $1/M event per bar
     assert sns["billed_units"] == 50  # ten bars per request
     assert ours["api_calls"] == 1 and ours["bars_per_event"] > 100
-    assert ours["total_usd_per_million_bars"] < sns["total_usd_per_million_bars"] < per_bar["total_usd_per_million_bars"]
+    assert (
+        ours["total_usd_per_million_bars"] < sns["total_usd_per_million_bars"] < per_bar["total_usd_per_million_bars"]
+    )
 
 
 def test_the_command_prints_one_json_line(capsys):
