@@ -7,46 +7,84 @@ market_cfn.deploy; everything that talks to AWS lives there.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import re
 import sys
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
 
 EXIT_CODES = """\
 exit codes:
   0  deployed, or nothing to do ("No changes"), or the change set was left for review
-  1  the deployment failed (stack rolled back, change set failed, timed out, AWS error)
-  2  bad arguments or input (unknown parameter, bad value, missing region/credentials,
+  1  the deployment failed (stack rolled back, change set failed, timed out, AWS error,
+     interrupted while executing: the operation goes on in CloudFormation)
+  2  bad arguments or input (unknown parameter, bad value, empty value, missing
+     region/credentials, bad deploy.toml, an --allow-* override that names nothing,
      change set given to --execute not found or not AVAILABLE)
-  3  declined at the prompt, no terminal to confirm on without --yes, or blocked by the
-     guard (a stateful resource would be removed or replaced without --allow-replacement)
+  3  not executed: declined or interrupted at the prompt, no terminal to confirm on
+     without --yes, or blocked by the guard (the change set is deleted)
 """
 
 DESCRIPTION = """\
-Package the handlers, create a CloudFormation change set, show it for review, guard the
-stateful resources, and execute it on confirmation, following the stack events.
+Package the handlers, create a CloudFormation change set, review it, guard the data, and
+execute it on confirmation, following the stack events.
 
-The guard refuses to execute a change set that removes or replaces (Replacement True or
-Conditional) a stateful resource - S3 bucket, DynamoDB table, SQS queue, log group,
-EventBridge archive - unless --allow-replacement names each one. --yes does not bypass it.
+The guard blocks, with --yes too, a change set that removes, replaces or unprotects a
+stateful resource (or overwrites a drifted one) unless an --allow-* option names it, and,
+without a human at a terminal, security broadening unless --allow-broadening. A blocked
+change set is deleted. A stack policy on the stack denies replacing or deleting its
+stateful resources, whoever executes the change set. See docs/deploy.md.
+
+Remembered settings: deploy.toml (or --config FILE), one [env.<name>] section per
+environment; the command line wins, key by key.
 """
+
+ENV_HELP = (
+    "environment name: 1-10 lower-case letters and digits, starting with a letter; the EnvironmentSuffix "
+    "parameter and the deploy.toml section (default: dev)"
+)
 
 KEY_VALUE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.:/+=@-]*)=(.*)$", re.DOTALL)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bin/deploy",
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (`bin/deploy: ...`), as every other usage error here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _text(value: str) -> str:
+    """An option value that must not be empty (`--region ''` is a mistake, not "the default")."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def _minutes(value: str) -> int:
+    try:
+        minutes = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of minutes") from None
+    if not 0 <= minutes <= 180:
+        raise argparse.ArgumentTypeError("must be 0-180 (RollbackConfiguration's limit)")
+    return minutes
+
+
+def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
         description=DESCRIPTION,
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target = parser.add_argument_group("what to deploy")
-    target.add_argument(
-        "--env", default="dev", help="environment suffix, the EnvironmentSuffix parameter (default: dev)"
-    )
-    target.add_argument("--stack-name", help="stack name (default: market-data-<env>)")
+    target.add_argument("--env", type=_text, default="dev", help=ENV_HELP)
+    target.add_argument("--config", type=_text, metavar="FILE", help="deploy settings file (default: ./deploy.toml if it exists)")
+    target.add_argument("--stack-name", type=_text, help="stack name (default: market-data-<env>)")
     target.add_argument(
         "--parameter",
         action="append",
@@ -57,50 +95,110 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="a stack tag (repeatable)")
     target.add_argument(
         "--retain-data",
-        action="store_true",
-        help="render the template with DeletionPolicy/UpdateReplacePolicy Retain on the buckets and table",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="render the template with DeletionPolicy/UpdateReplacePolicy Retain on the data stores",
     )
+    target.add_argument("--render-profile", type=_text, metavar="NAME", help="template render profile, e.g. regulated")
     target.add_argument(
         "--bootstrap-stack-name",
-        default="market-data-bootstrap",
+        type=_text,
         help="stack that provides the artifacts bucket (default: market-data-bootstrap)",
     )
     aws = parser.add_argument_group("where")
-    aws.add_argument("--region", help="AWS region (default: from the profile or AWS_REGION)")
-    aws.add_argument("--profile", help="AWS named profile")
+    aws.add_argument("--region", type=_text, help="AWS region (default: from the profile or AWS_REGION)")
+    aws.add_argument("--profile", type=_text, help="AWS named profile")
     aws.add_argument(
-        "--endpoint-url", help="endpoint of a local AWS emulation, e.g. http://127.0.0.1:5000 (moto_server)"
+        "--endpoint-url", type=_text, help="endpoint of a local AWS emulation, e.g. http://127.0.0.1:5000 (moto_server)"
     )
     flow = parser.add_argument_group("review and execution")
     flow.add_argument("--yes", "-y", action="store_true", help="execute without asking (the guard still applies)")
     mode = flow.add_mutually_exclusive_group()
     mode.add_argument("--no-execute", action="store_true", help="create and review the change set, leave it for later")
-    mode.add_argument("--execute", metavar="CHANGE_SET_ARN", help="review and execute a change set created earlier")
+    mode.add_argument(
+        "--execute", type=_text, metavar="CHANGE_SET_ARN", help="review and execute a change set created earlier"
+    )
     flow.add_argument(
+        "--json", action="store_true", help="print the result, every field, as JSON on stdout (the review goes to stderr)"
+    )
+    flow.add_argument("--review-out", type=_text, metavar="FILE", help="write the review as Markdown (a PR comment)")
+    flow.add_argument(
+        "--keep-change-set",
+        action="store_true",
+        help="keep a change set the guard blocked, for inspection (default: deleted)",
+    )
+    overrides = parser.add_argument_group("overrides (each names exactly what it allows; repeatable)")
+    overrides.add_argument(
         "--allow-replacement",
         action="append",
         default=[],
+        type=_text,
         metavar="LOGICAL_ID",
-        help="let the change set remove or replace this stateful resource (repeatable)",
+        help="let the change set replace or remove this stateful resource (the stack policy opens it for this run)",
     )
-    flow.add_argument(
-        "--json", action="store_true", help="print the result as JSON on stdout (the review goes to stderr)"
+    overrides.add_argument(
+        "--allow-unprotect",
+        action="append",
+        default=[],
+        type=_text,
+        metavar="LOGICAL_ID",
+        help="let an in-place change weaken this resource's protection (DeletionPolicy, deletion protection, PITR...)",
     )
-    flow.add_argument(
+    overrides.add_argument(
+        "--allow-drift",
+        action="append",
+        default=[],
+        type=_text,
+        metavar="LOGICAL_ID",
+        help="let the change set overwrite this drifted stateful resource",
+    )
+    overrides.add_argument(
+        "--allow-broadening", action="store_true", help="let security broadening execute without a human (--yes, CI)"
+    )
+    overrides.add_argument(
+        "--stateful-type",
+        action="append",
+        default=[],
+        type=_text,
+        metavar="TYPE",
+        help="treat this resource type as stateful too, e.g. AWS::Custom::Ledger",
+    )
+    safety = parser.add_argument_group("before executing")
+    safety.add_argument(
+        "--drift-check",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="detect drift of the stateful resources first (default: on)",
+    )
+    safety.add_argument(
+        "--rollback-alarms",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pass the stack's function-error and dead-letter alarms as rollback triggers "
+        "(default: on for prod and for --retain-data)",
+    )
+    safety.add_argument(
+        "--rollback-monitoring-minutes",
+        type=_minutes,
+        metavar="MINUTES",
+        help="how long CloudFormation watches the alarms after the update (default: 10)",
+    )
+    timing = parser.add_argument_group("timing")
+    timing.add_argument(
         "--change-set-timeout",
         type=float,
         default=600.0,
         metavar="SECONDS",
-        help="how long to wait for the change set to be created (default: 600)",
+        help="how long to wait for the change set (and drift detection) (default: 600)",
     )
-    flow.add_argument(
+    timing.add_argument(
         "--timeout",
         type=float,
         default=3600.0,
         metavar="SECONDS",
         help="how long to follow the stack operation (default: 3600)",
     )
-    flow.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS", help=argparse.SUPPRESS)
+    timing.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS", help=argparse.SUPPRESS)
     return parser
 
 
@@ -137,9 +235,41 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
     return cfn, s3, region
 
 
+def _apply_settings(args: argparse.Namespace) -> Any:
+    """Fill what the command line left unset from deploy.toml's [env.<env>]; return the settings."""
+    from pathlib import Path
+
+    from market_cfn.deploy.settings import DEFAULT_SETTINGS_FILE, load_settings
+
+    path = Path(args.config) if args.config else DEFAULT_SETTINGS_FILE
+    settings = load_settings(path, args.env, required=bool(args.config))
+    for key in ("stack_name", "region", "profile", "endpoint_url", "bootstrap_stack_name", "render_profile"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(settings, key))
+    for key in ("retain_data", "rollback_alarms", "rollback_monitoring_minutes", "drift_check"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(settings, key))
+    return settings
+
+
+def _render(env: str, retain_data: bool, render_profile: str | None) -> str:
+    import dataclasses
+
+    from market_cfn.stack.config import StackConfig
+    from market_cfn.stack.render import render_json
+
+    config: dict[str, Any] = {"env_suffix": env, "retain_data": retain_data}
+    if render_profile:
+        if "profile" not in {f.name for f in dataclasses.fields(StackConfig)}:
+            raise ValueError("--render-profile: this version of the template has no render profiles")
+        config["profile"] = render_profile
+    return render_json(StackConfig(**config))
+
+
 def main(
     argv: list[str],
     *,
+    prog: str = "python -m market_cfn deploy",
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     stdin: TextIO | None = None,
@@ -151,10 +281,11 @@ def main(
     from market_cfn import deploy as core
 
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
-    parser = build_parser()
+    parser = build_parser(prog)
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse prints its own message; --help exits 0
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed its message (one line) or --help; --help exits 0
         return int(exc.code or 0)
 
     human = stderr if args.json else stdout
@@ -171,42 +302,63 @@ def main(
     )
 
     def fail(code: int, message: str) -> int:
-        print(f"bin/deploy: {message}", file=stderr)
+        print(f"{prog}: {message}", file=stderr)
         if args.json:
             print(json.dumps({"Result": "error", "ExitCode": code, "Message": message}), file=stdout)
         return code
 
     try:
-        parameters = _pairs(args.parameter, "parameter")
-        tags = _pairs(args.tag, "tag")
+        settings = _apply_settings(args)
+        parameters = {**settings.parameters, **_pairs(args.parameter, "parameter")}
+        tags = {**settings.tags, **_pairs(args.tag, "tag")}
         for value in (args.change_set_timeout, args.timeout, args.poll_interval):
             if value <= 0:
                 raise ValueError("timeouts and intervals must be positive")
-        if args.execute and (args.parameter or args.tag or args.retain_data):
+        if args.execute and (args.parameter or args.tag or args.retain_data or args.render_profile):
             raise ValueError(
-                "--execute runs a change set as it was created; --parameter/--tag/--retain-data do not apply"
+                "--execute runs a change set as it was created; --parameter/--tag/--retain-data/--render-profile "
+                "do not apply"
             )
+        production = args.env == "prod" or bool(args.retain_data)
+        options = core.DeployOptions(
+            assume_yes=args.yes,
+            execute=not args.no_execute,
+            overrides=core.Overrides(
+                allow_replacement=frozenset(args.allow_replacement),
+                allow_unprotect=frozenset(args.allow_unprotect),
+                allow_drift=frozenset(args.allow_drift),
+                allow_broadening=args.allow_broadening,
+                extra_stateful_types=frozenset(args.stateful_type) | frozenset(settings.stateful_types),
+            ),
+            keep_change_set=args.keep_change_set,
+            drift_check=args.drift_check is not False,
+            rollback_alarms=production if args.rollback_alarms is None else args.rollback_alarms,
+            rollback_monitoring_minutes=(
+                core.DEFAULT_MONITORING_MINUTES
+                if args.rollback_monitoring_minutes is None
+                else args.rollback_monitoring_minutes
+            ),
+            review_out=Path(args.review_out) if args.review_out else None,
+            command=prog,
+        )
         stack_name = args.stack_name or f"market-data-{args.env}"
         request = None
         if not args.execute:
-            from market_cfn.stack.config import StackConfig
-            from market_cfn.stack.render import render_json
-
-            template_json = render_json(StackConfig(env_suffix=args.env, retain_data=args.retain_data))
             request = core.PipelineDeploy(
                 stack_name=stack_name,
                 env=args.env,
                 region="",
-                template_json=template_json,
+                template_json=_render(args.env, bool(args.retain_data), args.render_profile),
                 parameters=parameters,
                 tags=tags,
-                bootstrap_stack_name=args.bootstrap_stack_name,
-                assume_yes=args.yes,
-                execute=not args.no_execute,
-                allow_replacement=tuple(args.allow_replacement),
+                bootstrap_stack_name=args.bootstrap_stack_name or core.DEFAULT_STACK_NAME,
+                options=options,
             )
             core.validate_pipeline(request)  # bad parameters fail before any AWS call
         cfn, s3, region = _clients(args)
+        options = dataclasses.replace(
+            options, where=core.Where(region=region, profile=args.profile or "", endpoint_url=args.endpoint_url or "")
+        )
     except (ValueError, core.UsageError) as exc:  # includes config.ConfigError
         return fail(2, str(exc))
     except ProfileNotFound as exc:
@@ -214,15 +366,12 @@ def main(
 
     try:
         if args.execute:
-            outcome = core.execute_existing(
-                cfn, args.execute, console, waits, assume_yes=args.yes, allow_replacement=args.allow_replacement
-            )
+            outcome = core.execute_existing(cfn, args.execute, console, waits, options=options)
         else:
-            from dataclasses import replace
-
             assert request is not None  # built above whenever --execute is absent
-
-            outcome = core.deploy_pipeline(cfn, s3, replace(request, region=region), console, waits)
+            outcome = core.deploy_pipeline(
+                cfn, s3, dataclasses.replace(request, region=region, options=options), console, waits
+            )
     except core.Refused as exc:
         return fail(3, str(exc))
     except core.UsageError as exc:
@@ -248,11 +397,15 @@ def main(
     code = {
         "deployed": 0,
         "no-changes": 0,
-        "created-change-set": 3 if outcome.review and outcome.review.blocked else 0,
+        "created-change-set": 0,
         "failed": 1,
+        "blocked": 3,
+        "declined": 3,
     }[outcome.result]
     if args.json:
         print(json.dumps(outcome.to_json() | {"ExitCode": code}, indent=2, sort_keys=True, default=str), file=stdout)
     if outcome.result == "failed":
-        print(f"bin/deploy: deployment failed: {outcome.message}", file=stderr)
+        print(f"{prog}: deployment failed: {outcome.message}", file=stderr)
+    elif code == 3:
+        print(f"{prog}: not executed: {outcome.message}", file=stderr)
     return code

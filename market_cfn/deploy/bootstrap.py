@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from troposphere import GetAtt, Output, Ref, Sub, Template, apigateway, iam, s3
 
 from market_cfn.deploy.changeset import ChangeSetRequest
-from market_cfn.deploy.common import Console, DeployError, Waits
+from market_cfn.deploy.common import Console, DeployError, Refused, Waits
 from market_cfn.deploy.preflight import describe_stack, stack_outputs
 from market_cfn.stack import policies
 from market_cfn.stack.protection import protect
@@ -135,9 +135,11 @@ def _bootstrap_bucket(cfn: Any, stack_name: str) -> str | None:
     return None
 
 
-def ensure_bootstrap(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assume_yes: bool) -> str:
+def ensure_bootstrap(
+    cfn: Any, stack_name: str, console: Console, waits: Waits, *, assume_yes: bool, options: Any = None
+) -> str:
     """The artifacts bucket's name, deploying the bootstrap stack first when it is missing."""
-    from market_cfn.deploy.pipeline import deploy_stack  # pipeline imports this module
+    from market_cfn.deploy.pipeline import DeployOptions, deploy_stack  # pipeline imports this module
 
     bucket = _bootstrap_bucket(cfn, stack_name)
     if bucket:
@@ -155,10 +157,12 @@ def ensure_bootstrap(cfn: Any, stack_name: str, console: Console, waits: Waits, 
         ),
         console,
         waits,
-        assume_yes=assume_yes,
+        options=options or DeployOptions(assume_yes=assume_yes),
     )
     if outcome.result == "failed":
         raise DeployError(f"the bootstrap stack {stack_name} failed: {outcome.message}")
+    if outcome.result in ("blocked", "declined"):
+        raise Refused(f"the bootstrap stack {stack_name}: {outcome.message}")
     bucket = _bootstrap_bucket(cfn, stack_name)
     if not bucket:
         raise DeployError(f"the bootstrap stack {stack_name} is deployed but names no artifacts bucket")

@@ -1,7 +1,19 @@
-"""Change sets: create, wait, describe every page, delete."""
+"""Change sets: create (nested stacks included), wait, describe every page with and without property
+values, describe every child change set, read templates, delete.
+
+AWS semantics (API reference CreateChangeSet, DescribeChangeSet, GetTemplate; botocore's
+service model): `IncludeNestedStacks=True` makes CloudFormation create a change set for
+each nested stack too; the parent's ResourceChange for an AWS::CloudFormation::Stack names
+the child's change set in `ChangeSetId`. DescribeChangeSet pages with `NextToken`; with
+`IncludePropertyValues=True` it adds BeforeContext/AfterContext and Details' values, and
+may leave changes out while saying so in `StatusReason` (aws/aws-cdk-cli#1780), which is
+why the plain description is fetched too. `RollbackConfiguration` belongs to
+CreateChangeSet and applies when the change set is executed.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +41,7 @@ class ChangeSetRequest:
     # previous value, as `aws cloudformation deploy` does: a redeploy without
     # `--parameter AlarmActionArn=...` must not silently switch the alarms' notifications off.
     template_parameters: dict[str, str | None] = field(default_factory=dict)
+    rollback_configuration: dict[str, Any] | None = None  # RollbackConfiguration (triggers.py)
 
 
 def change_set_name(now: datetime) -> str:
@@ -75,7 +88,11 @@ def create_change_set(
         "Tags": [{"Key": k, "Value": v} for k, v in sorted(request.tags.items())],
         "Description": request.description[:1024],
         "ClientToken": uuid.uuid4().hex,
+        # a change set for every nested stack too, so the guard sees inside them
+        "IncludeNestedStacks": True,
     }
+    if request.rollback_configuration:
+        kwargs["RollbackConfiguration"] = request.rollback_configuration
     if request.template_url:
         kwargs["TemplateURL"] = request.template_url
     else:
@@ -112,9 +129,11 @@ def is_no_changes(change_set: dict[str, Any]) -> bool:
     return change_set["Status"] == "FAILED" and any(r in reason for r in NO_CHANGES_REASONS)
 
 
-def describe_change_set_all(cfn: Any, arn: str) -> dict[str, Any]:
-    """DescribeChangeSet with IncludePropertyValues, every page merged into one response."""
-    kwargs = {"ChangeSetName": arn, "IncludePropertyValues": True}
+def describe_change_set_all(cfn: Any, arn: str, *, include_values: bool = True) -> dict[str, Any]:
+    """DescribeChangeSet (with IncludePropertyValues unless told not to), every page merged into one."""
+    kwargs: dict[str, Any] = {"ChangeSetName": arn}
+    if include_values:
+        kwargs["IncludePropertyValues"] = True
     merged: dict[str, Any] | None = None
     while True:
         page = cfn.describe_change_set(**kwargs)
@@ -130,11 +149,54 @@ def describe_change_set_all(cfn: Any, arn: str) -> dict[str, Any]:
         kwargs["NextToken"] = token
 
 
-def delete_change_set(cfn: Any, change_set: dict[str, Any], console: Console) -> None:
-    """Delete a change set, and the empty stack a never-executed CREATE change set leaves."""
+def delete_change_set(cfn: Any, change_set: dict[str, Any], console: Console) -> list[str]:
+    """Delete a change set, and the empty stack a never-executed CREATE change set leaves.
+
+    Deleting a parent change set deletes its nested change sets (DeleteChangeSet reference).
+    Returns what was deleted, one item each, for the final message.
+    """
     cfn.delete_change_set(ChangeSetName=change_set["ChangeSetId"])
-    console.say(f"Deleted change set {change_set['ChangeSetName']}.")
+    name = change_set.get("ChangeSetName") or change_set["ChangeSetId"]
+    console.say(f"Deleted change set {name}.")
+    deleted = [f"change set {name}"]
     stack = describe_stack(cfn, change_set["StackId"])
     if stack and stack["StackStatus"] == "REVIEW_IN_PROGRESS" and not _has_resources(cfn, change_set["StackId"]):
         cfn.delete_stack(StackName=change_set["StackId"])
         console.say(f"Deleted the empty stack {change_set['StackName']} (REVIEW_IN_PROGRESS) it was created for.")
+        deleted.append(f"empty stack {change_set['StackName']}")
+    return deleted
+
+
+def parse_template(body: Any, *, what: str) -> dict[str, Any]:
+    """A template body as GetTemplate returns it: botocore decodes JSON bodies into a dict; a YAML
+    body stays a string and is read with cfn-lint's decoder (short-form tags such as !Ref)."""
+    if isinstance(body, dict):
+        return json.loads(json.dumps(body))  # plain dicts, not OrderedDicts
+    if not isinstance(body, str) or not body.strip():
+        raise DeployError(f"{what}: no template body returned")
+    try:
+        value = json.loads(body)
+    except ValueError:
+        try:
+            from cfnlint.decode.cfn_yaml import loads as yaml_loads
+        except ImportError as exc:  # fail closed: a template we cannot read is not reviewed as empty
+            raise DeployError(f"{what} is YAML; install cfn-lint to read it") from exc
+        try:
+            value = json.loads(json.dumps(yaml_loads(body)))
+        except Exception as exc:
+            raise DeployError(f"{what}: cannot be parsed: {' '.join(str(exc).split())[:200]}") from exc
+    if not isinstance(value, dict):
+        raise DeployError(f"{what}: not a template (a {type(value).__name__})")
+    return value
+
+
+def deployed_template(cfn: Any, stack: str) -> dict[str, Any]:
+    """GetTemplate(TemplateStage=Original) of the stack: the template as submitted, before transforms."""
+    body = cfn.get_template(StackName=stack, TemplateStage="Original").get("TemplateBody")
+    return parse_template(body, what=f"the deployed template of {stack}")
+
+
+def change_set_template(cfn: Any, change_set_arn: str) -> dict[str, Any]:
+    """GetTemplate(ChangeSetName=ARN, TemplateStage=Original): the template a change set deploys."""
+    body = cfn.get_template(ChangeSetName=change_set_arn, TemplateStage="Original").get("TemplateBody")
+    return parse_template(body, what=f"the template of change set {change_set_arn}")

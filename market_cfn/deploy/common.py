@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,34 @@ SUCCESS_STATUS = {"CREATE": "CREATE_COMPLETE", "UPDATE": "UPDATE_COMPLETE", "IMP
 UNRECOVERABLE_STATUSES = {"UPDATE_ROLLBACK_FAILED", "ROLLBACK_FAILED", "DELETE_FAILED", "IMPORT_ROLLBACK_FAILED"}
 TEMPLATE_BODY_LIMIT = 51_200  # bytes; larger templates must be passed as TemplateURL
 MASK = "****"
+
+
+# --- Where the deploy runs --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Where:
+    """The AWS options a run was given, repeated in every command it prints for the user to run."""
+
+    region: str = ""
+    profile: str = ""
+    endpoint_url: str = ""
+
+    @property
+    def emulator(self) -> bool:
+        """A local emulation (--endpoint-url): APIs it lacks degrade as documented, never silently."""
+        return bool(self.endpoint_url)
+
+    def flags(self) -> str:
+        parts = []
+        for option, value in (
+            ("--endpoint-url", self.endpoint_url),
+            ("--region", self.region),
+            ("--profile", self.profile),
+        ):
+            if value:
+                parts += [option, shlex.quote(value)]
+        return " ".join(parts)
 
 
 # --- Time and terminal ----------------------------------------------------------------

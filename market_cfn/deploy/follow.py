@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from market_cfn.deploy.common import CANCELLED_REASONS, SUCCESS_STATUS, Console, DeployError, Waits, _short
 from market_cfn.deploy.model import Review
-from market_cfn.deploy.preflight import describe_stack, stack_outputs
+from market_cfn.deploy.changeset import deployed_template
+from market_cfn.deploy.outputs import ResolvedOutputs, StackFacts, resolve_outputs
+from market_cfn.deploy.preflight import describe_stack, stack_outputs, stack_resources
 
 # --- Execute and follow ---------------------------------------------------------------
 
@@ -25,6 +26,7 @@ class ExecutionResult:
     outputs: dict[str, str]
     status_reason: str = ""
     outputs_note: str = ""
+    resolved_locally: list[str] = field(default_factory=list)  # output keys the endpoint did not report
 
 
 def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict[str, Any]]:
@@ -128,41 +130,25 @@ def execute_and_follow(
         and not (e.get("ResourceType") == "AWS::CloudFormation::Stack" and e.get("LogicalResourceId") == stack_name)
     ]
     failures.sort(key=lambda e: e["Timestamp"])
-    outputs = stack_outputs(stack) if succeeded else {}
-    result = ExecutionResult(final_status, succeeded, failures, outputs, reason)
-    if succeeded and not outputs:
-        result.outputs, result.outputs_note = resolve_outputs_locally(cfn, stack_id, stack)
+    result = ExecutionResult(final_status, succeeded, failures, {}, reason)
+    if succeeded:
+        resolved = resolve_outputs_locally(cfn, stack_id, stack)
+        result.outputs, result.outputs_note = resolved.values, resolved.note()
+        result.resolved_locally = list(resolved.local)
     return result
 
 
-def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict[str, Any] | None) -> tuple[dict[str, str], str]:
-    """Outputs for a stack that reports none although its template declares some.
-
-    moto 5 never fills in Outputs for stacks created or updated through change sets.
-    Outputs that are a plain Ref of a resource or parameter are resolved here from
-    DescribeStackResources / the stack's Parameters; the rest are reported as missing.
-    """
-    body = cfn.get_template(StackName=stack_id).get("TemplateBody")
-    template = json.loads(body) if isinstance(body, str) else body or {}
-    declared = template.get("Outputs") or {}
-    if not declared:
-        return {}, ""
-    physical = {
-        r.get("LogicalResourceId", ""): r.get("PhysicalResourceId", "")
-        for r in cfn.describe_stack_resources(StackName=stack_id).get("StackResources", [])
-    }
-    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters") or []}
-    resolved = {}
-    for key, spec in declared.items():
-        value = spec.get("Value")
-        if isinstance(value, dict) and list(value) == ["Ref"]:
-            name = value["Ref"]
-            if physical.get(name):
-                resolved[key] = physical[name]
-            elif name in params:
-                resolved[key] = params[name]
-    note = f"none reported by the endpoint; {len(resolved)} of {len(declared)} resolved from the stack's resources"
-    return resolved, note
+def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict[str, Any] | None) -> ResolvedOutputs:
+    """Every Output the deployed template declares: reported ones as reported, the rest resolved
+    from the stack's physical resource IDs (outputs.py). An endpoint that reports Outputs for
+    all of them costs one GetTemplate and nothing else."""
+    template = deployed_template(cfn, stack_id)
+    reported = stack_outputs(stack)
+    if not (template.get("Outputs") or {}).keys() - reported.keys():
+        return ResolvedOutputs(values=dict(reported))
+    physical, types = stack_resources(cfn, stack_id)
+    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters") or []}
+    return resolve_outputs(template, reported, StackFacts(stack_id, parameters, physical, types))
 
 
 def _stack_status(cfn: Any, stack_id: str) -> str:

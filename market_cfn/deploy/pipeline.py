@@ -1,12 +1,12 @@
-"""Whole deploys: one stack through preflight, change set, review, guard, confirm and execute; and the
-pipeline's deploy (bootstrap, package, main stack)."""
+"""Whole deploys: one stack through preflight, change set, every review input, drift, the guard, the
+prompt and execution under the backstop; and the pipeline's deploy (bootstrap, package, main stack)."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -16,58 +16,36 @@ from market_cfn.deploy.bootstrap import ensure_bootstrap
 from market_cfn.deploy.changeset import (
     ChangeSetRequest,
     change_set_name,
+    change_set_template,
     create_change_set,
     delete_change_set,
+    deployed_template,
     describe_change_set_all,
     is_no_changes,
+    parse_template,
     wait_for_change_set,
 )
 from market_cfn.deploy.common import (
     TEMPLATE_BODY_LIMIT,
     Console,
     DeployError,
-    Refused,
     UsageError,
     Waits,
     _error_code,
     _error_message,
 )
-from market_cfn.deploy.follow import execute_and_follow
-from market_cfn.deploy.format import render_result, render_review
-from market_cfn.deploy.model import Overrides, Review, ReviewInput
-from market_cfn.deploy.preflight import preflight, stack_outputs
+from market_cfn.deploy.drift import DriftResult, detect_drift
+from market_cfn.deploy.gate import DeployOptions, GateContext, Outcome, review_and_execute
+from market_cfn.deploy.guard import stateful_logical_ids
+from market_cfn.deploy.inputs import gather_review_input, stack_parameters
+from market_cfn.deploy.preflight import describe_stack, preflight, stack_outputs, stack_resources
 from market_cfn.deploy.review import build_review
+from market_cfn.deploy.triggers import RollbackPlan, plan_rollback
+
+__all__ = ["DeployOptions", "Outcome"]  # re-exported: they live in gate.py
+
 
 # --- Whole deploys --------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    """What happened, for the exit code and for --json."""
-
-    result: str  # deployed | no-changes | created-change-set | declined | blocked | failed
-    stack_name: str
-    change_set_id: str | None = None
-    review: Review | None = None
-    outputs: dict[str, str] = field(default_factory=dict)
-    failures: list[dict[str, Any]] = field(default_factory=list)
-    uploads: list[str] = field(default_factory=list)
-    message: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "Result": self.result,
-            "StackName": self.stack_name,
-            "ChangeSetId": self.change_set_id,
-            "Outputs": self.outputs,
-            "Uploaded": self.uploads,
-            "Failures": [
-                {k: e.get(k) for k in ("LogicalResourceId", "ResourceType", "ResourceStatus", "ResourceStatusReason")}
-                for e in self.failures
-            ],
-            "Review": self.review.to_json() if self.review else None,
-            "Message": self.message,
-        }
 
 
 def deploy_stack(
@@ -76,108 +54,126 @@ def deploy_stack(
     console: Console,
     waits: Waits,
     *,
-    assume_yes: bool = False,
-    execute: bool = True,
-    allow_replacement: Iterable[str] = (),
-    no_echo: Iterable[str] = (),
+    options: DeployOptions | None = None,
+    template: dict[str, Any] | None = None,
 ) -> Outcome:
-    """Preflight, create a change set, review it, guard, confirm, execute and follow."""
-    stack = preflight(cfn, request.stack_name, console, waits, assume_yes=assume_yes)
+    """Preflight, create a change set, gather every review input, guard, confirm, execute and follow.
+
+    template: the new template parsed (default: parsed from request.template_body).
+    """
+    options = options or DeployOptions()
+    new_template = template if template is not None else parse_template(request.template_body, what="the template")
+    stack = preflight(cfn, request.stack_name, console, waits, assume_yes=options.assume_yes)
     change_set_type = "UPDATE" if stack else "CREATE"
+    deployed = deployed_template(cfn, stack["StackId"]) if stack else None
+    rollback = _rollback_plan(cfn, stack, deployed, new_template, options)
+    if rollback.configuration:
+        request = replace(request, rollback_configuration=rollback.configuration)
     name = change_set_name(waits.now())
     console.say(f"Creating {change_set_type} change set {name} for stack {request.stack_name} ...")
-    previous = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters") or []}
-    arn = create_change_set(cfn, request, change_set_type=change_set_type, name=name, previous=previous)
+    arn = create_change_set(
+        cfn, request, change_set_type=change_set_type, name=name, previous=stack_parameters(stack)
+    )
     if arn is None:
         console.say(f"No changes: stack {request.stack_name} is up to date.")
         return Outcome("no-changes", request.stack_name, outputs=stack_outputs(stack))
-    status = wait_for_change_set(cfn, arn, waits)
-    if is_no_changes(status):
-        cfn.delete_change_set(ChangeSetName=arn)
-        console.say(f"No changes: stack {request.stack_name} is up to date (empty change set deleted).")
-        return Outcome("no-changes", request.stack_name, outputs=stack_outputs(stack))
-    if status["Status"] != "CREATE_COMPLETE":
-        raise DeployError(f"change set {name} is {status['Status']}: {status.get('StatusReason', 'no reason given')}")
-    change_set = describe_change_set_all(cfn, arn)
-    change_set.setdefault("ChangeSetType", change_set_type)
-    return review_and_execute(
-        cfn,
-        change_set,
-        console,
-        waits,
-        assume_yes=assume_yes,
-        execute=execute,
-        allow_replacement=allow_replacement,
-        no_echo=no_echo,
-    )
-
-
-def review_and_execute(
-    cfn: Any,
-    change_set: dict[str, Any],
-    console: Console,
-    waits: Waits,
-    *,
-    assume_yes: bool,
-    execute: bool,
-    allow_replacement: Iterable[str],
-    no_echo: Iterable[str],
-) -> Outcome:
-    allow = list(allow_replacement)
-    review = build_review(
-        ReviewInput.from_change_set(change_set, no_echo=frozenset(no_echo)),
-        Overrides(allow_replacement=frozenset(allow)),
-    )
-    stack_name = change_set["StackName"]
-    arn = change_set["ChangeSetId"]
-    render_review(review, console)
-    for option in review.unmatched_overrides:
-        console.say(f"Note: {option} matches no removed or replaced stateful resource here.")
-    if not execute:
-        console.say("")
-        console.say(f"Change set left for review (not executed): {arn}")
-        console.say(f"Execute it later with: bin/deploy --execute {arn}")
-        outcome = Outcome("created-change-set", stack_name, arn, review)
-        if review.blocked:
-            outcome.message = "blocked by the guard unless --allow-replacement names each resource at execution"
-        return outcome
-    if review.blocked:
-        names = ", ".join(v.logical_id for v in review.violations)
-        console.say(f"Change set left in place, not executed: {arn}")
-        raise Refused(f"blocked by the guard: {names} would be removed or replaced (see above)")
-    console.say("")
     try:
-        confirmed = console.confirm("Execute this change set?", assume_yes=assume_yes)
-    except Refused:
-        console.say(f"Change set left in place, not executed: {arn}")
-        raise
-    if not confirmed:
-        delete_change_set(cfn, change_set, console)
-        raise Refused("declined: nothing was executed")
-    result = execute_and_follow(cfn, change_set, review, console, waits)
-    render_result(result, stack_name, console)
-    outcome = Outcome(
-        "deployed" if result.succeeded else "failed", stack_name, arn, review, result.outputs, result.failures
-    )
-    if not result.succeeded:
-        root = result.failures[0] if result.failures else None
-        outcome.message = (
-            f"{root['LogicalResourceId']}: {root.get('ResourceStatusReason', '')}" if root else result.status_reason
+        status = wait_for_change_set(cfn, arn, waits)
+        if is_no_changes(status):
+            cfn.delete_change_set(ChangeSetName=arn)
+            console.say(f"No changes: stack {request.stack_name} is up to date (empty change set deleted).")
+            return Outcome("no-changes", request.stack_name, outputs=stack_outputs(stack))
+        if status["Status"] != "CREATE_COMPLETE":
+            raise DeployError(
+                f"change set {name} is {status['Status']}: {status.get('StatusReason', 'no reason given')}"
+            )
+        change_set = describe_change_set_all(cfn, arn)
+        change_set.setdefault("ChangeSetType", change_set_type)
+        drift = _drift(cfn, stack, deployed, console, waits, options)
+        inputs = gather_review_input(
+            cfn,
+            change_set,
+            new_template=new_template,
+            deployed=deployed,
+            stack=stack,
+            given_parameters=request.parameters,
+            drift=drift,
         )
-    return outcome
+        review = build_review(inputs, options.overrides)
+    except KeyboardInterrupt:
+        return _interrupted_before_prompt(cfn, arn, request.stack_name, console)
+    context = GateContext(change_set_type, inputs, drift, rollback)
+    return review_and_execute(cfn, change_set, review, context, console, waits, options)
 
 
-def execute_existing(
+def _interrupted_before_prompt(cfn: Any, arn: str, stack_name: str, console: Console) -> Outcome:
+    """Ctrl-C while the change set was being made or reviewed: "no", and nothing left behind."""
+    console.say("")
+    console.say("Interrupted before anything was executed: cleaning up.")
+    change_set = cfn.describe_change_set(ChangeSetName=arn)
+    cleaned = delete_change_set(cfn, change_set, console)
+    return Outcome(
+        "declined",
+        stack_name,
+        arn,
+        message="interrupted: nothing was executed; deleted " + ", ".join(cleaned),
+        cleaned_up=cleaned,
+    )
+
+
+def _rollback_plan(
     cfn: Any,
-    arn: str,
+    stack: dict[str, Any] | None,
+    deployed: dict[str, Any] | None,
+    new_template: dict[str, Any],
+    options: DeployOptions,
+) -> RollbackPlan:
+    if not options.rollback_alarms or stack is None:
+        return plan_rollback("", deployed, new_template, {}, enabled=False, monitoring_minutes=0,
+                             why_disabled="off (--rollback-alarms turns them on)" if stack else "a new stack has no alarms yet")
+    physical, _ = stack_resources(cfn, stack["StackId"])
+    return plan_rollback(
+        stack["StackId"],
+        deployed,
+        new_template,
+        physical,
+        enabled=True,
+        monitoring_minutes=options.rollback_monitoring_minutes,
+    )
+
+
+def _drift(
+    cfn: Any,
+    stack: dict[str, Any] | None,
+    deployed: dict[str, Any] | None,
     console: Console,
     waits: Waits,
-    *,
-    assume_yes: bool,
-    allow_replacement: Iterable[str] = (),
-    no_echo: Iterable[str] = (),
-) -> Outcome:
-    """--execute ARN: review a change set created earlier and execute it if still AVAILABLE."""
+    options: DeployOptions,
+) -> DriftResult | None:
+    if stack is None or deployed is None:
+        return None  # nothing deployed, nothing to drift
+    if not options.drift_check:
+        console.say("Drift: not checked (--no-drift-check).")
+        return DriftResult(checked=False, note="not checked (--no-drift-check)")
+    # the nested stacks' own resources are separate stacks (drift.py); their stack resource is here
+    ids = [i for i in stateful_logical_ids(deployed, options.overrides.extra_stateful_types) if "/" not in i]
+    physical, _ = stack_resources(cfn, stack["StackId"])
+    ids = [i for i in ids if i in physical]  # only what exists can drift
+    result = detect_drift(cfn, stack["StackId"], ids, console, waits, emulator=options.where.emulator)
+    if result.checked:
+        console.say(
+            f"Drift: {len(result.drifted)} of {len(ids)} stateful resource(s) drifted"
+            + (": " + ", ".join(f"{k} {v}" for k, v in sorted(result.drifted.items())) if result.drifted else "")
+            + "."
+        )
+    elif result.note and result.drifted:
+        console.say(f"Drift: {result.note}.")
+    return result
+
+
+def execute_existing(cfn: Any, arn: str, console: Console, waits: Waits, *, options: DeployOptions) -> Outcome:
+    """--execute ARN: gather the inputs of a change set created earlier, review, and execute it if
+    still AVAILABLE."""
     try:
         change_set = describe_change_set_all(cfn, arn)
     except ClientError as exc:
@@ -189,16 +185,35 @@ def execute_existing(
             f"change set {arn} is {change_set.get('Status')}/{change_set.get('ExecutionStatus')}, not AVAILABLE: "
             "it cannot be executed (create a new one)"
         )
-    return review_and_execute(
-        cfn,
-        change_set,
-        console,
-        waits,
-        assume_yes=assume_yes,
-        execute=True,
-        allow_replacement=allow_replacement,
-        no_echo=no_echo,
-    )
+    if change_set.get("ParentChangeSetId"):
+        raise UsageError(f"change set {arn} belongs to a nested stack: execute its root change set instead")
+    stack = describe_stack(cfn, change_set["StackId"])
+    creating = stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS"
+    change_set_type = "CREATE" if creating else "UPDATE"
+    change_set.setdefault("ChangeSetType", change_set_type)
+    if not creating and options.where.emulator:
+        # moto's GetTemplate ignores ChangeSetName and returns the stack's current template, so the
+        # template diff would compare the deployed template with itself: fail closed.
+        raise UsageError(
+            "on a local endpoint an UPDATE change set cannot be reviewed again (the emulator does not return a "
+            "change set's own template); run bin/deploy without --execute to create and execute in one run"
+        )
+    deployed = None if creating else deployed_template(cfn, change_set["StackId"])
+    new_template = change_set_template(cfn, arn)
+    try:
+        drift = _drift(cfn, None if creating else stack, deployed, console, waits, options)
+        rollback = RollbackPlan(
+            change_set.get("RollbackConfiguration") or None,
+            note="as the change set was created",
+        )
+        inputs = gather_review_input(
+            cfn, change_set, new_template=new_template, deployed=deployed, stack=stack, drift=drift
+        )
+        review = build_review(inputs, options.overrides)
+    except KeyboardInterrupt:
+        return _interrupted_before_prompt(cfn, arn, change_set["StackName"], console)
+    context = GateContext(change_set_type, inputs, drift, rollback)
+    return review_and_execute(cfn, change_set, review, context, console, waits, replace(options, execute=True))
 
 
 # --- Template parameters --------------------------------------------------------------
@@ -250,9 +265,7 @@ class PipelineDeploy:
     parameters: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     bootstrap_stack_name: str = "market-data-bootstrap"
-    assume_yes: bool = False
-    execute: bool = True
-    allow_replacement: tuple[str, ...] = ()
+    options: DeployOptions = field(default_factory=DeployOptions)
     handlers_dir: Any = None  # Path; None: the project's handlers/
 
 
@@ -273,7 +286,18 @@ def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console
     from market_cfn.deploy.packaging import HANDLERS_DIR, build_package
 
     template = validate_pipeline(request)
-    bucket = ensure_bootstrap(cfn, request.bootstrap_stack_name, console, waits, assume_yes=request.assume_yes)
+    options = request.options
+    # The bootstrap stack goes through the same guard and backstop, with none of the main stack's
+    # overrides (an override names the main stack's resources) and never left unexecuted.
+    bootstrap_options = DeployOptions(
+        assume_yes=options.assume_yes,
+        drift_check=options.drift_check,
+        where=options.where,
+        keep_change_set=options.keep_change_set,
+    )
+    bucket = ensure_bootstrap(
+        cfn, request.bootstrap_stack_name, console, waits, assume_yes=options.assume_yes, options=bootstrap_options
+    )
     package = build_package(request.handlers_dir or HANDLERS_DIR)
     uploads = []
     if ensure_object(s3, bucket, package.key, package.data, content_type="application/zip"):
@@ -318,10 +342,8 @@ def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console
         ),
         console,
         waits,
-        assume_yes=request.assume_yes,
-        execute=request.execute,
-        allow_replacement=request.allow_replacement,
-        no_echo=no_echo_parameters(template),
+        options=options,
+        template=template,
     )
     outcome.uploads = uploads
     return outcome

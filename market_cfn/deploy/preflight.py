@@ -34,6 +34,25 @@ def stack_outputs(stack: dict[str, Any] | None) -> dict[str, str]:
     return {o["OutputKey"]: o.get("OutputValue", "") for o in (stack or {}).get("Outputs") or []}
 
 
+def stack_resources(cfn: Any, stack: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(logical id -> physical id, logical id -> type) of every resource, ListStackResources paged
+    (DescribeStackResources returns at most 100)."""
+    physical: dict[str, str] = {}
+    types: dict[str, str] = {}
+    kwargs: dict[str, Any] = {"StackName": stack}
+    while True:
+        page = cfn.list_stack_resources(**kwargs)
+        for r in page.get("StackResourceSummaries", []):
+            if r.get("ResourceStatus") == "DELETE_COMPLETE":
+                continue
+            types[r["LogicalResourceId"]] = r.get("ResourceType", "")
+            if r.get("PhysicalResourceId"):
+                physical[r["LogicalResourceId"]] = r["PhysicalResourceId"]
+        if not page.get("NextToken"):
+            return physical, types
+        kwargs["NextToken"] = page["NextToken"]
+
+
 def _has_resources(cfn: Any, stack_name: str) -> bool:
     resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
     return any(r.get("ResourceStatus") != "DELETE_COMPLETE" for r in resources)
