@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from market_cfn.cli import deploy as deploy_cli
+from market_cfn.deploy import Where
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,7 @@ class NotATerminal(io.StringIO):
 
 def run(*argv: str) -> tuple[int, str, str]:
     out, err = NotATerminal(), NotATerminal()
-    code = deploy_cli.main(list(argv), stdout=out, stderr=err, stdin=NotATerminal())
+    code = deploy_cli.main(list(argv), prog="bin/deploy", stdout=out, stderr=err, stdin=NotATerminal())
     return code, out.getvalue(), err.getvalue()
 
 
@@ -30,7 +31,7 @@ def test_help_documents_every_exit_code():
         [sys.executable, str(ROOT / "bin" / "deploy"), "--help"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0
-    for line in ("0  deployed", "1  the deployment failed", "2  bad arguments", "3  declined"):
+    for line in ("0  deployed", "1  the deployment failed", "2  bad arguments", "3  not executed"):
         assert line in proc.stdout
     for option in (
         "--stack-name",
@@ -44,10 +45,23 @@ def test_help_documents_every_exit_code():
         "--no-execute",
         "--execute",
         "--allow-replacement",
+        "--allow-unprotect",
+        "--allow-drift",
+        "--allow-broadening",
+        "--keep-change-set",
+        "--review-out",
+        "--rollback-alarms",
+        "--no-rollback-alarms",
+        "--no-drift-check",
+        "--config",
+        "--render-profile",
         "--json",
         "--retain-data",
     ):
         assert option in proc.stdout
+    assert proc.stdout.startswith("usage: bin/deploy ")
+    # the environment-name rule, as market_cfn/stack/config.py enforces it
+    assert "1-10 lower-case letters and digits, starting with a letter" in " ".join(proc.stdout.split())
 
 
 @pytest.mark.parametrize(
@@ -65,10 +79,17 @@ def test_help_documents_every_exit_code():
             "--execute runs a change set as it was created",
         ),
         (["--timeout", "0"], "must be positive"),
+        (["--execute", ""], "argument --execute: must not be empty"),
+        (["--region", ""], "argument --region: must not be empty"),
+        (["--env", ""], "argument --env: must not be empty"),
+        (["--stack-name", " "], "argument --stack-name: must not be empty"),
+        (["--allow-replacement", ""], "argument --allow-replacement: must not be empty"),
+        (["--rollback-monitoring-minutes", "181"], "must be 0-180"),
+        (["--config", "/nonexistent/deploy.toml"], "settings file /nonexistent/deploy.toml does not exist"),
     ],
 )
 def test_bad_arguments_exit_2_with_one_line(argv, message):
-    code, out, err = run(*argv, "--region", "us-east-1")
+    code, out, err = run("--region", "us-east-1", *argv)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("bin/deploy: ") and message in err
     assert out == ""
@@ -93,20 +114,27 @@ def test_missing_region_is_a_usage_error(monkeypatch):
     assert code == 2 and "no region" in err
 
 
-def test_python_m_market_cfn_deploy_dispatches_here():
+def test_python_m_market_cfn_deploy_dispatches_here_and_names_itself_so():
     proc = subprocess.run(
         [sys.executable, "-m", "market_cfn", "deploy", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert proc.returncode == 0 and "exit codes:" in proc.stdout
+    assert proc.stdout.startswith("usage: python -m market_cfn deploy ")
+    bad = subprocess.run(
+        [sys.executable, "-m", "market_cfn", "deploy", "--region", ""],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr == "python -m market_cfn deploy: argument --region: must not be empty (see --help)\n"
 
 
-def test_options_reach_the_deploy(monkeypatch):
-    """--env, --retain-data, --parameter, --tag, --allow-replacement and --no-execute wiring."""
-    import json as _json
-
+def _capture(monkeypatch) -> dict:
     from market_cfn import deploy as core
 
-    seen = {}
+    seen: dict = {}
 
     def fake_pipeline(cfn, s3, request, console, waits):
         seen["request"] = request
@@ -115,7 +143,15 @@ def test_options_reach_the_deploy(monkeypatch):
         )
 
     monkeypatch.setattr(core, "deploy_pipeline", fake_pipeline)
-    monkeypatch.setattr(deploy_cli, "_clients", lambda args: (None, None, "eu-west-1"))
+    monkeypatch.setattr(deploy_cli, "_clients", lambda args: (None, None, args.region or "eu-west-1"))
+    return seen
+
+
+def test_options_reach_the_deploy(monkeypatch, tmp_path):
+    import json as _json
+
+    monkeypatch.chdir(tmp_path)  # no deploy.toml here
+    seen = _capture(monkeypatch)
     code, out, err = run(
         "--env",
         "prod",
@@ -126,6 +162,21 @@ def test_options_reach_the_deploy(monkeypatch):
         "team=markets",
         "--allow-replacement",
         "MarketDataTable",
+        "--allow-unprotect",
+        "DataBucket",
+        "--allow-drift",
+        "RejectsBucket",
+        "--allow-broadening",
+        "--stateful-type",
+        "AWS::Custom::Ledger",
+        "--keep-change-set",
+        "--no-drift-check",
+        "--review-out",
+        "review.md",
+        "--endpoint-url",
+        "http://127.0.0.1:5055",
+        "--profile",
+        "ci",
         "--no-execute",
         "--json",
     )
@@ -133,38 +184,73 @@ def test_options_reach_the_deploy(monkeypatch):
     request = seen["request"]
     assert request.stack_name == "market-data-prod" and request.env == "prod" and request.region == "eu-west-1"
     assert request.parameters == {"EnvironmentTag": "Production"} and request.tags == {"team": "markets"}
-    assert (
-        request.allow_replacement == ("MarketDataTable",) and request.execute is False and request.assume_yes is False
-    )
+    o = request.options
+    assert o.overrides.allow_replacement == {"MarketDataTable"} and o.overrides.allow_unprotect == {"DataBucket"}
+    assert o.overrides.allow_drift == {"RejectsBucket"} and o.overrides.allow_broadening is True
+    assert o.overrides.extra_stateful_types == {"AWS::Custom::Ledger"}
+    assert o.execute is False and o.assume_yes is False and o.keep_change_set is True and o.drift_check is False
+    assert o.rollback_alarms is True  # on by default for prod
+    assert str(o.review_out) == "review.md" and o.command == "bin/deploy"
+    assert o.where == Where(region="eu-west-1", profile="ci", endpoint_url="http://127.0.0.1:5055")
     resources = _json.loads(request.template_json)["Resources"]
     assert resources["MarketDataTable"]["DeletionPolicy"] == "Retain"  # --retain-data reached the template
     assert _json.loads(out)["ChangeSetId"] == "arn:aws:cloudformation:eu-west-1:1:changeSet/x/y"
 
 
-def test_a_change_set_left_for_review_that_the_guard_would_block_exits_3(monkeypatch):
+def test_deploy_toml_remembers_an_environment_and_the_command_line_wins(monkeypatch, tmp_path):
+    import json as _json
+
+    (tmp_path / "deploy.toml").write_text(
+        "[env.prod]\n"
+        'stack_name = "md-prod"\n'
+        'region = "eu-west-2"\n'
+        "retain_data = true\n"
+        "rollback_alarms = false\n"
+        "[env.prod.parameters]\n"
+        'EnvironmentTag = "Prod"\n'
+        'AlarmActionArn = "arn:aws:sns:eu-west-2:123456789012:alarms"\n'
+        "[env.prod.tags]\n"
+        'team = "markets"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    seen = _capture(monkeypatch)
+    code, _, err = run("--env", "prod", "--parameter", "EnvironmentTag=Production", "--no-execute")
+    assert code == 0, err
+    request = seen["request"]
+    assert request.stack_name == "md-prod" and request.region == "eu-west-2"
+    assert request.parameters == {
+        "EnvironmentTag": "Production",  # the command line wins for this key only
+        "AlarmActionArn": "arn:aws:sns:eu-west-2:123456789012:alarms",
+    }
+    assert request.tags == {"team": "markets"} and request.options.rollback_alarms is False
+    assert _json.loads(request.template_json)["Resources"]["MarketDataTable"]["DeletionPolicy"] == "Retain"
+    # --no-retain-data on the command line beats the file
+    code, _, err = run("--env", "prod", "--no-retain-data", "--no-execute")
+    assert code == 0, err
+    assert _json.loads(seen["request"].template_json)["Resources"]["MarketDataTable"]["DeletionPolicy"] == "Delete"
+
+
+def test_an_unknown_key_in_deploy_toml_is_a_usage_error(monkeypatch, tmp_path):
+    (tmp_path / "deploy.toml").write_text("[env.prod]\nretain_date = true\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("--env", "prod", "--region", "us-east-1")
+    assert code == 2 and "unknown key 'retain_date'" in err and err.count("\n") == 1
+
+
+def test_a_blocked_change_set_exits_3_with_the_review_in_json(monkeypatch, tmp_path):
     from market_cfn import deploy as core
 
-    blocked = core.build_review(
-        {
-            "ChangeSetId": "arn:cs",
-            "StackName": "market-data-dev",
-            "Changes": [
-                {
-                    "Type": "Resource",
-                    "ResourceChange": {
-                        "Action": "Remove",
-                        "LogicalResourceId": "DataBucket",
-                        "ResourceType": "AWS::S3::Bucket",
-                        "Details": [],
-                    },
-                }
-            ],
-        }
+    monkeypatch.chdir(tmp_path)
+    review = core.build_review(
+        core.ReviewInput.from_change_set({"ChangeSetId": "arn:cs", "StackName": "s"}), core.Overrides()
     )
     monkeypatch.setattr(
-        core, "deploy_pipeline", lambda *a: core.Outcome("created-change-set", "market-data-dev", "arn:cs", blocked)
+        core,
+        "deploy_pipeline",
+        lambda *a: core.Outcome("blocked", "market-data-dev", "arn:cs", review, message="blocked by the guard: X"),
     )
     monkeypatch.setattr(deploy_cli, "_clients", lambda args: (None, None, "us-east-1"))
-    code, out, _ = run("--no-execute", "--json")
+    code, out, err = run("--yes", "--json")
     assert code == 3
-    assert '"DataBucket"' in out and '"ExitCode": 3' in out
+    assert '"ExitCode": 3' in out and '"Review"' in out and '"CleanedUp"' in out
+    assert err == "bin/deploy: not executed: blocked by the guard: X\n"

@@ -1,45 +1,50 @@
 """Deploy flows against botocore's Stubber: every call, its parameters and its order.
 
-Responses are validated by Stubber against botocore's cloudformation service model, so
-they have the shapes the real API returns (DescribeChangeSet pages with NextToken,
-Details/Target with BeforeValue/AfterValue, StackEvents newest-first).
+Responses are validated by Stubber against botocore's cloudformation service model (see
+tests/stubs_cfn.py for the API reference fields each one relies on).
 """
 
 from __future__ import annotations
 
-import io
 import json
-from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from stubs_cfn import (
+    ACCOUNT,
+    CS_ARN,
+    REGION,
+    STACK,
+    STACK_ID,
+    FakeTime,
+    Flow,
+    change,
+    console,
+    event,
+    make_client,
+    make_waits,
+    output,
+    stack,
+    target,
+    template,
+)
 
 from market_cfn import deploy as d
+from market_cfn.deploy import pipeline
 
-REGION = "us-east-1"
-STACK = "market-data-dev"
-STACK_ID = f"arn:aws:cloudformation:{REGION}:123456789012:stack/{STACK}/6f1f0c10-ca8e-11ef-9bbc-0affd3cb5c2d"
-CS_ARN = f"arn:aws:cloudformation:{REGION}:123456789012:changeSet/deploy-20261125T101500Z-abc123/0b1cd3e4-ca8f-11ef"
-T0 = datetime(2026, 11, 25, 10, 15, 0, tzinfo=UTC)
-
-
-class FakeTime:
-    """A clock that only moves when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.elapsed = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.elapsed += seconds
-
-    def monotonic(self) -> float:
-        return self.elapsed
-
-    def now(self) -> datetime:
-        return T0 + timedelta(seconds=self.elapsed)
+OLD = template(timeout=900)
+NEW = template(timeout=1800)
+PARAMS = {"EnvironmentSuffix": "dev", "CodeS3Key": "market-data/aaa.zip"}
+REQUEST = d.ChangeSetRequest(STACK, {"CodeS3Key": "market-data/aaa.zip"}, template_body=json.dumps(NEW))
+HARMLESS = [
+    change(
+        "Modify",
+        "ProcessingQueue",
+        "AWS::SQS::Queue",
+        replacement="False",
+        details=[target("VisibilityTimeout", "Never", "900", "1800")],
+    )
+]
 
 
 @pytest.fixture
@@ -49,610 +54,470 @@ def fake_time() -> FakeTime:
 
 @pytest.fixture
 def waits(fake_time: FakeTime) -> d.Waits:
-    return d.Waits(
-        sleep=fake_time.sleep,
-        clock=fake_time.monotonic,
-        now=fake_time.now,
-        poll_seconds=5,
-        change_set_timeout_seconds=60,
-        stack_timeout_seconds=600,
-    )
+    return make_waits(fake_time)
 
 
 @pytest.fixture
 def cfn():
-    client = boto3.client(
-        "cloudformation", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
+    client = make_client()
     with Stubber(client) as stubber:
         client.stubber = stubber
         yield client
         stubber.assert_no_pending_responses()
 
 
-def console(answer: str | None = None) -> d.Console:
-    """A console; with an answer it is interactive and answers the prompt with it."""
-    asked: list[str] = []
+@pytest.fixture
+def captured(monkeypatch):
+    """The ReviewInput the flow hands the guard (the guard itself runs unchanged)."""
+    seen: dict = {}
+    real = pipeline.build_review
 
-    def ask(prompt: str) -> str:
-        asked.append(prompt)
-        return answer or ""
+    def spy(inputs, overrides):
+        seen["inputs"], seen["overrides"] = inputs, overrides
+        return real(inputs, overrides)
 
-    c = d.Console(out=io.StringIO(), interactive=answer is not None, ask=ask)
-    c.asked = asked  # type: ignore[attr-defined]
-    return c
-
-
-def output(c: d.Console) -> str:
-    return c.out.getvalue()  # type: ignore[attr-defined]
+    monkeypatch.setattr(pipeline, "build_review", spy)
+    return seen
 
 
-# --- responses, shaped as the CloudFormation API reference documents them -------------
+def protected(*templates: dict) -> list[str]:
+    ids: set[str] = set()
+    for t in templates:
+        ids |= set(d.stateful_logical_ids(t))
+    return sorted(ids)
 
 
-def stack(status: str, **extra) -> dict:
-    return {
-        "Stacks": [
+def test_update_gathers_every_input_and_executes_under_the_backstop(cfn, waits, captured):
+    # GIVEN a deployed stack that retains its table, and a harmless change (a visibility timeout)
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)  # GetTemplate(TemplateStage=Original): the deployed template
+    f.list_resources()  # the alarms' names, for the rollback triggers
+    rollback = {
+        "RollbackTriggers": [
             {
-                "StackName": STACK,
-                "StackId": STACK_ID,
-                "CreationTime": T0 - timedelta(days=30),
-                "StackStatus": status,
-                **extra,
-            }
-        ]
-    }
-
-
-def no_stack(stubber: Stubber, name: str = STACK) -> None:
-    stubber.add_client_error(
-        "describe_stacks",
-        "ValidationError",
-        f"Stack with id {name} does not exist",
-        400,
-        expected_params={"StackName": name},
-    )
-
-
-def create_change_set(stubber: Stubber, change_set_type: str) -> None:
-    stubber.add_response(
-        "create_change_set",
-        {"Id": CS_ARN, "StackId": STACK_ID},
-        {
-            "StackName": STACK,
-            "ChangeSetName": ANY,
-            "ChangeSetType": change_set_type,
-            "Capabilities": ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
-            "Parameters": ANY,
-            "Tags": ANY,
-            "Description": ANY,
-            "ClientToken": ANY,
-            "TemplateBody": ANY,
-        },
-    )
-
-
-def status(stubber: Stubber, state: str, reason: str | None = None, execution: str = "AVAILABLE") -> None:
-    response = {
-        "ChangeSetName": "deploy-20261125T101500Z-abc123",
-        "ChangeSetId": CS_ARN,
-        "StackId": STACK_ID,
-        "StackName": STACK,
-        "Status": state,
-        "ExecutionStatus": execution,
-        "Changes": [],
-    }
-    if reason:
-        response["StatusReason"] = reason
-    stubber.add_response("describe_change_set", response, {"ChangeSetName": CS_ARN})
-
-
-def pages(stubber: Stubber, changes: list[dict], per_page: int = 2, parameters=()) -> None:
-    """DescribeChangeSet with IncludePropertyValues, `per_page` changes a page."""
-    chunks = [changes[i : i + per_page] for i in range(0, len(changes), per_page)] or [[]]
-    for n, chunk in enumerate(chunks):
-        response = {
-            "ChangeSetName": "deploy-20261125T101500Z-abc123",
-            "ChangeSetId": CS_ARN,
-            "StackId": STACK_ID,
-            "StackName": STACK,
-            "Status": "CREATE_COMPLETE",
-            "ExecutionStatus": "AVAILABLE",
-            "CreationTime": T0,
-            "Capabilities": ["CAPABILITY_IAM"],
-            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters],
-            "Changes": chunk,
-        }
-        if n + 1 < len(chunks):
-            response["NextToken"] = f"page-{n + 2}"
-        params = {"ChangeSetName": CS_ARN, "IncludePropertyValues": True}
-        if n:
-            params["NextToken"] = f"page-{n + 1}"
-        stubber.add_response("describe_change_set", response, params)
-
-
-def change(action, logical_id, resource_type, *, replacement=None, details=(), policy_action=None):
-    rc = {"Action": action, "LogicalResourceId": logical_id, "ResourceType": resource_type, "Details": list(details)}
-    if action != "Add":
-        rc["PhysicalResourceId"] = logical_id.lower()
-    if replacement:
-        rc["Replacement"] = replacement
-    if policy_action:
-        rc["PolicyAction"] = policy_action
-    return {"Type": "Resource", "ResourceChange": rc}
-
-
-def target(name, recreation, before, after, *, source="DirectModification", entity=None, evaluation="Static"):
-    out = {
-        "Target": {
-            "Attribute": "Properties",
-            "Name": name,
-            "Path": f"/Properties/{name}",
-            "RequiresRecreation": recreation,
-            "BeforeValue": before,
-            "AfterValue": after,
-            "AttributeChangeType": "Modify",
-        },
-        "Evaluation": evaluation,
-        "ChangeSource": source,
-    }
-    if entity:
-        out["CausingEntity"] = entity
-    return out
-
-
-def event(logical_id, resource_type, state, at_seconds, reason=None, token="TOKEN", event_id=None):
-    e = {
-        "StackId": STACK_ID,
-        "EventId": event_id or f"{logical_id}-{state}-{at_seconds}",
-        "StackName": STACK,
-        "LogicalResourceId": logical_id,
-        "ResourceType": resource_type,
-        "Timestamp": T0 + timedelta(seconds=at_seconds),
-        "ResourceStatus": state,
-    }
-    if reason:
-        e["ResourceStatusReason"] = reason
-    if token:
-        e["ClientRequestToken"] = token
-    return e
-
-
-MIXED_CHANGES = [
-    change("Add", "AggregationDLQ", "AWS::SQS::Queue"),
-    change(
-        "Modify",
-        "DataIngestionFunction",
-        "AWS::Lambda::Function",
-        replacement="False",
-        details=[
-            target(
-                "Code",
-                "Never",
-                '{"S3Bucket":"artifacts","S3Key":"market-data/aaa.zip"}',
-                '{"S3Bucket":"artifacts","S3Key":"market-data/bbb.zip"}',
-                source="ParameterReference",
-                entity="CodeS3Key",
-            )
+                "Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:DataIngestion-dev-invocation-errors",
+                "Type": "AWS::CloudWatch::Alarm",
+            },
+            {
+                "Arn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:ProcessingDLQ-dev-depth",
+                "Type": "AWS::CloudWatch::Alarm",
+            },
         ],
-    ),
-    change("Remove", "LegacyDashboard", "AWS::CloudWatch::Dashboard", policy_action="Delete"),
-    change(
-        "Modify",
-        "MarketDataTable",
-        "AWS::DynamoDB::Table",
-        replacement="Conditional",
-        policy_action="ReplaceAndDelete",
-        details=[
-            target(
-                "TableName",
-                "Always",
-                "market-data-dev",
-                "{{changeSet:KNOWN_AFTER_APPLY}}",
-                source="ParameterReference",
-                entity="EnvironmentSuffix",
-                evaluation="Dynamic",
-            )
-        ],
-    ),
-    change(
-        "Modify",
-        "ProcessingQueue",
-        "AWS::SQS::Queue",
-        replacement="False",
-        details=[target("VisibilityTimeout", "Never", "900", "1800")],
-    ),
-]
-
-REQUEST = d.ChangeSetRequest(STACK, {"EnvironmentSuffix": "dev"}, template_body='{"Resources": {}}')
-
-
-# --- the flows ---------------------------------------------------------------------------
-
-
-def test_conditional_table_replacement_over_several_pages_is_blocked_even_with_yes(cfn, waits):
-    s = cfn.stubber
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK})
-    create_change_set(s, "UPDATE")
-    status(s, "CREATE_COMPLETE")
-    pages(s, MIXED_CHANGES, per_page=2)  # three pages: the table is on the second
+        "MonitoringTimeInMinutes": 15,
+    }
+    f.create("UPDATE", rollback=rollback)
+    f.status()
+    f.pages(HARMLESS, parameters=PARAMS)  # with IncludePropertyValues
+    f.drift(protected(OLD), {})
+    f.pages(HARMLESS, parameters=PARAMS, include_values=False)  # the plain description
+    f.set_policy(protected(OLD, NEW))  # before executing: nothing opened
+    f.execute()
+    f.get_template(NEW)  # outputs: the endpoint reported none
+    f.list_resources()
+    cfn.stubber.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
+    f.set_policy(protected(OLD, NEW))  # after: the full policy
+    cfn.stubber.add_response(
+        "update_termination_protection",
+        {"StackId": STACK_ID},
+        {"StackName": STACK, "EnableTerminationProtection": True},
+    )
+    options = d.DeployOptions(assume_yes=True, rollback_alarms=True, rollback_monitoring_minutes=15)
     c = console()
-    with pytest.raises(d.Refused, match="MarketDataTable"):
-        d.deploy_stack(cfn, REQUEST, c, waits, assume_yes=True)
+    # WHEN it is deployed with --yes
+    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
+    # THEN it is executed, and the guard saw every input
+    assert outcome.result == "deployed", output(c)
+    inputs = captured["inputs"]
+    assert inputs.deployed_template == OLD and inputs.new_template == NEW
+    assert inputs.plain_change_set["Changes"] == HARMLESS and inputs.change_set["Changes"] == HARMLESS
+    assert dict(inputs.old_parameters) == PARAMS
+    assert inputs.new_parameters["CodeS3Key"] == "market-data/aaa.zip"
+    assert inputs.drift_checked is True and dict(inputs.drifted) == {}
+    assert "MarketDataTable" in protected(OLD)
     text = output(c)
-    for logical_id in (
-        "AggregationDLQ",
-        "DataIngestionFunction",
-        "LegacyDashboard",
-        "MarketDataTable",
-        "ProcessingQueue",
-    ):
-        assert logical_id in text  # every page was read
-    assert "900 → 1800" in text
-    assert "TableName (always requires replacement; via ParameterReference EnvironmentSuffix)" in text
-    assert f"Change set left in place, not executed: {CS_ARN}" in text
-    # no ExecuteChangeSet was stubbed: Stubber would have failed the test on that call
+    assert "Rollback triggers (2, monitored for 15 min after the update):" in text
+    assert "Termination protection: on for stack market-data-dev" in text
+    # every Output, the Sub/GetAtt ones too, resolved from physical ids and marked as such
+    assert outcome.outputs["dynamodbTableArn"] == f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/market-data-dev"
+    assert outcome.outputs["apiGatewayUrl"] == "https://abc123.execute-api.us-east-1.amazonaws.com/dev/ingest"
+    assert sorted(outcome.outputs_resolved_locally) == sorted(NEW["Outputs"])
+    assert "resolved locally from the stack's physical resource IDs" in text
+    assert outcome.to_json()["RollbackConfiguration"] == rollback
 
 
-def test_removed_bucket_is_blocked(cfn, waits):
-    s = cfn.stubber
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK})
-    create_change_set(s, "UPDATE")
-    status(s, "CREATE_COMPLETE")
-    pages(s, [change("Remove", "DataBucket", "AWS::S3::Bucket", policy_action="Delete")])
-    with pytest.raises(d.Refused, match="DataBucket"):
-        d.deploy_stack(cfn, REQUEST, console(), waits, assume_yes=True)
+def test_a_blocked_change_set_is_deleted_and_nothing_executes(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    removal = [change("Remove", "MarketDataTable", "AWS::DynamoDB::Table", policy_action="Retain")]
+    f.pages(removal, parameters=PARAMS)
+    f.drift(protected(OLD))
+    f.pages(removal, parameters=PARAMS, include_values=False)
+    f.delete()  # DeleteChangeSet: it cannot be executed later by mistake
+    c = console()
+    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=d.DeployOptions(assume_yes=True), template=NEW)
+    assert outcome.result == "blocked" and "MarketDataTable" in outcome.message
+    assert outcome.cleaned_up == ["change set deploy-20261125T101500Z-abc123"]
+    assert "Deleted change set" in output(c)
+    # no SetStackPolicy, no ExecuteChangeSet was stubbed: Stubber fails the test on either
 
 
-def test_allow_replacement_lets_the_change_set_execute_and_follows_it(cfn, waits):
-    s = cfn.stubber
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK})
-    create_change_set(s, "UPDATE")
-    status(s, "CREATE_COMPLETE")
-    pages(s, MIXED_CHANGES, per_page=3)
-    old = event(STACK, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE", -3600, token="previous-deploy")
-    s.add_response("describe_stack_events", {"StackEvents": [old]}, {"StackName": STACK_ID})
-    s.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
-    # first poll: the update has started (newest first; the old event ends the read)
-    s.add_response(
-        "describe_stack_events",
-        {
-            "StackEvents": [
-                event(
-                    "MarketDataTable",
-                    "AWS::DynamoDB::Table",
-                    "UPDATE_IN_PROGRESS",
-                    2,
-                    "Requested update requires the creation of a new physical resource; hence creating one.",
-                    token=None,
-                ),
-                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", 1, "User Initiated", token=None),
-                old,
-            ]
-        },
-        {"StackName": STACK_ID},
+def test_keep_change_set_keeps_a_blocked_one_for_inspection(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    removal = [change("Remove", "MarketDataTable", "AWS::DynamoDB::Table", policy_action="Retain")]
+    f.pages(removal)
+    f.pages(removal, include_values=False)
+    options = d.DeployOptions(assume_yes=True, keep_change_set=True, drift_check=False)
+    c = console()
+    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
+    assert outcome.result == "blocked" and outcome.cleaned_up == []
+    assert f"Change set kept for inspection (--keep-change-set): {CS_ARN}" in output(c)
+    assert "Drift: not checked (--no-drift-check)." in output(c)
+
+
+def test_allow_replacement_opens_exactly_that_resource_for_the_execution(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    replace = [
+        change(
+            "Modify",
+            "MarketDataTable",
+            "AWS::DynamoDB::Table",
+            replacement="True",
+            policy_action="ReplaceAndRetain",
+            details=[target("TableName", "Always", "market-data-dev", "market-data-v2-dev")],
+        )
+    ]
+    f.pages(replace)
+    f.pages(replace, include_values=False)
+    everything = protected(OLD, NEW)
+    f.set_policy([i for i in everything if i != "MarketDataTable"])  # open for this execution only
+    f.execute()
+    f.get_template(NEW)
+    f.list_resources()
+    cfn.stubber.add_response(
+        "describe_stacks", stack("UPDATE_COMPLETE", EnableTerminationProtection=True), {"StackName": STACK_ID}
     )
-    s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK_ID})
-    # second poll: done
-    s.add_response(
-        "describe_stack_events",
-        {
-            "StackEvents": [
-                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE", 9, token=None),
-                event("MarketDataTable", "AWS::DynamoDB::Table", "DELETE_COMPLETE", 8, token=None),
-                event("MarketDataTable", "AWS::DynamoDB::Table", "UPDATE_COMPLETE", 5, token=None),
-                event("MarketDataTable", "AWS::DynamoDB::Table", "UPDATE_IN_PROGRESS", 2, token=None),  # seen already
-                old,
-            ]
-        },
-        {"StackName": STACK_ID},
-    )
-    s.add_response(
-        "describe_stacks",
-        stack("UPDATE_COMPLETE", Outputs=[{"OutputKey": "dynamodbTableName", "OutputValue": "market-data-dev"}]),
-        {"StackName": STACK_ID},
+    f.set_policy(everything)  # closed again
+    options = d.DeployOptions(
+        assume_yes=True, drift_check=False, overrides=d.Overrides(allow_replacement=frozenset({"MarketDataTable"}))
     )
     c = console()
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, assume_yes=True, allow_replacement=["MarketDataTable"])
-    assert outcome.result == "deployed"
-    assert outcome.outputs == {"dynamodbTableName": "market-data-dev"}
-    text = output(c)
-    assert "allowed by --allow-replacement" in text
-    lines = [line for line in text.splitlines() if line.startswith("10:15:")]
-    assert [line.split()[2:4] for line in lines] == [
-        [STACK, "AWS::CloudFormation::Stack"],
-        ["MarketDataTable", "AWS::DynamoDB::Table"],
-        ["MarketDataTable", "AWS::DynamoDB::Table"],
-        ["MarketDataTable", "AWS::DynamoDB::Table"],
-        [STACK, "AWS::CloudFormation::Stack"],
-    ]  # oldest first, each event once, the old one never
-    assert lines[2].split()[1] == "[1/5]"  # the running count: MarketDataTable is done
-    assert "dynamodbTableName  market-data-dev" in text
+    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
+    assert outcome.result == "deployed", output(c)
+    assert "open for this execution: MarketDataTable" in output(c)
+    assert outcome.backstop[-1] == "Termination protection: already on for stack market-data-dev."
 
 
-def test_iam_broadening_is_shown_separately(cfn, waits):
-    before = {
-        "Properties": {
-            "Policies": [
+def test_an_override_that_names_nothing_is_a_usage_error_and_leaves_nothing(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    f.pages(HARMLESS)
+    f.pages(HARMLESS, include_values=False)
+    f.delete()
+    options = d.DeployOptions(
+        assume_yes=True, drift_check=False, overrides=d.Overrides(allow_replacement=frozenset({"MarketDataTabel"}))
+    )
+    with pytest.raises(d.UsageError, match="--allow-replacement MarketDataTabel"):
+        d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+
+
+def test_ctrl_c_at_the_prompt_means_no_and_cleans_up_the_change_set_and_the_empty_stack(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.no_stack()
+    f.create("CREATE")
+    f.status()
+    adds = [change("Add", "MarketDataTable", "AWS::DynamoDB::Table")]
+    f.pages(adds)
+    f.pages(adds, include_values=False)
+    f.delete(review_in_progress=True)
+    c = console(interrupt=True)
+    outcome = d.deploy_stack(cfn, REQUEST, c, waits, template=NEW)
+    assert outcome.result == "declined"
+    assert outcome.cleaned_up == ["change set deploy-20261125T101500Z-abc123", "empty stack market-data-dev"]
+    assert "Interrupted at the prompt: taken as no." in output(c)
+    assert "deleted change set deploy-20261125T101500Z-abc123, empty stack market-data-dev" in outcome.message
+
+
+def test_ctrl_c_while_the_change_set_is_created_cleans_up_too(cfn, waits, fake_time):
+    f = Flow(cfn.stubber)
+    f.no_stack()
+    f.create("CREATE")
+    f.status("CREATE_IN_PROGRESS", execution="UNAVAILABLE")
+    f.status("CREATE_PENDING", execution="UNAVAILABLE")  # DescribeChangeSet of the cleanup
+    f.delete(review_in_progress=True)
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    waits.sleep = interrupt
+    outcome = d.deploy_stack(cfn, REQUEST, console(), waits, template=NEW)
+    assert outcome.result == "declined" and "empty stack market-data-dev" in outcome.message
+
+
+def test_ctrl_c_during_execution_says_what_goes_on_and_how_to_follow_it(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    f.pages(HARMLESS)
+    f.pages(HARMLESS, include_values=False)
+    f.set_policy(protected(OLD, NEW))
+    cfn.stubber.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": STACK_ID})
+    cfn.stubber.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
+    cfn.stubber.add_response(
+        "describe_stack_events",
+        {"StackEvents": [event(STACK, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", 1, token=None)]},
+        {"StackName": STACK_ID},
+    )
+    cfn.stubber.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK_ID})
+
+    def interrupt(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    waits.sleep = interrupt
+    where = d.Where(region="eu-west-1", profile="prod", endpoint_url="")
+    options = d.DeployOptions(assume_yes=True, drift_check=False, where=where)
+    with pytest.raises(d.DeployError) as caught:
+        d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+    message = str(caught.value)
+    assert "the UPDATE of stack market-data-dev goes on in CloudFormation" in message
+    assert (
+        "aws cloudformation describe-stack-events --stack-name market-data-dev --region eu-west-1 --profile prod"
+        in (message)
+    )
+
+
+def test_drift_of_a_stateful_resource_reaches_the_guard_and_the_json(cfn, waits, captured):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    f.pages(HARMLESS)
+    # DETECTION_IN_PROGRESS first: polled after one sleep
+    f.drift(protected(OLD), {"MarketDataTable": "MODIFIED"}, statuses=("DETECTION_IN_PROGRESS", "DETECTION_COMPLETE"))
+    f.pages(HARMLESS, include_values=False)
+    c = console()
+    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=d.DeployOptions(execute=False), template=NEW)
+    assert dict(captured["inputs"].drifted) == {"MarketDataTable": "MODIFIED"}
+    assert captured["inputs"].drift_checked is True
+    drift = outcome.to_json()["Drift"]
+    assert drift["Drifted"] == {"MarketDataTable": "MODIFIED"}
+    assert drift["Differences"]["MarketDataTable"] == ["/DeletionProtectionEnabled: true -> false (NOT_EQUAL)"]
+    assert "Drift: 1 of" in output(c) and "MarketDataTable MODIFIED" in output(c)
+
+
+def test_drift_detection_that_fails_on_aws_fails_closed(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    f.pages(HARMLESS)
+    f.list_resources()
+    cfn.stubber.add_client_error(
+        "detect_stack_drift", "AccessDenied", "not authorized to perform: s3:GetBucketPolicy", 403
+    )
+    f.status("CREATE_COMPLETE")  # the change set is deleted: nothing unreviewed stays executable
+    f.delete()
+    with pytest.raises(d.DeployError, match="drift detection failed: not authorized.*--no-drift-check"):
+        d.deploy_stack(cfn, REQUEST, console(), waits, options=d.DeployOptions(assume_yes=True), template=NEW)
+
+
+def test_drift_detection_an_emulator_lacks_is_a_documented_degradation(cfn, waits, captured):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    f.pages(HARMLESS)
+    f.list_resources()
+    cfn.stubber.add_client_error(
+        "detect_stack_drift", "InternalFailure", "The detect_stack_drift action has not been implemented", 500
+    )
+    f.pages(HARMLESS, include_values=False)
+    options = d.DeployOptions(execute=False, where=d.Where(endpoint_url="http://127.0.0.1:5055", region=REGION))
+    c = console()
+    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
+    assert captured["inputs"].drift_checked is False
+    assert "Drift: not checked: this endpoint does not implement drift detection." in output(c)
+    # the --no-execute hint repeats where it ran
+    assert f"--execute {CS_ARN} --endpoint-url http://127.0.0.1:5055 --region us-east-1" in output(c)
+    assert outcome.result == "created-change-set"
+
+
+def test_nested_change_sets_are_described_and_reviewed_with_their_templates(cfn, waits, captured):
+    child_arn = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:changeSet/{STACK}-Storage-1/aaaa"
+    child_stack = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}-Storage-1/bbbb"
+    child_old = {"Resources": {"Ledger": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain"}}}
+    child_new = {"Resources": {"Ledger": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Delete"}}}
+    parent_change = change(
+        "Modify",
+        "Storage",
+        "AWS::CloudFormation::Stack",
+        replacement="False",
+        ChangeSetId=child_arn,
+    )
+    parent_change["ResourceChange"]["PhysicalResourceId"] = child_stack
+    child_changes = [change("Modify", "Ledger", "AWS::DynamoDB::Table", replacement="False")]
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    f.pages([parent_change])
+    f.pages([parent_change], include_values=False)
+    # the child: every page with values, its stack, both templates, the plain description
+    f.pages(child_changes + child_changes, per_page=1, arn=child_arn, ParentChangeSetId=CS_ARN)
+    cfn.stubber.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
                 {
-                    "PolicyName": "process",
-                    "PolicyDocument": {
-                        "Statement": [
-                            {
-                                "Effect": "Allow",
-                                "Action": "dynamodb:BatchWriteItem",
-                                "Resource": "arn:aws:dynamodb:us-east-1:123456789012:table/market-data-dev",
-                            }
-                        ]
-                    },
+                    "StackName": f"{STACK}-Storage-1",
+                    "StackId": child_stack,
+                    "CreationTime": stack("x")["Stacks"][0]["CreationTime"],
+                    "StackStatus": "UPDATE_COMPLETE",
+                    "Parameters": [{"ParameterKey": "Env", "ParameterValue": "dev"}],
                 }
             ]
-        }
-    }
-    after = json.loads(json.dumps(before))
-    after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = [
-        "dynamodb:BatchWriteItem",
-        "dynamodb:Scan",
-    ]
-    role = change(
-        "Modify",
-        "DataProcessorRole",
-        "AWS::IAM::Role",
-        replacement="False",
-        details=[
-            target(
-                "Policies",
-                "Never",
-                json.dumps(before["Properties"]["Policies"]),
-                json.dumps(after["Properties"]["Policies"]),
-            )
-        ],
+        },
+        {"StackName": child_stack},
     )
-    role["ResourceChange"]["BeforeContext"] = json.dumps(before)
-    role["ResourceChange"]["AfterContext"] = json.dumps(after)
-    s = cfn.stubber
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK})
-    create_change_set(s, "UPDATE")
-    status(s, "CREATE_COMPLETE")
-    pages(s, [role])
-    s.add_response("delete_change_set", {}, {"ChangeSetName": CS_ARN})
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
-    c = console("n")
-    with pytest.raises(d.Refused):
-        d.deploy_stack(cfn, REQUEST, c, waits)
-    text = output(c)
-    assert "IAM changes (1, 1 security-broadening):" in text
-    assert "!  DataProcessorRole  inline policy process  + Allow dynamodb:Scan on arn:aws:dynamodb:" in text
+    f.get_template(child_old, stack_name=child_stack)
+    cfn.stubber.add_response(
+        "get_template",
+        {"TemplateBody": json.dumps(child_new)},
+        {"StackName": STACK_ID, "ChangeSetName": child_arn, "TemplateStage": "Original"},
+    )
+    f.pages(child_changes, arn=child_arn, include_values=False)
+    d.deploy_stack(
+        cfn, REQUEST, console(), waits, options=d.DeployOptions(execute=False, drift_check=False), template=NEW
+    )
+    nested = captured["inputs"].nested["Storage"]
+    assert nested.deployed_template == child_old and nested.new_template == child_new
+    assert len(nested.change_set["Changes"]) == 2  # both pages
+    assert nested.plain_change_set["Changes"] == child_changes
+    assert dict(nested.old_parameters) == {"Env": "dev"}
+
+
+def test_incomplete_description_is_fetched_plain_too(cfn, waits, captured):
+    reason = "[WARN] --include-property-values option can return incomplete ChangeSet data"
+    with_values = [HARMLESS[0]]
+    plain = HARMLESS + [change("Remove", "MarketDataTable", "AWS::DynamoDB::Table")]
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    f.pages(with_values, status_reason=reason)
+    f.pages(plain, include_values=False)
+    # what the guard makes of it is the guard's (test_deploy_review.py); kept either way, no calls after
+    options = d.DeployOptions(execute=False, keep_change_set=True, drift_check=False)
+    d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+    assert captured["inputs"].change_set["StatusReason"] == reason
+    assert [c["ResourceChange"]["LogicalResourceId"] for c in captured["inputs"].plain_change_set["Changes"]] == [
+        "ProcessingQueue",
+        "MarketDataTable",
+    ]
 
 
 def test_empty_change_set_is_deleted_and_reported_as_no_changes(cfn, waits):
-    s = cfn.stubber
-    s.add_response(
-        "describe_stacks",
-        stack("UPDATE_COMPLETE", Outputs=[{"OutputKey": "k", "OutputValue": "v"}]),
-        {"StackName": STACK},
-    )
-    create_change_set(s, "UPDATE")
-    status(s, "CREATE_PENDING", execution="UNAVAILABLE")
-    status(
-        s,
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS, Outputs=[{"OutputKey": "k", "OutputValue": "v"}])
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status("CREATE_PENDING", execution="UNAVAILABLE")
+    f.status(
         "FAILED",
         "The submitted information didn't contain changes. Submit different information to create a change set.",
         execution="UNAVAILABLE",
     )
-    s.add_response("delete_change_set", {}, {"ChangeSetName": CS_ARN})
-    c = console()
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, assume_yes=True)
+    cfn.stubber.add_response("delete_change_set", {}, {"ChangeSetName": CS_ARN})
+    outcome = d.deploy_stack(cfn, REQUEST, console(), waits, options=d.DeployOptions(assume_yes=True), template=NEW)
     assert outcome.result == "no-changes" and outcome.outputs == {"k": "v"}
-    assert "No changes" in output(c)
 
 
 def test_a_failed_change_set_that_is_not_empty_is_an_error(cfn, waits):
-    s = cfn.stubber
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK})
-    create_change_set(s, "UPDATE")
-    status(s, "FAILED", "Template format error: Unresolved resource dependencies [Nope] in the Resources block")
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    failed = "Template format error: Unresolved resource dependencies [Nope] in the Resources block"
+    f.status("FAILED", failed)
+    f.status("FAILED", failed)  # then deleted: a failed change set is not left behind either
+    f.delete()
     with pytest.raises(d.DeployError, match="Unresolved resource dependencies"):
-        d.deploy_stack(cfn, REQUEST, console(), waits, assume_yes=True)
-
-
-def test_rollback_complete_stack_is_deleted_after_confirmation_then_created(cfn, waits, fake_time):
-    s = cfn.stubber
-    s.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK})
-    s.add_response("delete_stack", {}, {"StackName": STACK_ID})
-    s.add_response("describe_stacks", stack("DELETE_IN_PROGRESS"), {"StackName": STACK_ID})
-    s.add_response("describe_stacks", stack("DELETE_COMPLETE"), {"StackName": STACK_ID})
-    create_change_set(s, "CREATE")
-    status(s, "CREATE_COMPLETE")
-    pages(s, [change("Add", "DataBucket", "AWS::S3::Bucket")])
-    s.add_response("delete_change_set", {}, {"ChangeSetName": CS_ARN})  # then declined
-    s.add_response("describe_stacks", stack("REVIEW_IN_PROGRESS"), {"StackName": STACK_ID})
-    s.add_response("describe_stack_resources", {"StackResources": []}, {"StackName": STACK_ID})
-    s.add_response("delete_stack", {}, {"StackName": STACK_ID})
-    answers = iter(["y", "n"])
-    c = d.Console(out=io.StringIO(), interactive=True, ask=lambda prompt: next(answers))
-    with pytest.raises(d.Refused, match="declined"):
-        d.deploy_stack(cfn, REQUEST, c, waits)
-    text = c.out.getvalue()
-    assert "is ROLLBACK_COMPLETE" in text and "Deleted stack market-data-dev." in text
-    assert fake_time.sleeps == [5]  # one poll while the delete was in progress
-
-
-def test_rollback_complete_stack_is_left_alone_when_deletion_is_declined(cfn, waits):
-    s = cfn.stubber
-    s.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK})
-    with pytest.raises(d.Refused, match="not deleted"):
-        d.deploy_stack(cfn, REQUEST, console("n"), waits)
+        d.deploy_stack(cfn, REQUEST, console(), waits, options=d.DeployOptions(assume_yes=True), template=NEW)
 
 
 def test_declined_prompt_deletes_the_change_set_and_the_empty_review_stack(cfn, waits):
-    s = cfn.stubber
-    no_stack(s)
-    create_change_set(s, "CREATE")
-    status(s, "CREATE_COMPLETE")
-    pages(s, [change("Add", "DataBucket", "AWS::S3::Bucket"), change("Add", "MarketDataTable", "AWS::DynamoDB::Table")])
-    s.add_response("delete_change_set", {}, {"ChangeSetName": CS_ARN})
-    s.add_response("describe_stacks", stack("REVIEW_IN_PROGRESS"), {"StackName": STACK_ID})
-    s.add_response("describe_stack_resources", {"StackResources": []}, {"StackName": STACK_ID})
-    s.add_response("delete_stack", {}, {"StackName": STACK_ID})
+    f = Flow(cfn.stubber)
+    f.no_stack()
+    f.create("CREATE")
+    f.status()
+    adds = [change("Add", "DataBucket", "AWS::S3::Bucket"), change("Add", "MarketDataTable", "AWS::DynamoDB::Table")]
+    f.pages(adds)
+    f.pages(adds, include_values=False)
+    f.delete(review_in_progress=True)
     c = console("")  # Enter: the default is No
-    with pytest.raises(d.Refused, match="declined"):
-        d.deploy_stack(cfn, REQUEST, c, waits)
+    outcome = d.deploy_stack(cfn, REQUEST, c, waits, template=NEW)
+    assert outcome.result == "declined"
     assert c.asked == ["Execute this change set? [y/N] "]  # type: ignore[attr-defined]
     assert "Deleted the empty stack market-data-dev (REVIEW_IN_PROGRESS)" in output(c)
 
 
-def test_no_terminal_without_yes_refuses_instead_of_waiting(cfn, waits):
-    s = cfn.stubber
-    no_stack(s)
-    create_change_set(s, "CREATE")
-    status(s, "CREATE_COMPLETE")
-    pages(s, [change("Add", "DataBucket", "AWS::S3::Bucket")])
-    c = console(None)
-    with pytest.raises(d.Refused, match="no terminal"):
-        d.deploy_stack(cfn, REQUEST, c, waits)
-    assert c.asked == []  # type: ignore[attr-defined]
-    assert CS_ARN in output(c)  # left for --execute
-
-
-def test_failed_execution_prints_the_root_cause_first(cfn, waits):
-    s = cfn.stubber
-    cs = {
-        "ChangeSetId": CS_ARN,
-        "ChangeSetName": "deploy-20261125T101500Z-abc123",
-        "StackId": STACK_ID,
-        "StackName": STACK,
-        "ChangeSetType": "CREATE",
-        "Changes": [],
-    }
-    review = d.build_review(
-        {
-            **cs,
-            "Changes": [
-                change("Add", n, t)
-                for n, t in (
-                    ("DataBucket", "AWS::S3::Bucket"),
-                    ("MarketDataTable", "AWS::DynamoDB::Table"),
-                    ("DataIngestionRole", "AWS::IAM::Role"),
-                )
-            ],
-        }
+def test_create_sets_the_stack_policy_after_the_stack_exists(cfn, waits):
+    """CreateChangeSet has no StackPolicyBody (service model): the policy follows the CREATE."""
+    f = Flow(cfn.stubber)
+    f.no_stack()
+    f.create("CREATE")
+    f.status()
+    adds = [change("Add", "MarketDataTable", "AWS::DynamoDB::Table")]
+    f.pages(adds)
+    f.pages(adds, include_values=False)
+    f.execute("CREATE_COMPLETE", outputs=[{"OutputKey": k, "OutputValue": "x"} for k in NEW["Outputs"]])
+    f.get_template(NEW)  # all outputs reported: no resources listed
+    cfn.stubber.add_response("describe_stacks", stack("CREATE_COMPLETE"), {"StackName": STACK_ID})
+    f.set_policy(protected(NEW))
+    cfn.stubber.add_response(
+        "update_termination_protection",
+        {"StackId": STACK_ID},
+        {"StackName": STACK, "EnableTerminationProtection": True},
     )
-    review_event = event(STACK, "AWS::CloudFormation::Stack", "REVIEW_IN_PROGRESS", -5, "User Initiated", token=None)
-    s.add_response("describe_stack_events", {"StackEvents": [review_event]}, {"StackName": STACK_ID})
-    s.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
-    root = 'Resource handler returned message: "User: arn:aws:sts::123456789012:assumed-role/deployer is not authorized to perform: dynamodb:CreateTable" (HandlerErrorCode: AccessDenied)'
-    newest_first = [
-        event(STACK, "AWS::CloudFormation::Stack", "ROLLBACK_COMPLETE", 30, token=None),
-        event("DataBucket", "AWS::S3::Bucket", "DELETE_COMPLETE", 25, token=None),
-        event(
-            STACK,
-            "AWS::CloudFormation::Stack",
-            "ROLLBACK_IN_PROGRESS",
-            20,
-            "The following resource(s) failed to create: [DataBucket, MarketDataTable]. Rollback requested by user.",
-            token=None,
-        ),
-        event("DataBucket", "AWS::S3::Bucket", "CREATE_FAILED", 12, "Resource creation cancelled", token=None),
-        event("MarketDataTable", "AWS::DynamoDB::Table", "CREATE_FAILED", 10, root, token=None),
-        event("MarketDataTable", "AWS::DynamoDB::Table", "CREATE_IN_PROGRESS", 3, token=None),
-        event("DataBucket", "AWS::S3::Bucket", "CREATE_IN_PROGRESS", 2, token=None),
-        event(STACK, "AWS::CloudFormation::Stack", "CREATE_IN_PROGRESS", 1, "User Initiated", token=None),
-        review_event,
-        # an hour old, not on the page read before executing: the timestamp marker ends the read
-        event("DataBucket", "AWS::S3::Bucket", "DELETE_FAILED", -3600, "from an older operation", token=None),
-    ]
-    # two pages of events (newest first), the second ends at the marker
-    s.add_response(
-        "describe_stack_events", {"StackEvents": newest_first[:4], "NextToken": "events-2"}, {"StackName": STACK_ID}
-    )
-    s.add_response(
-        "describe_stack_events",
-        {"StackEvents": newest_first[4:], "NextToken": "events-3"},
-        {"StackName": STACK_ID, "NextToken": "events-2"},
-    )  # page 3 is never asked for
-    s.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK_ID})
-    c = console()
-    result = d.execute_and_follow(cfn, cs, review, c, waits)
-    d.render_result(result, STACK, c)
-    assert not result.succeeded and result.status == "ROLLBACK_COMPLETE"
-    assert [e["LogicalResourceId"] for e in result.failures] == ["MarketDataTable"]  # cancellations are not causes
-    text = output(c)
-    failed = text[text.index("Failed resources (root cause first):") :]
-    assert failed.splitlines()[1].split()[:3] == ["MarketDataTable", "AWS::DynamoDB::Table", "CREATE_FAILED"]
-    assert "not authorized to perform: dynamodb:CreateTable" in failed
-    assert "REVIEW_IN_PROGRESS" not in text  # an event from before the execute call
-    assert "from an older operation" not in text
-
-
-def test_events_of_another_operation_are_ignored(cfn, waits):
-    s = cfn.stubber
-    cs = {
-        "ChangeSetId": CS_ARN,
-        "ChangeSetName": "cs",
-        "StackId": STACK_ID,
-        "StackName": STACK,
-        "ChangeSetType": "UPDATE",
-    }
-    review = d.build_review({**cs, "Changes": [change("Modify", "DataBucket", "AWS::S3::Bucket", replacement="False")]})
-    s.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": STACK_ID})
-    s.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
-    s.add_response(
-        "describe_stack_events",
-        {
-            "StackEvents": [
-                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE", 9, token=None),
-                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_COMPLETE", 8, token="someone-else"),
-                event("DataBucket", "AWS::S3::Bucket", "UPDATE_FAILED", 5, "not ours", token="someone-else"),
-                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", 4, token=None),
-            ]
-        },
-        {"StackName": STACK_ID},
-    )
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
-    # no Outputs reported: the template is asked whether it declares any (it does not)
-    s.add_response("get_template", {"TemplateBody": '{"Resources": {}}'}, {"StackName": STACK_ID})
-    c = console()
-    result = d.execute_and_follow(cfn, cs, review, c, waits)
-    assert result.succeeded and result.failures == [] and result.outputs == {}
-    assert "not ours" not in output(c)
-
-
-def test_change_set_creation_times_out(cfn, waits, fake_time):
-    s = cfn.stubber
-    s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK})
-    create_change_set(s, "UPDATE")
-    for _ in range(13):  # t = 0, 5, ..., 60 s: still pending at the 60 s deadline
-        status(s, "CREATE_IN_PROGRESS", execution="UNAVAILABLE")
-    with pytest.raises(d.DeployError, match="still CREATE_IN_PROGRESS after 60 s"):
-        d.deploy_stack(cfn, REQUEST, console(), waits, assume_yes=True)
-    assert fake_time.elapsed == 60
-
-
-def test_operation_in_progress_is_waited_for_then_refused_after_the_timeout(cfn, fake_time):
-    waits = d.Waits(
-        sleep=fake_time.sleep, clock=fake_time.monotonic, now=fake_time.now, poll_seconds=30, stack_timeout_seconds=60
-    )
-    s = cfn.stubber
-    s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK})
-    for _ in range(3):
-        s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK})
-    with pytest.raises(d.DeployError, match="still UPDATE_IN_PROGRESS after 60 s"):
-        d.preflight(cfn, STACK, console(), waits, assume_yes=True)
+    outcome = d.deploy_stack(cfn, REQUEST, console(), waits, options=d.DeployOptions(assume_yes=True), template=NEW)
+    assert outcome.result == "deployed" and outcome.outputs_resolved_locally == []
 
 
 def test_execute_existing_refuses_a_change_set_that_is_no_longer_available(cfn, waits):
-    s = cfn.stubber
-    s.add_response(
+    cfn.stubber.add_response(
         "describe_change_set",
-        {
-            "ChangeSetId": CS_ARN,
-            "StackName": STACK,
-            "Status": "CREATE_COMPLETE",
-            "ExecutionStatus": "OBSOLETE",
-            "Changes": [],
-        },
+        {"ChangeSetId": CS_ARN, "StackName": STACK, "Status": "CREATE_COMPLETE", "ExecutionStatus": "OBSOLETE"},
         {"ChangeSetName": CS_ARN, "IncludePropertyValues": True},
     )
     with pytest.raises(d.UsageError, match="OBSOLETE, not AVAILABLE"):
-        d.execute_existing(cfn, CS_ARN, console(), waits, assume_yes=True)
+        d.execute_existing(cfn, CS_ARN, console(), waits, options=d.DeployOptions(assume_yes=True))
+
+
+def test_execute_existing_update_on_an_emulator_fails_closed(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.pages(HARMLESS)
+    cfn.stubber.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
+    options = d.DeployOptions(assume_yes=True, where=d.Where(endpoint_url="http://127.0.0.1:5055"))
+    with pytest.raises(d.UsageError, match="cannot be reviewed again"):
+        d.execute_existing(cfn, CS_ARN, console(), waits, options=options)

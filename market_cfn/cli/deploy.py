@@ -83,7 +83,9 @@ def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.Argument
     )
     target = parser.add_argument_group("what to deploy")
     target.add_argument("--env", type=_text, default="dev", help=ENV_HELP)
-    target.add_argument("--config", type=_text, metavar="FILE", help="deploy settings file (default: ./deploy.toml if it exists)")
+    target.add_argument(
+        "--config", type=_text, metavar="FILE", help="deploy settings file (default: ./deploy.toml if it exists)"
+    )
     target.add_argument("--stack-name", type=_text, help="stack name (default: market-data-<env>)")
     target.add_argument(
         "--parameter",
@@ -119,7 +121,9 @@ def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.Argument
         "--execute", type=_text, metavar="CHANGE_SET_ARN", help="review and execute a change set created earlier"
     )
     flow.add_argument(
-        "--json", action="store_true", help="print the result, every field, as JSON on stdout (the review goes to stderr)"
+        "--json",
+        action="store_true",
+        help="print the result, every field, as JSON on stdout (the review goes to stderr)",
     )
     flow.add_argument("--review-out", type=_text, metavar="FILE", help="write the review as Markdown (a PR comment)")
     flow.add_argument(

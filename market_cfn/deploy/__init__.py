@@ -12,6 +12,12 @@ from market_cfn.deploy.artifacts import (
     ensure_object,
     template_location,
 )
+from market_cfn.deploy.backstop import (
+    apply_stack_policies,
+    enable_termination_protection,
+    retains_data,
+    stack_policy,
+)
 from market_cfn.deploy.bootstrap import (
     API_LOGGING_POLICY,
     ARTIFACT_EXPIRATION_DAYS,
@@ -26,8 +32,10 @@ from market_cfn.deploy.changeset import (
     ChangeSetRequest,
     change_set_name,
     change_set_parameters,
+    change_set_template,
     create_change_set,
     delete_change_set,
+    deployed_template,
     describe_change_set_all,
     is_no_changes,
     wait_for_change_set,
@@ -44,8 +52,10 @@ from market_cfn.deploy.common import (
     Refused,
     UsageError,
     Waits,
+    Where,
     table,
 )
+from market_cfn.deploy.drift import DriftResult, detect_drift
 from market_cfn.deploy.follow import (
     RESOURCE_DONE,
     ExecutionResult,
@@ -57,6 +67,7 @@ from market_cfn.deploy.format import (
     render_review,
     review_markdown,
 )
+from market_cfn.deploy.gate import DeployOptions, GateContext, review_and_execute
 from market_cfn.deploy.guard import (
     STATEFUL_TYPES,
     stateful_logical_ids,
@@ -65,6 +76,7 @@ from market_cfn.deploy.iam import (
     POLICY_PROPERTIES,
     Grant,
 )
+from market_cfn.deploy.inputs import gather_review_input
 from market_cfn.deploy.model import (
     Finding,
     GuardViolation,
@@ -75,6 +87,7 @@ from market_cfn.deploy.model import (
     Review,
     ReviewInput,
 )
+from market_cfn.deploy.outputs import ResolvedOutputs, StackFacts, resolve_outputs
 from market_cfn.deploy.pipeline import (
     TOOL_PARAMETERS,
     Outcome,
@@ -84,20 +97,43 @@ from market_cfn.deploy.pipeline import (
     deploy_stack,
     execute_existing,
     no_echo_parameters,
-    review_and_execute,
     validate_pipeline,
 )
 from market_cfn.deploy.preflight import (
     describe_stack,
     preflight,
     stack_outputs,
+    stack_resources,
     wait_for_stack,
 )
 from market_cfn.deploy.review import (
     build_review,
 )
+from market_cfn.deploy.settings import EnvSettings, load_settings
+from market_cfn.deploy.triggers import DEFAULT_MONITORING_MINUTES, RollbackPlan, plan_rollback
 
 __all__ = [
+    "deployed_template",
+    "change_set_template",
+    "stack_resources",
+    "plan_rollback",
+    "RollbackPlan",
+    "DEFAULT_MONITORING_MINUTES",
+    "load_settings",
+    "EnvSettings",
+    "resolve_outputs",
+    "StackFacts",
+    "ResolvedOutputs",
+    "gather_review_input",
+    "GateContext",
+    "DeployOptions",
+    "detect_drift",
+    "DriftResult",
+    "Where",
+    "stack_policy",
+    "retains_data",
+    "enable_termination_protection",
+    "apply_stack_policies",
     "API_LOGGING_POLICY",
     "ARTIFACT_EXPIRATION_DAYS",
     "BUCKET_OUTPUT",

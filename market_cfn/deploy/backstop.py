@@ -32,8 +32,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
-from market_cfn.deploy.common import Console, DeployError, _error_message
+from market_cfn.deploy.common import Console, DeployError, _error_message, not_implemented
 
 POLICY_BODY_LIMIT = 16_384  # SetStackPolicy StackPolicyBody, max length (service model)
 RETAINING_POLICIES = ("Retain", "RetainExceptOnCreate", "Snapshot")
@@ -150,9 +151,9 @@ def enable_termination_protection(cfn: Any, stack_name: str, console: Console, *
     so and go on (documented degradation: nothing real is at stake there); on AWS an error fails."""
     try:
         cfn.update_termination_protection(StackName=stack_name, EnableTerminationProtection=True)
-    except (ClientError, BotoCoreError) as exc:
-        if emulator:
-            console.say(f"Termination protection: not available on this endpoint ({_one_line(exc)}); not set.")
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        if emulator and not_implemented(exc):
+            console.say("Termination protection: this endpoint does not implement it; not set.")
             return False
         raise DeployError(
             f"stack {stack_name} was deployed, but termination protection could not be turned on: {_one_line(exc)}"

@@ -178,7 +178,7 @@ def parse_template(body: Any, *, what: str) -> dict[str, Any]:
         value = json.loads(body)
     except ValueError:
         try:
-            from cfnlint.decode.cfn_yaml import loads as yaml_loads
+            from cfnlint.decode.cfn_yaml import loads as yaml_loads  # type: ignore[import-untyped]
         except ImportError as exc:  # fail closed: a template we cannot read is not reviewed as empty
             raise DeployError(f"{what} is YAML; install cfn-lint to read it") from exc
         try:
@@ -196,7 +196,10 @@ def deployed_template(cfn: Any, stack: str) -> dict[str, Any]:
     return parse_template(body, what=f"the deployed template of {stack}")
 
 
-def change_set_template(cfn: Any, change_set_arn: str) -> dict[str, Any]:
-    """GetTemplate(ChangeSetName=ARN, TemplateStage=Original): the template a change set deploys."""
-    body = cfn.get_template(ChangeSetName=change_set_arn, TemplateStage="Original").get("TemplateBody")
+def change_set_template(cfn: Any, change_set_arn: str, stack_id: str) -> dict[str, Any]:
+    """GetTemplate(ChangeSetName=ARN, TemplateStage=Original): the template a change set deploys.
+    StackName is passed too: optional with an ARN on AWS, and moto reads only StackName."""
+    body = cfn.get_template(StackName=stack_id, ChangeSetName=change_set_arn, TemplateStage="Original").get(
+        "TemplateBody"
+    )
     return parse_template(body, what=f"the template of change set {change_set_arn}")

@@ -138,3 +138,19 @@ def _error_code(exc: ClientError) -> str:
 
 def _error_message(exc: ClientError) -> str:
     return exc.response.get("Error", {}).get("Message", str(exc))
+
+
+def not_implemented(exc: Exception) -> bool:
+    """Whether an endpoint said it does not implement the call: moto answers an action it lacks with an
+    HTTP 500 HTML page (botocore cannot parse it), others with NotImplemented / HTTP 501."""
+    from botocore.parsers import ResponseParserError
+
+    if isinstance(exc, ResponseParserError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return _error_code(exc) in ("NotImplemented", "NotImplementedException", "InternalFailure") or status in (
+            500,
+            501,
+        )
+    return False

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
-from market_cfn.deploy.common import Console, DeployError, Waits, _error_message
+from market_cfn.deploy.common import Console, DeployError, Waits, _error_message, not_implemented
 
 MAX_IDS_PER_DETECTION = 200  # DetectStackDrift LogicalResourceIds, max items (service model)
 DRIFTED = ("MODIFIED", "DELETED")
@@ -64,12 +65,12 @@ def detect_drift(
         ]
         complete = all([_wait_detection(cfn, detection_id, waits) for detection_id in detection_ids])
         drifts = _drifted_resources(cfn, stack_id)
-    except (ClientError, BotoCoreError) as exc:
-        reason = _error_message(exc) if isinstance(exc, ClientError) else " ".join(str(exc).split())[:160]
-        if emulator:
-            note = f"not checked: this endpoint does not support drift detection ({reason})"
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        if emulator and not_implemented(exc):
+            note = "not checked: this endpoint does not implement drift detection"
             console.say(f"Drift: {note}.")
             return DriftResult(checked=False, note=note)
+        reason = _error_message(exc) if isinstance(exc, ClientError) else " ".join(str(exc).split())[:160]
         raise DeployError(
             f"drift detection failed: {reason} (pass --no-drift-check to deploy without it; the review will "
             "say drift was not checked)"

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from market_cfn.deploy.changeset import deployed_template
 from market_cfn.deploy.common import CANCELLED_REASONS, SUCCESS_STATUS, Console, DeployError, Waits, _short
 from market_cfn.deploy.model import Review
-from market_cfn.deploy.changeset import deployed_template
 from market_cfn.deploy.outputs import ResolvedOutputs, StackFacts, resolve_outputs
 from market_cfn.deploy.preflight import describe_stack, stack_outputs, stack_resources
 
@@ -147,7 +147,12 @@ def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict[str, Any] | Non
     if not (template.get("Outputs") or {}).keys() - reported.keys():
         return ResolvedOutputs(values=dict(reported))
     physical, types = stack_resources(cfn, stack_id)
-    parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters") or []}
+    parameters = {
+        key: str(spec["Default"])
+        for key, spec in (template.get("Parameters") or {}).items()
+        if isinstance(spec, dict) and "Default" in spec
+    }
+    parameters.update({p["ParameterKey"]: p.get("ParameterValue", "") for p in (stack or {}).get("Parameters") or []})
     return resolve_outputs(template, reported, StackFacts(stack_id, parameters, physical, types))
 
 

@@ -103,7 +103,7 @@ class GateContext:
 
 
 def protected_ids(inputs: ReviewInput, extra_types: frozenset[str]) -> dict[str, list[str]]:
-    """"" -> the root stack's stateful logical ids (deployed and new template); path -> a nested stack's."""
+    """ "" -> the root stack's stateful logical ids (deployed and new template); path -> a nested stack's."""
     root = set(stateful_logical_ids(inputs.new_template, extra_types))
     if inputs.deployed_template:
         root |= set(stateful_logical_ids(inputs.deployed_template, extra_types))

@@ -97,7 +97,7 @@ def nested_inputs(cfn: Any, change_set: Mapping[str, Any], *, depth: int) -> dic
         existing = rc.get("Action") != "Add" and bool(child_stack_id)
         child_stack = describe_stack(cfn, child_stack_id) if existing else None
         child_deployed = deployed_template(cfn, child_stack_id) if child_stack else None
-        child_template = change_set_template(cfn, child_arn)
+        child_template = change_set_template(cfn, child_arn, described.get("StackId") or child_stack_id)
         children[rc["LogicalResourceId"]] = ReviewInput(
             change_set=described,
             plain_change_set=describe_change_set_all(cfn, child_arn, include_values=False),

@@ -112,9 +112,7 @@ class ResolvedOutputs:
         if self.local:
             parts.append(f"resolved locally from the stack's physical resource IDs: {', '.join(sorted(self.local))}")
         if self.unresolved:
-            parts.append(
-                "not resolved: " + ", ".join(f"{k} ({why})" for k, why in sorted(self.unresolved.items()))
-            )
+            parts.append("not resolved: " + ", ".join(f"{k} ({why})" for k, why in sorted(self.unresolved.items())))
         return "; ".join(parts)
 
 

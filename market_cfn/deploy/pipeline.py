@@ -71,9 +71,7 @@ def deploy_stack(
         request = replace(request, rollback_configuration=rollback.configuration)
     name = change_set_name(waits.now())
     console.say(f"Creating {change_set_type} change set {name} for stack {request.stack_name} ...")
-    arn = create_change_set(
-        cfn, request, change_set_type=change_set_type, name=name, previous=stack_parameters(stack)
-    )
+    arn = create_change_set(cfn, request, change_set_type=change_set_type, name=name, previous=stack_parameters(stack))
     if arn is None:
         console.say(f"No changes: stack {request.stack_name} is up to date.")
         return Outcome("no-changes", request.stack_name, outputs=stack_outputs(stack))
@@ -102,6 +100,9 @@ def deploy_stack(
         review = build_review(inputs, options.overrides)
     except KeyboardInterrupt:
         return _interrupted_before_prompt(cfn, arn, request.stack_name, console)
+    except DeployError:
+        _abandon(cfn, arn, console)  # nothing unreviewed is left executable
+        raise
     context = GateContext(change_set_type, inputs, drift, rollback)
     return review_and_execute(cfn, change_set, review, context, console, waits, options)
 
@@ -110,8 +111,7 @@ def _interrupted_before_prompt(cfn: Any, arn: str, stack_name: str, console: Con
     """Ctrl-C while the change set was being made or reviewed: "no", and nothing left behind."""
     console.say("")
     console.say("Interrupted before anything was executed: cleaning up.")
-    change_set = cfn.describe_change_set(ChangeSetName=arn)
-    cleaned = delete_change_set(cfn, change_set, console)
+    cleaned = _abandon(cfn, arn, console)
     return Outcome(
         "declined",
         stack_name,
@@ -119,6 +119,16 @@ def _interrupted_before_prompt(cfn: Any, arn: str, stack_name: str, console: Con
         message="interrupted: nothing was executed; deleted " + ", ".join(cleaned),
         cleaned_up=cleaned,
     )
+
+
+def _abandon(cfn: Any, arn: str, console: Console) -> list[str]:
+    """Delete a change set that will not be reviewed to the end (and its empty CREATE stack)."""
+    try:
+        change_set = cfn.describe_change_set(ChangeSetName=arn)
+        return delete_change_set(cfn, change_set, console)
+    except ClientError as exc:  # the error that got us here matters more; say what is left
+        console.say(f"Could not delete change set {arn} ({_error_message(exc)}): delete it before executing anything.")
+        return []
 
 
 def _rollback_plan(
@@ -129,8 +139,15 @@ def _rollback_plan(
     options: DeployOptions,
 ) -> RollbackPlan:
     if not options.rollback_alarms or stack is None:
-        return plan_rollback("", deployed, new_template, {}, enabled=False, monitoring_minutes=0,
-                             why_disabled="off (--rollback-alarms turns them on)" if stack else "a new stack has no alarms yet")
+        return plan_rollback(
+            "",
+            deployed,
+            new_template,
+            {},
+            enabled=False,
+            monitoring_minutes=0,
+            why_disabled="off; --rollback-alarms turns them on" if stack else "a new stack has no alarms yet",
+        )
     physical, _ = stack_resources(cfn, stack["StackId"])
     return plan_rollback(
         stack["StackId"],
@@ -199,7 +216,7 @@ def execute_existing(cfn: Any, arn: str, console: Console, waits: Waits, *, opti
             "change set's own template); run bin/deploy without --execute to create and execute in one run"
         )
     deployed = None if creating else deployed_template(cfn, change_set["StackId"])
-    new_template = change_set_template(cfn, arn)
+    new_template = change_set_template(cfn, arn, change_set["StackId"])
     try:
         drift = _drift(cfn, None if creating else stack, deployed, console, waits, options)
         rollback = RollbackPlan(

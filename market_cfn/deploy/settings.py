@@ -126,12 +126,12 @@ def _parse_section(path: Path, env: str, raw: Any) -> EnvSettings:
             # bool is an int in Python: check it exactly so `retain_data = 1` is refused
             if type(value) is not kind:
                 raise UsageError(f"{where}: {key} must be a {kind.__name__}, not {type(value).__name__}")
-            if kind is str and not value.strip():
+            if isinstance(value, str) and not value.strip():
                 raise UsageError(f"{where}: {key} must not be empty")
             values[key] = value
         elif key in _TABLES:
             if not isinstance(value, dict):
-                raise UsageError(f"{where}: {key} must be a table of KEY = \"VALUE\"")
+                raise UsageError(f'{where}: {key} must be a table of KEY = "VALUE"')
             for k, v in value.items():
                 if not isinstance(v, str):
                     raise UsageError(f"{where}: {key}.{k} must be a string (write numbers in quotes)")

@@ -41,9 +41,7 @@ class RollbackPlan:
         lines = [f"Rollback triggers ({len(self.used)}, monitored for {minutes} min after the update):"]
         lines += [f"  {logical_id}  {why}" for logical_id, why in self.used]
         if self.left_out:
-            lines.append(
-                f"  not passed (CloudFormation takes at most {MAX_TRIGGERS}): {', '.join(self.left_out)}"
-            )
+            lines.append(f"  not passed (CloudFormation takes at most {MAX_TRIGGERS}): {', '.join(self.left_out)}")
         return lines
 
 
