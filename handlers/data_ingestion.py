@@ -1,18 +1,23 @@
 """DataIngestion: S3 ObjectCreated events and POST /ingest -> ProcessingQueue.
 
-S3: each object is streamed (GetObject, with the event's VersionId when there is
-one), every record validated, the valid points packed into SendMessageBatch calls as
-they come, and the rejected records written as one JSON Lines report per source
-object version to the RejectsBucket (key `rejects/<source key>@<version>.jsonl`, so a
-re-delivered event overwrites its report instead of adding one). Any AWS failure
-raises: S3 invokes asynchronously, retries twice, then the event lands in the
+S3: each object version is ingested only while it is the key's current version
+(`open_version`: an older version whose event arrives late is skipped, so the newest
+version's points win). It is streamed, every record validated, the valid points
+packed into SendMessageBatch calls as they come, and the rejected records streamed
+(`ReportWriter`, bounded memory, no /tmp) as one JSON Lines report per source object
+version to the RejectsBucket (key `rejects/<source key>@<version>.jsonl`, so a
+re-delivered event overwrites its report instead of adding one). A record without a
+symbol takes the one its key names (`key_symbol`: a `symbol=XYZ/` segment or the
+parent folder); the result, the log line and every report line say so. Any AWS
+failure raises: S3 invokes asynchronously, retries twice, then the event lands in the
 InvocationDLQ.
 
 API (REST proxy event, POST /ingest): the body is one point, a JSON array of points,
-or {"points": [...]}, at most MAX_API_BODY_BYTES. 202 when at least one point was
-accepted, 400 when none was, 413 when the body is too large; the response lists the
-rejections (at most MAX_API_ERRORS). A point without a timestamp gets the request's
-receipt time (requestContext.requestTimeEpoch).
+or {"points": [...]}, at most MAX_API_BODY_BYTES, read by the same parser as an S3
+`.json` object (one bad point is one rejection, never the body's). 202 when at least
+one point was accepted, 400 when none was, 413 when the body is too large; the
+response lists the rejections (at most MAX_API_ERRORS). A point without a timestamp
+gets the request's receipt time (requestContext.requestTimeEpoch).
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import binascii
 import hashlib
 import json
 import os
-import tempfile
 import time
 from typing import Any
 from urllib.parse import unquote_plus
@@ -34,8 +38,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from handlers import common
 from handlers.contract import ENV_PROCESSING_QUEUE_URL, ENV_REJECTS_BUCKET
 from handlers.core.ingest import Rejection, Tally, validate_records
-from handlers.core.parsing import RawRecord, iter_raw_records, loads
-from handlers.core.points import Point, symbol_from_key
+from handlers.core.parsing import iter_api_records, iter_raw_records
+from handlers.core.points import Point, key_symbol
 from handlers.core.wire import MessagePacker
 
 MAX_API_BODY_BYTES = 1_048_576  # POST /ingest bodies above 1 MiB get 413
@@ -76,45 +80,162 @@ def report_key(source_key: str, version_id: str | None) -> str:
     return f"rejects/sha256/{digest}.jsonl"
 
 
-def ingest_object(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
-    """Ingest one S3 object version; return its counts."""
+class ReportWriter:
+    """Streams a rejection report to S3 in bounded memory, never touching /tmp.
+
+    Lines are buffered up to `part_bytes`; the first full buffer starts a multipart
+    upload and every full buffer becomes one part, so memory holds one part whatever
+    the number of rejections (S3 multipart: parts of 5 MiB to 5 GiB except the last,
+    at most 10,000 parts - S3 User Guide, "Amazon S3 multipart upload limits"). A
+    report that never fills a part is one PutObject. All of it is authorized by
+    s3:PutObject. An upload left incomplete by a failed invocation is removed by the
+    bucket's AbortIncompleteMultipartUpload lifecycle rule; the retried invocation
+    writes the whole report again under the same key.
+    """
+
+    PART_BYTES = 8 * 1024 * 1024
+    MAX_PARTS = 10_000
+
+    def __init__(self, bucket: str, key: str, *, part_bytes: int | None = None) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.part_bytes = part_bytes or self.PART_BYTES
+        self.lines = 0
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+
+    def write(self, line: dict[str, Any]) -> None:
+        self._buffer += json.dumps(line, separators=(",", ":")).encode() + b"\n"
+        self.lines += 1
+        if len(self._buffer) >= self.part_bytes:
+            self._upload_part()
+
+    def _upload_part(self) -> None:
+        s3 = common.client("s3")
+        if self._upload_id is None:
+            self._upload_id = s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType="application/x-ndjson"
+            )["UploadId"]
+        number = len(self._parts) + 1
+        if number > self.MAX_PARTS:
+            raise RuntimeError(f"rejection report {self.key} would need more than {self.MAX_PARTS} parts")
+        etag = s3.upload_part(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, PartNumber=number, Body=bytes(self._buffer)
+        )["ETag"]
+        self._parts.append({"PartNumber": number, "ETag": etag})
+        self._buffer = bytearray()
+
+    def close(self) -> None:
+        s3 = common.client("s3")
+        if self._upload_id is None:
+            s3.put_object(
+                Bucket=self.bucket, Key=self.key, Body=bytes(self._buffer), ContentType="application/x-ndjson"
+            )
+            return
+        if self._buffer:
+            self._upload_part()
+        s3.complete_multipart_upload(
+            Bucket=self.bucket, Key=self.key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
+        )
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def open_version(bucket: str, key: str, version_id: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """GetObject of the version an event names, if it is still the key's current one.
+
+    Returns (response, None), or (None, current version id) when a newer version has
+    replaced it. S3 notifications are not guaranteed to arrive in order (S3 User Guide,
+    "Event message structure": the `sequencer` exists to order them), so a version is
+    only ingested while it is current: GetObject without a VersionId returns the current
+    version and its `VersionId` (S3 API Reference, GetObject), one request, no extra
+    permission. A key whose current version is a delete marker (404, or 403 without
+    s3:ListBucket) reads the named version instead: deleting raw input after upload
+    does not lose it.
+    """
+    s3 = common.client("s3")
+    if not version_id:
+        return s3.get_object(Bucket=bucket, Key=key), None  # unversioned: the current object
+    try:
+        response = s3.get_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if _error_code(exc) not in ("NoSuchKey", "404", "AccessDenied", "403"):
+            raise
+    else:
+        current = response.get("VersionId")
+        if current == version_id:
+            return response, None
+        response["Body"].close()
+        return None, current
+    return s3.get_object(Bucket=bucket, Key=key, VersionId=version_id), None  # needs s3:GetObjectVersion
+
+
+def current_version(bucket: str, key: str) -> str | None:
+    """The key's current version id (HeadObject), or None when it has none."""
+    try:
+        return common.client("s3").head_object(Bucket=bucket, Key=key).get("VersionId")
+    except ClientError as exc:
+        if _error_code(exc) in ("NoSuchKey", "404", "AccessDenied", "403"):
+            return None
+        raise
+
+
+def ingest_object(bucket: str, key: str, version_id: str | None, *, _again: int = 2) -> dict[str, Any]:
+    """Ingest one S3 object version if it is the key's newest; return its counts."""
+    response, newer = open_version(bucket, key, version_id)
+    if response is None:
+        result: dict[str, Any] = {"source": key, "version_id": version_id}
+        result.update(skipped=f"superseded by version {newer}", records_in=0, accepted=0, rejected=0, messages=0)
+        logger.info("skipped an object version that is no longer current", extra=result)
+        metrics.add_metric(name="SupersededVersions", unit=MetricUnit.Count, value=1)
+        return result
+    result = _ingest_body(bucket, key, version_id, response)
+    if version_id and _again:
+        # A newer version stored while this one was being read may have been ingested
+        # before these points were queued: ingest the newest again so it is queued last.
+        newest = current_version(bucket, key)
+        if newest is not None and newest != version_id:
+            result["reingested_newer"] = ingest_object(bucket, key, newest, _again=_again - 1)
+    return result
+
+
+def _ingest_body(bucket: str, key: str, version_id: str | None, response: dict[str, Any]) -> dict[str, Any]:
     queue_url = common.env(ENV_PROCESSING_QUEUE_URL)
     rejects_bucket = common.env(ENV_REJECTS_BUCKET)
-    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
-    if version_id:
-        params["VersionId"] = version_id  # needs s3:GetObjectVersion
-    response = common.client("s3").get_object(**params)
     tally = Tally()
     forwarder = _Forwarder(queue_url)
-    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as report:
-        records = iter_raw_records(response["Body"], key=key, content_type=response.get("ContentType"))
-        for item in validate_records(
-            records, source=key, now_ms=_now_ms(), tally=tally, default_symbol=symbol_from_key(key)
-        ):
-            if isinstance(item, Rejection):
-                report.write(json.dumps(item.as_dict(), separators=(",", ":")).encode() + b"\n")
-            else:
-                forwarder.add(item)
-        forwarder.close()
-        result = {
-            "source": key,
-            "version_id": version_id,
-            "records_in": tally.records_in,
-            "accepted": tally.accepted,
-            "rejected": tally.rejected,
-            "messages": forwarder.packer.messages,
-        }
-        if tally.rejected:
-            report.seek(0)
-            target = report_key(key, version_id)
-            common.client("s3").put_object(
-                Bucket=rejects_bucket, Key=target, Body=report, ContentType="application/x-ndjson"
-            )
-            result["report"] = f"s3://{rejects_bucket}/{target}"
-            # WARNING, not ERROR: rejected input is expected; the ErrorCount filter matches ERROR.
-            logger.warning("rejected records", extra=result)
+    named = key_symbol(key)
+    origin: dict[str, str] = {"key_symbol": named.symbol, "key_symbol_from": named.origin} if named else {}
+    target = report_key(key, version_id)
+    report = ReportWriter(rejects_bucket, target)
+    records = iter_raw_records(response["Body"], key=key, content_type=response.get("ContentType"))
+    for item in validate_records(
+        records, source=key, now_ms=_now_ms(), tally=tally, default_symbol=named.symbol if named else None
+    ):
+        if isinstance(item, Rejection):
+            report.write({**item.as_dict(), **origin})
         else:
-            logger.info("ingested object", extra=result)
+            forwarder.add(item)
+    forwarder.close()
+    result: dict[str, Any] = {
+        "source": key,
+        "version_id": version_id,
+        "records_in": tally.records_in,
+        "accepted": tally.accepted,
+        "rejected": tally.rejected,
+        "messages": forwarder.packer.messages,
+        **origin,
+    }
+    if tally.rejected:
+        report.close()
+        result["report"] = f"s3://{rejects_bucket}/{target}"
+        # WARNING, not ERROR: rejected input is expected; the ErrorCount filter matches ERROR.
+        logger.warning("rejected records", extra=result)
+    else:
+        logger.info("ingested object", extra=result)
     metrics.add_metric(name="RecordsIn", unit=MetricUnit.Count, value=tally.records_in)
     metrics.add_metric(name="AcceptedRecords", unit=MetricUnit.Count, value=tally.accepted)
     metrics.add_metric(name="RejectedRecords", unit=MetricUnit.Count, value=tally.rejected)
@@ -127,15 +248,6 @@ def _api_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
         "headers": {"Content-Type": "application/json"},
         "body": json.dumps(body, separators=(",", ":")),
     }
-
-
-def api_records(doc: Any) -> list[RawRecord]:
-    """The records of a POST /ingest body: one point, an array, or {"points": [...]}."""
-    if isinstance(doc, list):
-        return [RawRecord(f"index {i}", value) for i, value in enumerate(doc)]
-    if isinstance(doc, dict) and isinstance(doc.get("points"), list):
-        return [RawRecord(f"points[{i}]", value) for i, value in enumerate(doc["points"])]
-    return [RawRecord("body", doc)]
 
 
 def ingest_api(event: dict[str, Any]) -> dict[str, Any]:
@@ -156,14 +268,7 @@ def ingest_api(event: dict[str, Any]) -> dict[str, Any]:
     if len(raw) > MAX_API_BODY_BYTES:
         return _api_response(413, {"message": f"body larger than {MAX_API_BODY_BYTES} bytes; split it"})
     receipt_ms = (event.get("requestContext") or {}).get("requestTimeEpoch") or _now_ms()
-    try:
-        doc = loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        records = [RawRecord("body", error="body is not valid UTF-8")]
-    except (ValueError, RecursionError) as exc:
-        records = [RawRecord("body", error=f"invalid JSON: {str(exc).splitlines()[0][:120]}")]
-    else:
-        records = api_records(doc)
+    records = iter_api_records(raw)  # the same parser as an S3 .json object
     tally = Tally()
     errors: list[dict[str, str]] = []
     forwarder = _Forwarder(common.env(ENV_PROCESSING_QUEUE_URL))

@@ -297,3 +297,122 @@ def test_api_other_methods_are_405(pipeline):
 def test_unknown_event_shape_raises(pipeline):
     with pytest.raises(ValueError):
         pipeline.invoke("DataIngestionFunction", {"hello": "world"})
+
+
+# --- issue 10: versions, bounded reports, symbols, one contract ----------------------------
+def stored_prices(pipe):
+    pipe.drain_processing_queue()
+    return sorted((i["symbol"], int(i["timestamp"]), i["price"]) for i in pipe.table_items() if "#" not in i["symbol"])
+
+
+def test_an_older_version_delivered_last_does_not_overwrite_the_newer(pipeline):
+    # GIVEN a key overwritten: version 1 then version 2, with the same point
+    pipeline.put_object("AAPL/day.csv", b"timestamp,price\n1717421400,1\n")
+    pipeline.put_object("AAPL/day.csv", b"timestamp,price\n1717421400,2\n")
+    old, new = pipeline.pending_s3_events
+    # WHEN their events arrive out of order (the newest first)
+    pipeline.pending_s3_events[:] = [new, old]
+    results = pipeline.deliver_s3_events()
+    # THEN the older version is skipped and the newest version's point is stored
+    assert [r["accepted"] for r in results] == [1, 0]
+    assert results[1]["skipped"].startswith("superseded by version")
+    assert stored_prices(pipeline) == [("AAPL", 1717421400000, Decimal(2))]
+
+
+def test_a_version_replaced_while_it_is_ingested_requeues_the_newest_last(pipeline, faults):
+    # GIVEN version 1 is being read when version 2 is stored and fully ingested
+    pipeline.put_object("AAPL/day.csv", b"timestamp,price\n1717421400,1\n")
+    [old] = pipeline.pending_s3_events
+    pipeline.pending_s3_events.clear()
+
+    def racing(original, n, **kwargs):
+        response = original(**kwargs)
+        if n == 1:
+            pipeline.put_object("AAPL/day.csv", b"timestamp,price\n1717421400,2\n")
+            new = pipeline.pending_s3_events.pop()
+            pipeline.invoke("DataIngestionFunction", new)
+        return response
+
+    faults.wrap("s3", "get_object", racing)
+    # WHEN version 1's invocation finishes after version 2's
+    [result] = pipeline.invoke("DataIngestionFunction", old)["objects"]
+    # THEN it noticed, and queued version 2 again after its own points
+    assert result["reingested_newer"]["accepted"] == 1
+    assert stored_prices(pipeline) == [("AAPL", 1717421400000, Decimal(2))]
+
+
+def test_millions_of_rejections_stream_in_parts_in_bounded_memory(pipeline, monkeypatch):
+    from handlers import data_ingestion
+
+    monkeypatch.setattr(data_ingestion.ReportWriter, "PART_BYTES", 5 * 1024 * 1024)  # S3's minimum part
+    sizes = []
+    upload_part = data_ingestion.ReportWriter._upload_part
+
+    def measured(self):
+        sizes.append(len(self._buffer))
+        upload_part(self)
+
+    monkeypatch.setattr(data_ingestion.ReportWriter, "_upload_part", measured)
+    bad = b"timestamp,price\n" + b"".join(b"%d,-1\n" % (1717421400 + i) for i in range(150_000))
+    pipeline.put_object("AAPL/bad.csv", bad)
+    [result] = pipeline.deliver_s3_events()
+    assert result["rejected"] == 150_000
+    ops = [c.operation for c in pipeline.calls if c.actor == "DataIngestionFunction" and c.service == "s3"]
+    assert ops.count("UploadPart") == len(sizes) >= 2 and "CompleteMultipartUpload" in ops
+    assert max(sizes) < 5 * 1024 * 1024 + 1024  # one part (plus one line) in memory
+    report = pipeline.rejections()
+    assert len(report) == 150_000 and report[-1]["position"] == "line 150001"
+    assert report[0]["key_symbol"] == "AAPL" and report[0]["key_symbol_from"] == "parent folder 'AAPL/'"
+
+
+def test_api_one_unreadable_point_is_one_rejection_not_a_400(pipeline):
+    points = [json.dumps({"symbol": "A", "price": 1, "timestamp": 1717421400 + i}) for i in range(99)]
+    points.insert(7, '{"symbol":"A","price":1,"timestamp":1717421400,"x":' + "7" * 5000 + "}")
+    status, body = post(pipeline, "[" + ",".join(points) + "]")
+    assert status == 202 and (body["accepted"], body["rejected"]) == (99, 1)
+    assert body["errors"][0]["position"] == "index 7"
+
+
+def test_simulate_from_the_repository_root_keeps_each_files_symbol():
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "market_cfn",
+            "simulate",
+            "tests/data/AAPL/2024-06-03.csv",
+            "tests/data/MSFT/2024-06-03.jsonl",
+        ],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)},
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert {a["symbol"] for a in doc["aggregates"]} == {"AAPL", "MSFT"}
+    assert doc["key_symbols"] == [
+        {"source": "tests/data/AAPL/2024-06-03.csv", "symbol": "AAPL", "from": "parent folder 'AAPL/'"},
+        {"source": "tests/data/MSFT/2024-06-03.jsonl", "symbol": "MSFT", "from": "parent folder 'MSFT/'"},
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"source":"feed","points":[{"symbol":"A","price":1,"timestamp":"2024-06-03t13:30:00z"},{"symbol":"A","price":0}]}',
+        b'[{"symbol":"A","price":1,"timestamp":"2016-12-31T23:59:60Z"},\r{"symbol":"ibm","price":1e16,"timestamp":1}]',
+    ],
+)
+def test_the_same_body_gives_the_same_result_from_s3_and_the_api(pipeline, body):
+    pipeline.put_object("feed/x.json", body)
+    [s3_result] = pipeline.deliver_s3_events()
+    status, api = post(pipeline, body.decode())
+    assert (s3_result["accepted"], s3_result["rejected"]) == (api["accepted"], api["rejected"])
+    assert [(r["position"], r["reason"]) for r in pipeline.rejections()] == [
+        (e["position"], e["reason"]) for e in api["errors"]
+    ]

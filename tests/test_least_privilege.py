@@ -103,6 +103,10 @@ def exercised():
         try:
             pipe.put_object("AAPL/a.csv", b"timestamp,price,volume\n1717421400,192.9,10\n1717421401,-1,1\n")
             pipe.deliver_s3_events()
+            # deleted before its event is handled: the named version is read (s3:GetObjectVersion)
+            pipe.put_object("AAPL/b.csv", b"timestamp,price\n1717421402,193\n")
+            pipe.s3.delete_object(Bucket=pipe.bucket, Key="AAPL/b.csv")
+            pipe.deliver_s3_events()
             pipe.s3.put_object(
                 Bucket=pipe.bucket, Key="MSFT/2024-06-03.jsonl", Body=b'{"price":415,"timestamp":1717421400}\n'
             )

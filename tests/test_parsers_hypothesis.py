@@ -10,10 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handlers.core.ingest import Rejection, Tally, validate_records
-from handlers.core.parsing import iter_raw_records
+from handlers.core.parsing import iter_api_records, iter_raw_records
 from handlers.core.points import Point, Rejected, validate
 from handlers.core.wire import MessagePacker, decode_message
-from handlers.data_ingestion import api_records
 
 NOW_MS = 1_717_500_000_000
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -72,7 +71,7 @@ def test_csv_like_text_never_crashes(cells):
     )
 )
 def test_api_bodies_keep_the_invariant(doc):
-    records = api_records(doc)
+    records = list(iter_api_records(json.dumps(doc, default=str).encode()))
     tally = Tally()
     out = list(validate_records(records, source="api", now_ms=NOW_MS, tally=tally, default_timestamp_ms=NOW_MS))
     assert tally.records_in == tally.accepted + tally.rejected == len(out) == len(records)

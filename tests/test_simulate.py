@@ -28,16 +28,31 @@ def test_simulate_prints_one_document_of_the_documented_shape(monkeypatch, capsy
     code, out, err = run_cli(monkeypatch, capsys, *SAMPLES)
     assert code == 0, err
     doc = json.loads(out)  # exactly one JSON document on stdout, nothing else
-    assert list(doc) == ["points_in", "accepted", "rejected", "stored", "rejections", "aggregates", "dead_letters"]
+    assert list(doc) == [
+        "points_in",
+        "accepted",
+        "rejected",
+        "stored",
+        "rejections",
+        "aggregates",
+        "dead_letters",
+        "key_symbols",
+    ]
     assert doc["points_in"] == doc["accepted"] + doc["rejected"] == 19
     assert (doc["accepted"], doc["stored"], doc["dead_letters"]) == (12, 12, 0)
     assert len(doc["rejections"]) == doc["rejected"]
-    assert all(set(r) == {"source", "position", "reason"} for r in doc["rejections"])
+    assert all({"source", "position", "reason"} <= set(r) for r in doc["rejections"])
     assert {
         "source": "AAPL/2024-06-03.csv",
         "position": "line 9",
         "reason": "duplicate of line 3 (same symbol and timestamp)",
+        "key_symbol": "AAPL",
+        "key_symbol_from": "parent folder 'AAPL/'",
     } in doc["rejections"]
+    assert doc["key_symbols"] == [
+        {"source": "AAPL/2024-06-03.csv", "symbol": "AAPL", "from": "parent folder 'AAPL/'"},
+        {"source": "MSFT/2024-06-03.jsonl", "symbol": "MSFT", "from": "parent folder 'MSFT/'"},
+    ]
     keys = [(a["symbol"], a["window_start"]) for a in doc["aggregates"]]
     assert keys == sorted(keys)
     aapl = doc["aggregates"][0]
@@ -52,7 +67,7 @@ def test_simulate_prints_one_document_of_the_documented_shape(monkeypatch, capsy
         "volume": 4000,
         "vwap": 192.9025,
     }
-    # the key's first segment supplied the symbol of the CSV rows
+    # the key's parent folder supplied the symbol of the CSV rows
     assert {a["symbol"] for a in doc["aggregates"]} == {"AAPL", "MSFT", "NVDA", "BRK.B"}
 
 
@@ -102,7 +117,7 @@ def test_pipeline_counts_requests_per_actor():
     assert actors == {"emulator", "DataIngestionFunction", "DataProcessorFunction", "DataAggregatorFunction"}
     assert seen == pipe.calls
     ingest_ops = sorted(c.operation for c in seen if c.actor == "DataIngestionFunction")
-    assert ingest_ops == ["GetObject", "SendMessageBatch"]
+    assert ingest_ops == ["GetObject", "HeadObject", "SendMessageBatch"]  # HeadObject: still the newest?
     counts = pipe.request_counts()
     assert counts[("DataProcessorFunction", "dynamodb", "BatchWriteItem")] == 1
     assert not any(actor == "emulator" for actor, _, _ in counts)

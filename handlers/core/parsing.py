@@ -1,40 +1,48 @@
-"""Streaming parsers for market-data objects: JSON, JSON Lines, CSV, each maybe gzipped.
+"""Streaming parsers for market-data objects and API bodies: JSON, JSON Lines, CSV, each maybe gzipped.
 
 `iter_raw_records(stream, key=..., content_type=...)` reads a binary stream (an S3
-`StreamingBody`, a file) incrementally and yields one `RawRecord` per record: its
-position (`line 7`, `index 3`, `points[3]`) and either the decoded value or the reason
-it could not be decoded. It never holds more than one line / one JSON element (at most
-`MAX_RECORD_BYTES`) plus a read buffer in memory.
+`StreamingBody`, a file, an API body) incrementally and yields one `RawRecord` per
+record: its position (`line 7`, `index 3`, `points[3]`) and either the decoded value or
+the reason it could not be decoded. It never holds more than one record (at most
+`MAX_RECORD_BYTES`) plus a read buffer in memory. POST /ingest bodies go through the
+same parser (`iter_api_records`), so one input gives one result on both paths.
 
-- gzip is recognised by its magic bytes (1f 8b), whatever the key says.
+- gzip is recognised by its magic bytes (1f 8b), whatever the key says; concatenated
+  members and zero padding are read. Damaged gzip data (truncated, corrupt, a wrong
+  checksum) keeps every record that ended before the damage; the unfinished record and
+  everything after it are one rejection.
 - The format comes from the key's extension (after `.gz`): `.csv`, `.jsonl`/`.ndjson`,
   `.json`; else from the Content-Type; else from the first byte (`{`/`[` = JSON).
+- Lines end with LF, CRLF or a lone CR. A line's content is at most
+  `MAX_RECORD_BYTES`; a longer one is one rejection.
 - Bytes that are not UTF-8 make the record they are in a rejection (the text is
   decoded with `surrogateescape`, so one bad byte costs one record, not the object).
-- Blank lines are not records. A CSV file's first line is its header (names matched
-  case-insensitively); a CSV row whose field count differs from the header's is
-  rejected.
+- Blank lines are not records. A CSV file's first non-blank line is its header (names
+  matched case-insensitively); a row whose field count differs from the header's is
+  rejected. A header that is too long or names a column twice cannot be read: it and
+  every later line are rejections, so each line is still accounted for.
 - A JSON document is a sequence of top-level values: an array's elements are records
-  (streamed), `{"points": [...]}` is unwrapped, any other value is one record. A
-  syntax error inside a JSON document cannot be resynchronised: it becomes one
-  rejection and the rest of that document is not read. A corrupt gzip stream likewise
-  ends the object with one rejection.
+  (streamed); an object with a `"points"` array is a wrapper whose elements are the
+  records (its other keys are ignored); any other value is one record. An element that
+  is too large, nested deeper than `MAX_DEPTH`, or unreadable (a syntax error inside
+  it, a 5,000-digit number) is rejected alone and the array continues. Only a syntax
+  error that leaves the element's end unknown (an unbalanced bracket, an unterminated
+  string) ends the document with one rejection.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
-import gzip
-import io
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 MAX_RECORD_BYTES = 64 * 1024  # one line / one JSON element; a point is < 200 bytes
+MAX_DEPTH = 64  # nesting levels of one record ({"a": [1]} is 2)
 READ_CHUNK_BYTES = 64 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -51,8 +59,8 @@ _CONTENT_TYPES = {
     "application/x-jsonlines": JSONL,
     "application/jsonlines": JSONL,
 }
-_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
-_WRAPPER_RE = re.compile(r'\{\s*"points"\s*:\s*\[')
+TOO_LARGE = f"record larger than {MAX_RECORD_BYTES} bytes"
+TOO_DEEP = f"record nested deeper than {MAX_DEPTH} levels"
 
 
 class RawRecord(NamedTuple):
@@ -62,6 +70,10 @@ class RawRecord(NamedTuple):
     value: Any = None  # the decoded record (usually a dict) when error is None
     error: str | None = None  # why the record could not be decoded
     text_fields: bool = False  # True for CSV rows: every value is text
+
+
+class GzipDamage(Exception):
+    """The gzip data is damaged here; every byte before it has been returned."""
 
 
 def _bad_json_constant(name: str) -> float:
@@ -85,36 +97,140 @@ def _has_bad_bytes(text: str) -> bool:
     return not text.isascii() and _BAD_BYTE.search(text) is not None
 
 
-class _Prefixed(io.RawIOBase):
-    """A raw stream that replays `prefix` and then reads the rest of `inner`."""
-
-    def __init__(self, prefix: bytes, inner: Any) -> None:
-        self._prefix = prefix
-        self._inner = inner
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._inner.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+def _short(exc: BaseException) -> str:
+    # JSONDecodeError.msg leaves out "line 1 column 9 (char 8)": that depends on where a
+    # read chunk began, and the same input must give the same reason on every path.
+    text = getattr(exc, "msg", None) or str(exc)
+    text = text.splitlines()[0] if text else type(exc).__name__
+    return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _peek(stream: Any, n: int) -> tuple[bytes, BinaryIO]:
-    """Read up to n bytes and return them with a stream that still yields them."""
-    head = b""
-    while len(head) < n:
-        chunk = stream.read(n - len(head))
-        if not chunk:
+def _utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
+
+
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+
+
+def _depth(text: str) -> int:
+    """Deepest bracket nesting of a JSON text (strings skipped)."""
+    depth = deepest = 0
+    for match in _NESTING.finditer(text):
+        char = match.group()
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _record_problem(text: str, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why a decoded JSON record's text is refused (size, nesting, bytes), or None."""
+    if len(text) > MAX_RECORD_BYTES or _utf8_size(text) > MAX_RECORD_BYTES:
+        return TOO_LARGE
+    if text.count("[") + text.count("{") > max_depth and _depth(text) > max_depth:
+        return TOO_DEEP
+    if _has_bad_bytes(text):
+        return "record is not valid UTF-8"
+    return None
+
+
+# --- byte sources ---------------------------------------------------------------------
+class _Source:
+    """`read(n)` returns 1..n bytes, b"" at the end; bytes can be peeked and replayed."""
+
+    def __init__(self, read: Callable[[int], bytes]) -> None:
+        self._read = read
+        self._head = b""
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            data, self._head = self._head[:n], self._head[n:]
+            return data
+        return self._read(n)
+
+    def peek(self, n: int) -> bytes:
+        while len(self._head) < n:
+            more = self._read(n - len(self._head))
+            if not more:
+                break
+            self._head += more
+        return self._head[:n]
+
+
+class _Gunzip:
+    """Decompresses gzip members from a `_Source`; damage surfaces only after the good bytes.
+
+    zlib reports damage (a bad block, a wrong CRC-32 or length, the end of the input
+    inside a member) without the output of the call that met it, so that call's input
+    is fed again one byte at a time to a copy of the decompressor taken before it: every
+    byte that decompresses before the damage is returned, then `GzipDamage` is raised.
+    """
+
+    _MAX_OUT = 4 * READ_CHUNK_BYTES  # output per step: bounds memory on a zip bomb
+
+    def __init__(self, source: _Source) -> None:
+        self._source = source
+        self._z: Any = None  # the current member's decompressor; None between members
+        self._in = b""
+        self._out = b""
+        self._error: GzipDamage | None = None
+        self._done = False
+
+    def read(self, n: int) -> bytes:
+        while not self._out:
+            if self._error is not None:
+                raise self._error
+            if self._done:
+                return b""
+            self._step()
+        data, self._out = self._out[:n], self._out[n:]
+        return data
+
+    def _step(self) -> None:
+        if not self._in:
+            self._in = self._source.read(READ_CHUNK_BYTES)
+            if not self._in:
+                if self._z is not None:
+                    self._error = GzipDamage("corrupt gzip data: it ends inside a gzip member (truncated)")
+                self._done = self._z is None
+                return
+        if self._z is None:  # between members: zero padding, another member, or garbage
+            self._in = self._in.lstrip(b"\0")
+            if not self._in:
+                return
+            if len(self._in) < 2:
+                self._in += self._source.read(1)
+            if self._in[:2] != GZIP_MAGIC:
+                self._error = GzipDamage("corrupt gzip data: what follows the end of the gzip stream is not gzip")
+                return
+            self._z = zlib.decompressobj(wbits=31)
+        before = self._z.copy()
+        data = self._in
+        try:
+            self._out = self._z.decompress(data, self._MAX_OUT)
+        except zlib.error as exc:
+            self._out = _salvage(before, data)
+            self._error = GzipDamage(f"corrupt gzip data: {exc}")
+            return
+        if self._z.eof:
+            self._in, self._z = self._z.unused_data, None
+        else:
+            self._in = self._z.unconsumed_tail
+
+
+def _salvage(z: Any, data: bytes) -> bytes:
+    """What `z` outputs from `data` before it meets the damage."""
+    out = []
+    for i in range(len(data)):
+        try:
+            out.append(z.decompress(data[i : i + 1]))
+        except zlib.error:
             break
-        head += chunk
-    return head, io.BufferedReader(_Prefixed(head, stream), READ_CHUNK_BYTES)
+        if z.eof:
+            break
+    return b"".join(out)
 
 
 def detect_format(key: str, content_type: str | None, head: bytes) -> str:
@@ -133,28 +249,50 @@ def detect_format(key: str, content_type: str | None, head: bytes) -> str:
     return JSON if first in (b"{", b"[") else CSV
 
 
-def _iter_lines(stream: BinaryIO) -> Iterator[tuple[int, str | None]]:
-    """Yield (line number, text) per physical line; text None for an overlong line."""
+# --- lines ----------------------------------------------------------------------------
+def _iter_lines(source: Any) -> Iterator[tuple[int, str | None]]:
+    """(line number, text with its line ending) per physical line; None for an overlong one.
+
+    Lines end with LF, CRLF or a lone CR (`bytes.splitlines` splits on exactly these).
+    """
     number = 0
+    pending = b""  # the unfinished last line of the data read so far
+    overlong = False  # the unfinished line is already too long (its bytes were dropped)
+    first = True
     while True:
-        line = stream.readline(MAX_RECORD_BYTES + 1)
-        if not line:
-            return
+        chunk = source.read(READ_CHUNK_BYTES)
+        if not chunk:
+            break
+        if first:
+            first = False
+            if chunk.startswith(b"\xef\xbb\xbf"):
+                chunk = chunk[3:]
+        data = pending + chunk if pending else chunk
+        lines = data.splitlines(True)
+        pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+        for line in lines:
+            number += 1
+            if overlong:
+                overlong = False
+                yield number, None
+            elif len(line) - (2 if line.endswith(b"\r\n") else 1) > MAX_RECORD_BYTES:
+                yield number, None
+            else:
+                yield number, line.decode("utf-8", "surrogateescape")
+        if len(pending) > MAX_RECORD_BYTES + 1:
+            overlong = True
+            pending = pending[-1:] if pending.endswith(b"\r") else b""  # a CR may pair with a next LF
+    if pending or overlong:
         number += 1
-        if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
-            while True:  # skip the rest of the overlong line
-                rest = stream.readline(READ_CHUNK_BYTES)
-                if not rest or rest.endswith(b"\n"):
-                    break
+        content = len(pending) - (1 if pending.endswith(b"\r") else 0)
+        if overlong or content > MAX_RECORD_BYTES:
             yield number, None
-            continue
-        if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-            line = line[3:]
-        yield number, line.decode("utf-8", "surrogateescape")
+        else:
+            yield number, pending.decode("utf-8", "surrogateescape")
 
 
-def _iter_jsonl(stream: BinaryIO) -> Iterator[RawRecord]:
-    for number, text in _iter_lines(stream):
+def _iter_jsonl(source: Any) -> Iterator[RawRecord]:
+    for number, text in _iter_lines(source):
         position = f"line {number}"
         if text is None:
             yield RawRecord(position, error=f"line longer than {MAX_RECORD_BYTES} bytes")
@@ -165,22 +303,22 @@ def _iter_jsonl(stream: BinaryIO) -> Iterator[RawRecord]:
         if _has_bad_bytes(text):
             yield RawRecord(position, error="line is not valid UTF-8")
             continue
+        if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+            yield RawRecord(position, error=TOO_DEEP)
+            continue
         try:
             yield RawRecord(position, loads(text))
-        except (ValueError, RecursionError) as exc:
+        except RecursionError:
+            yield RawRecord(position, error=TOO_DEEP)
+        except ValueError as exc:
             yield RawRecord(position, error=f"invalid JSON: {_short(exc)}")
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _iter_csv(stream: BinaryIO) -> Iterator[RawRecord]:
+def _iter_csv(source: Any) -> Iterator[RawRecord]:
     state = {"line": 0, "overlong": False}
 
     def lines() -> Iterator[str]:
-        for number, text in _iter_lines(stream):
+        for number, text in _iter_lines(source):
             state["line"] = number
             if text is None:
                 state["overlong"] = True
@@ -190,6 +328,7 @@ def _iter_csv(stream: BinaryIO) -> Iterator[RawRecord]:
 
     reader = csv.reader(lines())
     header: list[str] | None = None
+    unreadable: str | None = None  # why the header cannot be used: every later row says so
     while True:
         start = state["line"] + 1
         try:
@@ -200,14 +339,28 @@ def _iter_csv(stream: BinaryIO) -> Iterator[RawRecord]:
             yield RawRecord(f"line {start}", error=f"unparsable CSV: {_short(exc)}")
             continue
         position = f"line {start}"
-        if state["overlong"]:
-            state["overlong"] = False
-            yield RawRecord(position, error=f"line longer than {MAX_RECORD_BYTES} bytes")
+        overlong, state["overlong"] = state["overlong"], False
+        if unreadable is not None:
+            if overlong or row and any(cell.strip() for cell in row):
+                yield RawRecord(position, error=unreadable)
+            continue
+        if overlong:
+            if header is None:
+                unreadable = f"not read: the CSV header ({position}) is longer than {MAX_RECORD_BYTES} bytes"
+                yield RawRecord(position, error=f"CSV header longer than {MAX_RECORD_BYTES} bytes; no row can be read")
+            else:
+                yield RawRecord(position, error=f"line longer than {MAX_RECORD_BYTES} bytes")
             continue
         if not row or all(not cell.strip() for cell in row):
             continue  # blank line
         if header is None:
-            header = [cell.strip().lower() for cell in row]
+            names = [cell.strip().lower() for cell in row]
+            twice = sorted({n for n in names if n and names.count(n) > 1})
+            if twice:
+                unreadable = f"not read: the CSV header ({position}) names column {twice[0]!r} twice"
+                yield RawRecord(position, error=f"CSV header names column {twice[0]!r} twice; no row can be read")
+                continue
+            header = names
             continue
         if any(_has_bad_bytes(cell) for cell in row):
             yield RawRecord(position, error="line is not valid UTF-8")
@@ -217,25 +370,33 @@ def _iter_csv(stream: BinaryIO) -> Iterator[RawRecord]:
             yield RawRecord(position, dict(zip(header, row, strict=True)), text_fields=True)
 
 
+# --- JSON -----------------------------------------------------------------------------
 class _JsonSyntaxError(Exception):
-    pass
+    """A syntax error after which the document cannot be resynchronised."""
+
+
+_SCALAR_END = re.compile(r"[\s,\]}\[{:\"]")
+_STRUCTURE = re.compile(r'["\[\]{}]')
+_STRING_STOP = re.compile(r'["\\]')
+_CLOSED = '}]"'  # a value ending in one of these is complete even at the end of the buffer
 
 
 class _JsonReader:
     """Incremental reader of a JSON text, one value (or array element) at a time."""
 
-    def __init__(self, stream: BinaryIO) -> None:
-        self._stream = stream
+    def __init__(self, source: Any) -> None:
+        self._source = source
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")("surrogateescape")
         self.buf = ""
         self.pos = 0
         self.eof = False
+        self.at = "document"  # position of the record being read, for a syntax error
 
     def fill(self) -> bool:
         """Read more text; False at the end of the stream."""
         if self.eof:
             return False
-        chunk = self._stream.read(READ_CHUNK_BYTES)
+        chunk = self._source.read(READ_CHUNK_BYTES)
         if not chunk:
             self.eof = True
             self.buf = self.buf[self.pos :] + self._decoder.decode(b"", final=True)
@@ -255,12 +416,8 @@ class _JsonReader:
             if not self.fill():
                 return ""
 
-    def ensure(self, n: int) -> None:
-        while len(self.buf) - self.pos < n and self.fill():
-            pass
-
-    def value(self) -> tuple[Any, str]:
-        """Decode the next value; return it with its raw text."""
+    def decode(self) -> tuple[Any, str]:
+        """Decode the next value, which must be well-formed; return it with its text."""
         while True:
             try:
                 value, end = _DECODER.raw_decode(self.buf, self.pos)
@@ -268,78 +425,239 @@ class _JsonReader:
                 if len(self.buf) - self.pos <= MAX_RECORD_BYTES and self.fill():
                     continue
                 raise _JsonSyntaxError(_short(exc)) from None
-            if end == len(self.buf) and self.fill():
+            if end == len(self.buf) and self.buf[end - 1] not in _CLOSED and self.fill():
                 continue  # a number may continue in the next chunk
             raw = self.buf[self.pos : end]
             self.pos = end
             return value, raw
 
+    def element(self, position: str, max_depth: int = MAX_DEPTH) -> tuple[RawRecord, int]:
+        """The next value as a record (or its rejection), and its size in bytes.
 
-def _json_record(position: str, value: Any, raw: str) -> RawRecord:
-    if _has_bad_bytes(raw):
-        return RawRecord(position, error="record is not valid UTF-8")
-    return RawRecord(position, value)
+        A value that cannot be decoded is skipped to its end (`skip`) and rejected
+        alone; `_JsonSyntaxError` only when its end cannot be found.
+        """
+        self.at = position
+        self.peek()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                return self._skip_rejected(position, TOO_DEEP)
+            except ValueError as exc:
+                if len(self.buf) - self.pos <= MAX_RECORD_BYTES and self.fill():
+                    continue
+                reason = f"invalid JSON: {_short(exc)}"
+                if not isinstance(exc, json.JSONDecodeError):
+                    reason = f"unreadable value: {_short(exc)}"
+                return self._skip_rejected(position, reason)
+            if end == len(self.buf) and self.buf[end - 1] not in _CLOSED and self.fill():
+                continue  # a number may continue in the next chunk
+            raw = self.buf[self.pos : end]
+            self.pos = end
+            problem = _record_problem(raw, max_depth)
+            size = _utf8_size(raw)
+            if problem is not None:
+                return RawRecord(position, error=problem), size
+            return RawRecord(position, value), size
+
+    def _skip_rejected(self, position: str, reason: str) -> tuple[RawRecord, int]:
+        size, depth = self.skip()
+        if depth > MAX_DEPTH:
+            reason = TOO_DEEP
+        elif size > MAX_RECORD_BYTES:
+            reason = TOO_LARGE
+        return RawRecord(position, error=reason), size
+
+    def skip(self) -> tuple[int, int]:
+        """Consume one value without decoding it; return its size (characters) and depth.
+
+        Tracks strings and brackets only, in bounded memory, so an element of any size
+        or depth can be passed. Raises `_JsonSyntaxError` when its end cannot be found.
+        """
+        first = self.peek()
+        if first and first not in '[{"':  # a scalar: up to the next delimiter
+            size = 0
+            while True:
+                match = _SCALAR_END.search(self.buf, self.pos)
+                if match is not None:
+                    size += match.start() - self.pos
+                    self.pos = match.start()
+                    if not size:
+                        raise _JsonSyntaxError(f"unexpected {match.group()!r}")
+                    return size, 0
+                size += len(self.buf) - self.pos
+                self.pos = len(self.buf)
+                if not self.fill():
+                    return size, 0
+        stack: list[str] = []
+        deepest = 0
+        in_string = False
+        size = 0
+        while True:
+            pattern = _STRING_STOP if in_string else _STRUCTURE
+            match = pattern.search(self.buf, self.pos)
+            if match is None or (in_string and match.group() == "\\" and match.end() >= len(self.buf)):
+                stop = len(self.buf) if match is None else match.start()
+                size += stop - self.pos
+                self.pos = stop
+                if not self.fill():
+                    raise _JsonSyntaxError("the document ends inside a value")
+                continue
+            char = match.group()
+            size += match.end() - self.pos
+            self.pos = match.end()
+            if in_string:
+                if char == "\\":
+                    self.pos += 1
+                    size += 1
+                    continue
+                in_string = False
+            elif char == '"':
+                in_string = True
+                continue
+            elif char in "[{":
+                stack.append("]" if char == "[" else "}")
+                deepest = max(deepest, len(stack))
+                continue
+            elif not stack or stack.pop() != char:
+                raise _JsonSyntaxError(f"unbalanced {char!r}")
+            if not stack:
+                return size, deepest
 
 
-def _iter_json(stream: BinaryIO) -> Iterator[RawRecord]:
-    reader = _JsonReader(stream)
+def _iter_json(source: Any, single: str = "document") -> Iterator[RawRecord]:
+    reader = _JsonReader(source)
+    reader.at = single
     document = 0
-    position = "document"
     try:
         while True:
             first = reader.peek()
             if not first:
                 return
-            prefix = "" if document == 0 else f"document {document + 1} "
             document += 1
-            array_name = None
+            prefix = "" if document == 1 else f"document {document} "
+            position = reader.at = single if document == 1 else f"document {document} value"
             if first == "[":
-                array_name, skip = "index ", 1
-            elif first == "{":
-                reader.ensure(64)
-                match = _WRAPPER_RE.match(reader.buf, reader.pos)
-                if match:
-                    array_name, skip = "points[", match.end() - reader.pos
-            if array_name is None:
-                position = f"{prefix}value".strip() if document > 1 else "document"
-                yield _json_record(position, *reader.value())
-                continue
-            reader.pos += skip
-            index = 0
-            while True:
-                position = f"{prefix}{array_name}{index}" + ("]" if array_name == "points[" else "")
-                char = reader.peek()
-                if char == "]":
-                    reader.pos += 1
-                    break
-                if index:
-                    if char != ",":
-                        raise _JsonSyntaxError("expected ',' or ']' between elements")
-                    reader.pos += 1
-                    reader.peek()
-                yield _json_record(position, *reader.value())
-                index += 1
-            if array_name == "points[":
-                if reader.peek() != "}":
-                    raise _JsonSyntaxError('unexpected content after the "points" array')
                 reader.pos += 1
+                yield from _array(reader, _namer(f"{prefix}index "), [0])
+            elif first == "{":
+                yield from _object(reader, position, prefix)
+            else:
+                value, raw = reader.decode()
+                problem = _record_problem(raw)
+                yield RawRecord(position, error=problem) if problem else RawRecord(position, value)
     except _JsonSyntaxError as exc:
-        yield RawRecord(position, error=f"invalid JSON: {exc}; the rest of the document was not read")
+        yield RawRecord(reader.at, error=f"invalid JSON: {exc}; the rest of the document was not read")
+
+
+def _namer(head: str, tail: str = "") -> Callable[[int], str]:
+    return lambda index: f"{head}{index}{tail}"
+
+
+def _array(reader: _JsonReader, name: Callable[[int], str], counter: list[int]) -> Iterator[RawRecord]:
+    """The elements of an array whose '[' was consumed, up to its ']'."""
+    first = True
+    while True:
+        reader.at = name(counter[0])
+        char = reader.peek()
+        if char == "]":
+            reader.pos += 1
+            return
+        if not first:
+            if char != ",":
+                raise _JsonSyntaxError("expected ',' or ']' between elements")
+            reader.pos += 1
+            reader.peek()
+        first = False
+        yield reader.element(name(counter[0]))[0]
+        counter[0] += 1
+
+
+def _object(reader: _JsonReader, position: str, prefix: str) -> Iterator[RawRecord]:
+    """A top-level object: a `{"points": [...]}` wrapper (its elements) or one record."""
+    reader.pos += 1
+    pairs: dict[Any, Any] = {}
+    size = 2
+    problem: str | None = None
+    wrapper = False
+    counter = [0]
+    first = True
+    while True:
+        char = reader.peek()
+        if char == "}":
+            reader.pos += 1
+            break
+        if not first:
+            if char != ",":
+                raise _JsonSyntaxError("expected ',' or '}' in an object")
+            reader.pos += 1
+            char = reader.peek()
+        first = False
+        if char != '"':
+            raise _JsonSyntaxError("expected a string key in an object")
+        key, raw_key = reader.decode()
+        if reader.peek() != ":":
+            raise _JsonSyntaxError("expected ':' after an object key")
+        reader.pos += 1
+        if key == "points" and reader.peek() == "[":
+            wrapper = True
+            reader.pos += 1
+            yield from _array(reader, _namer(f"{prefix}points[", "]"), counter)
+            continue
+        record, value_size = reader.element(position, MAX_DEPTH - 1)
+        size += _utf8_size(raw_key) + value_size + 2
+        if problem is None:
+            problem = record.error or ("record is not valid UTF-8" if _has_bad_bytes(raw_key) else None)
+        if size > MAX_RECORD_BYTES:
+            problem = problem if problem == TOO_DEEP else TOO_LARGE
+            pairs = {}
+        elif problem is None:
+            pairs[key] = record.value
+    if not wrapper:
+        yield RawRecord(position, error=problem) if problem else RawRecord(position, pairs)
+
+
+# --- entry points ---------------------------------------------------------------------
+def _open(stream: Any) -> tuple[_Source, bool]:
+    source = _Source(stream.read)
+    if source.peek(2) == GZIP_MAGIC:
+        return _Source(_Gunzip(source).read), True
+    return source, False
 
 
 def iter_raw_records(stream: Any, *, key: str = "", content_type: str | None = None) -> Iterator[RawRecord]:
     """Yield every record of an object, in order, without loading it whole."""
-    head, buffered = _peek(stream, 2)
-    source: BinaryIO = buffered
-    if head == GZIP_MAGIC:
-        source = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
     last = "start of object"
     try:
-        inner_head, source = _peek(source, 512)
-        fmt = detect_format(key, content_type, inner_head)
+        source, _ = _open(stream)
+        fmt = detect_format(key, content_type, source.peek(512))
         parser = {CSV: _iter_csv, JSON: _iter_json, JSONL: _iter_jsonl}[fmt]
         for record in parser(source):
             last = record.position
             yield record
-    except _GZIP_ERRORS as exc:
-        yield RawRecord(f"after {last}", error=f"corrupt gzip data: {_short(exc)}; the rest was not read")
+    except GzipDamage as exc:
+        yield RawRecord(f"after {last}", error=f"{exc}; the rest was not read")
+
+
+def iter_api_records(body: bytes) -> Iterator[RawRecord]:
+    """The records of a POST /ingest body: JSON (one point, an array, a wrapper), as for S3."""
+    last = "start of body"
+    try:
+        source, _ = _open(_BytesReader(body))
+        for record in _iter_json(source, single="body"):
+            last = record.position
+            yield record
+    except GzipDamage as exc:
+        yield RawRecord(f"after {last}", error=f"{exc}; the rest was not read")
+
+
+class _BytesReader:
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+        self._pos = 0
+
+    def read(self, n: int) -> bytes:
+        data = bytes(self._data[self._pos : self._pos + n])
+        self._pos += len(data)
+        return data

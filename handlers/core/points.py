@@ -3,18 +3,34 @@
 A record is a mapping of field names to values, as decoded from JSON or CSV. The
 rules (docs/input-contract.md):
 
-- `symbol`: required; a string, stripped and upper-cased, 1-12 of A-Z 0-9 . -.
-  When a record has none (absent or empty), the caller's `default_symbol` (the first
-  segment of the S3 key, when that segment is itself a valid symbol) is used.
-- `price`: required; finite and > 0, at most 38 significant digits (DynamoDB numbers).
+- `symbol`: required; an ASCII string, stripped and upper-cased, 1-12 of A-Z 0-9 . -.
+  When a record has none (absent or empty), the caller's `default_symbol` is used:
+  the symbol an S3 key names by the documented layout (`key_symbol`).
+- `price`: required; finite, > 0, below `MAX_NOTIONAL` (1E+15) and a multiple of
+  1E-17 (at most `PRICE_DECIMALS` decimal places once trailing zeros are dropped: any
+  float printed with 17 significant digits from 0.1 up fits).
   JSON records must give a JSON number; CSV cells are text and are parsed.
-- `timestamp`: epoch seconds (|value| < 1e11), epoch milliseconds (otherwise), or ISO
-  8601 with or without an offset (no offset means UTC); normalized to integer epoch
-  milliseconds UTC (fractions of a millisecond are floored). Accepted range:
-  1900-01-01 up to 24 h after the current time. A record without one gets
-  `default_timestamp_ms` (the API's receipt time) or is rejected (S3 objects).
-- `volume`: optional (absent, null or empty); an integer >= 0.
+- `volume`: optional (absent, null or empty); an integer >= 0 with
+  price x volume below `MAX_NOTIONAL`.
+- `timestamp`: epoch seconds (|value| < 1e11), epoch milliseconds (otherwise), or an
+  RFC 3339 / ISO 8601 extended date-time (`_ISO_RE`; no offset means UTC); normalized
+  to integer epoch milliseconds UTC (fractions of a millisecond are floored). A leap
+  second (`23:59:60` UTC) is folded into 23:59:59.999. Accepted range: 1900-01-01 up
+  to 24 h after the current time. A record without one gets `default_timestamp_ms`
+  (the API's receipt time) or is rejected (S3 objects).
 - Field names are matched case-insensitively; unknown fields are dropped.
+
+Why these number limits: every aggregate of a 5-minute window must fit DynamoDB's
+Number type - at most 38 significant digits, magnitude 1E-130 to
+9.9999999999999999999999999999999999999E+125 (DynamoDB Developer Guide, "Supported
+data types and naming rules", Number). A window holds at most
+`MAX_POINTS_PER_WINDOW` points (one per millisecond of 300 s, the key being
+(symbol, timestamp ms)). Each price x volume is a multiple of 1E-17 below 1E+15, so
+the window's sum of price x volume is a multiple of 1E-17 below 3E+20: at most 21
+integer + 17 decimal = 38 digits, exact. The volume sum is below
+300,000 x 1E+32 = 3E+37 (volume < 1E+32 follows from price >= 1E-17): 38 digits.
+Prices, open/high/low/close and vwap (between the lowest and highest price, 12
+significant digits) lie in [1E-17, 1E+15]. `_check_limits` re-derives this at import.
 
 Everything is exact: prices stay `Decimal` as written, never float.
 """
@@ -24,8 +40,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime, timedelta
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 SYMBOL_RE = re.compile(r"[A-Z0-9.\-]{1,12}")
@@ -36,7 +52,28 @@ SECONDS_MS_THRESHOLD = 100_000_000_000
 MIN_TIMESTAMP_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
 MAX_FUTURE_MS = 24 * 3600 * 1000  # a timestamp may lie at most 24 h in the future
 MAX_DIGITS = 38  # DynamoDB numbers: up to 38 significant digits
-_NUMERIC_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+DYNAMODB_MAX_EXPONENT = 125  # largest adjusted exponent of a DynamoDB number
+DYNAMODB_MIN_EXPONENT = -130  # smallest
+PRICE_DECIMALS = 17  # a price is a multiple of 1E-17
+MAX_NOTIONAL = Decimal("1E+15")  # price, and price x volume, are below this
+MAX_POINTS_PER_WINDOW = 300_000  # one point per (symbol, millisecond) in 300 s
+_MIN_PRICE_EXPONENT = -PRICE_DECIMALS
+_EXACT = Context(prec=80)  # price x volume below 1E+16 with <= 17 decimals: exact in 80 digits
+_NUMERIC_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _check_limits() -> None:
+    """The derivation in the module docstring, as arithmetic: fail at import if edited wrongly."""
+    top_notional = MAX_POINTS_PER_WINDOW * MAX_NOTIONAL  # bound of a window's sum of price x volume
+    integer_digits = len(str(int(top_notional)))  # 3E+20 -> 21 digits
+    assert integer_digits + PRICE_DECIMALS <= MAX_DIGITS, "sum(price x volume) would not fit 38 digits"
+    top_volume = MAX_POINTS_PER_WINDOW * int(MAX_NOTIONAL * 10**PRICE_DECIMALS)
+    assert len(str(top_volume)) <= MAX_DIGITS, "sum(volume) would not fit 38 digits"
+    assert (MAX_NOTIONAL * MAX_POINTS_PER_WINDOW).adjusted() <= DYNAMODB_MAX_EXPONENT
+    assert _MIN_PRICE_EXPONENT >= DYNAMODB_MIN_EXPONENT
+
+
+_check_limits()
 
 
 class Point(NamedTuple):
@@ -82,12 +119,56 @@ def _has_bad_text(text: str) -> bool:
     return not text.isascii() and _BAD_BYTE.search(text) is not None
 
 
-def symbol_from_key(key: str) -> str | None:
-    """The symbol implied by an S3 key's first segment (`AAPL/2024-06-01.csv`), if any."""
-    if "/" not in key:
+def _as_symbol(text: str) -> str | None:
+    """`text` stripped and upper-cased if it is an ASCII symbol, else None.
+
+    ASCII first: str.upper() maps 'ſ' to 'S' and 'ı' to 'I', so `ſpy` would become SPY.
+    """
+    text = text.strip()
+    if not text.isascii():
         return None
-    head = key.split("/", 1)[0].strip().upper()
-    return head if SYMBOL_RE.fullmatch(head) else None
+    symbol = text.upper()
+    return symbol if SYMBOL_RE.fullmatch(symbol) else None
+
+
+class KeySymbol(NamedTuple):
+    """The symbol an S3 key names, and which part of the key named it."""
+
+    symbol: str
+    origin: str  # e.g. "key segment 'symbol=AAPL/'" or "parent folder 'AAPL/'"
+
+
+def key_symbol(key: str) -> KeySymbol | None:
+    """The symbol an S3 key names by the documented layout, or None.
+
+    1. A folder segment `symbol=XYZ` (any depth, Hive style): XYZ. Several that disagree,
+       or one that is not a valid symbol, name none (never a guess).
+    2. Otherwise the object's immediate parent folder, when it is a valid symbol with at
+       least one letter (`.../AAPL/2024-06-03.csv`; a date folder such as `2024/06/` or
+       `03/` is not a symbol). Deeper ancestors are never used.
+    """
+    folders = key.split("/")[:-1]
+    tagged = [f for f in folders if f[:7].lower() == "symbol="]
+    if tagged:
+        found = {_as_symbol(f[7:]) for f in tagged}
+        if len(found) != 1 or None in found:
+            return None
+        symbol = found.pop()
+        assert symbol is not None
+        return KeySymbol(symbol, f"key segment '{tagged[-1]}/'")
+    if not folders:
+        return None
+    parent = folders[-1]
+    symbol = _as_symbol(parent)
+    if symbol is None or not any("A" <= c <= "Z" for c in symbol):
+        return None
+    return KeySymbol(symbol, f"parent folder '{parent}/'")
+
+
+def symbol_from_key(key: str) -> str | None:
+    """The symbol an S3 key names (`key_symbol`), or None."""
+    found = key_symbol(key)
+    return found.symbol if found else None
 
 
 def parse_symbol(value: Any, default: str | None) -> str:
@@ -99,9 +180,9 @@ def parse_symbol(value: Any, default: str | None) -> str:
         raise Rejected(f"symbol must be a string, got {_type_name(value)}")
     if _has_bad_text(value):
         raise Rejected("symbol is not valid UTF-8")
-    symbol = value.strip().upper()
-    if not SYMBOL_RE.fullmatch(symbol):
-        raise Rejected(f"invalid symbol {_show(value)} (1-12 of A-Z 0-9 . -)")
+    symbol = _as_symbol(value)
+    if symbol is None:
+        raise Rejected(f"invalid symbol {_show(value)} (1-12 of ASCII A-Z 0-9 . -)")
     return symbol
 
 
@@ -132,10 +213,14 @@ def _to_decimal(value: Any, field: str, *, text_ok: bool) -> Decimal:
     raise Rejected(f"{field} must be a number, got {_type_name(value)}")
 
 
-def _fits_dynamodb(value: Decimal) -> bool:
-    digits = value.as_tuple().digits
-    significant = len("".join(map(str, digits)).rstrip("0")) or 1
-    return significant <= MAX_DIGITS and -130 <= value.adjusted() <= 125
+def _decimal_places(value: Decimal) -> int:
+    """Decimal places of a finite value once trailing zeros are dropped (no rounding)."""
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent >= 0:
+        return 0
+    zeros = len(digits) - len(bytes(digits).rstrip(b"\0")) if any(digits) else len(digits)
+    return max(0, -(exponent + zeros))
 
 
 def parse_price(value: Any, *, text_ok: bool) -> Decimal:
@@ -146,21 +231,25 @@ def parse_price(value: Any, *, text_ok: bool) -> Decimal:
         raise Rejected(f"price must be finite, got {_show(value)}")
     if price <= 0:
         raise Rejected(f"price must be > 0, got {_show(value)}")
-    if not _fits_dynamodb(price):
-        raise Rejected(f"price out of range (at most {MAX_DIGITS} significant digits)")
+    if price >= MAX_NOTIONAL:
+        raise Rejected(f"price out of range: must be below 1E+15, got {_show(value)}")
+    if _decimal_places(price) > PRICE_DECIMALS:
+        raise Rejected(f"price has more than {PRICE_DECIMALS} decimal places: {_show(value)}")
     return price
 
 
-def parse_volume(value: Any, *, text_ok: bool) -> int | None:
+def parse_volume(value: Any, price: Decimal, *, text_ok: bool) -> int | None:
     if value is None or value == "":
         return None
     volume = _to_decimal(value, "volume", text_ok=text_ok)
-    if not volume.is_finite() or volume != volume.to_integral_value():
+    if not volume.is_finite() or volume != volume.to_integral_value() or volume < 0:
         raise Rejected(f"volume must be an integer >= 0, got {_show(value)}")
-    if volume < 0:
-        raise Rejected(f"volume must be an integer >= 0, got {_show(value)}")
-    if volume.adjusted() >= MAX_DIGITS:
-        raise Rejected(f"volume out of range (at most {MAX_DIGITS} digits)")
+    # Compare magnitudes before multiplying: a 10**9-digit exponent must not be expanded.
+    if volume and (volume.adjusted() + price.adjusted() >= 16 or _EXACT.multiply(price, volume) >= MAX_NOTIONAL):
+        raise Rejected(
+            f"price x volume out of range: must be below 1E+15 (a window's sums must fit DynamoDB numbers), "
+            f"got volume {_show(value)}"
+        )
     return int(volume)
 
 
@@ -168,6 +257,47 @@ def _epoch_ms(number: Decimal) -> int:
     if abs(number) < SECONDS_MS_THRESHOLD:
         number = number * 1000
     return math.floor(number)
+
+
+# RFC 3339 date-time (`T`/`t`/space, `Z`/`z`, seconds and fraction optional as ISO
+# 8601 extended format allows; `,` or `.` before the fraction); or a date alone.
+_ISO_RE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
+    r"(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]+))?)?"
+    r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _iso_ms(text: str) -> int | None:
+    """Epoch ms of an ISO 8601 / RFC 3339 date-time, or None if it is not one."""
+    match = _ISO_RE.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    sec = int(second or 0)
+    try:
+        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), min(sec, 59), tzinfo=UTC)
+    except ValueError:
+        return None
+    if sec > 60:
+        return None
+    if offset and offset not in ("Z", "z"):
+        digits = offset[1:].replace(":", "")
+        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+        if hours > 23 or minutes > 59:
+            return None
+        shift = timedelta(hours=hours, minutes=minutes)
+        moment = moment - shift if offset[0] == "+" else moment + shift
+    delta = moment - _EPOCH
+    ms = (delta.days * 86_400 + delta.seconds) * 1000
+    if sec == 60:
+        # A leap second exists only as 23:59:60 UTC; epoch time has no slot for it, so
+        # it is folded into the day's last millisecond (same day, same 5-minute window).
+        if moment.hour != 23 or moment.minute != 59:
+            raise Rejected(f"second 60 is only valid as the leap second 23:59:60 UTC: {_show(text)}")
+        return ms + 999
+    return ms + int((fraction or "0")[:3].ljust(3, "0"))
 
 
 def parse_timestamp(value: Any, *, now_ms: int) -> int:
@@ -187,14 +317,10 @@ def parse_timestamp(value: Any, *, now_ms: int) -> int:
         if _NUMERIC_RE.fullmatch(text) and len(text) <= 40:
             ms = _epoch_ms(Decimal(text))
         else:
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                raise Rejected(f"unparsable timestamp {_show(value)}") from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-            ms = (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+            found = _iso_ms(text)
+            if found is None:
+                raise Rejected(f"unparsable timestamp {_show(value)}")
+            ms = found
     else:
         raise Rejected(f"timestamp must be a number or an ISO 8601 string, got {_type_name(value)}")
     if ms < MIN_TIMESTAMP_MS:
@@ -232,5 +358,5 @@ def validate(
         timestamp = default_timestamp_ms
     else:
         timestamp = parse_timestamp(raw_ts, now_ms=now_ms)
-    volume = parse_volume(fields.get("volume"), text_ok=text_fields)
+    volume = parse_volume(fields.get("volume"), price, text_ok=text_fields)
     return Point(symbol, timestamp, price, volume)

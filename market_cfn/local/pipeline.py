@@ -84,6 +84,8 @@ def iam_action(service: str, operation: str, params: dict[str, Any]) -> str:
         return "s3:GetObjectVersion" if params.get("VersionId") else "s3:GetObject"
     if service == "s3" and operation in ("ListObjects", "ListObjectsV2"):
         return "s3:ListBucket"
+    if service == "s3" and operation in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
+        return "s3:PutObject"  # IAM authorizes the multipart steps with s3:PutObject
     return f"{service}:{operation}"
 
 
@@ -511,6 +513,12 @@ class Pipeline:
             "rejections": self.rejections(),
             "aggregates": aggregates,
             "dead_letters": self.dead_letters(),
+            # where a symbol came from when records had none (docs/input-contract.md)
+            "key_symbols": [
+                {"source": r["source"], "symbol": r["key_symbol"], "from": r["key_symbol_from"]}
+                for r in results
+                if "key_symbol" in r
+            ],
         }
 
 
