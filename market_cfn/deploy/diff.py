@@ -131,6 +131,8 @@ class TemplateResolver(IntrinsicResolver):
                 return {"Fn::Select": [index, items]}
         return super().resolve(value)
 
+    __call__ = resolve
+
     def condition(self, name: str) -> bool | None:
         if name not in self._conditions:
             self._conditions[name] = None  # guards against a cycle

@@ -480,7 +480,7 @@ def _auth(out: _Out, resource_type: str, before: Mapping[str, Any], after: Mappi
         return
     default = "NONE" if resource_type == "AWS::ApiGatewayV2::Route" else None  # a route's default is NONE
     was, now = before.get(key, default if before else None), after.get(key, default)
-    if str(now).upper() != "NONE" or str(was).upper() == "NONE":
+    if now is None or str(now).upper() != "NONE" or (was is not None and str(was).upper() == "NONE"):
         return
     if resource_type == "AWS::ApiGateway::Method" and str(after.get("HttpMethod", "")).upper() == "OPTIONS":
         return  # CORS preflight needs no authorization
