@@ -10,10 +10,11 @@
   (`bench.costing`).
 
 Inside ``with meter.invocation("DataProcessor"):`` the meter also models a Lambda
-invocation: billed duration = (wall time of the handler - time spent inside moto) +
-the assumed network latency of each AWS call it made (`LATENCY_MS`), at the function's
-memory size; plus the bytes the handler wrote to stdout/stderr (what Lambda ships to
-CloudWatch Logs) and one X-Ray trace.
+invocation: billed duration = (CPU time of the handler - CPU spent inside moto),
+stretched when the function has less than one vCPU (`cpu_scale`), + the assumed
+network latency of each AWS call it made (`LATENCY_MS`) + the wait of each empty long
+poll, at the function's memory size; plus the bytes the handler wrote to stdout/stderr
+(what Lambda ships to CloudWatch Logs) and one X-Ray trace.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from bench.costing import Usage
 # microseconds): DynamoDB advertises single-digit-millisecond latency; SQS and
 # EventBridge calls usually take low tens of ms; an S3 GET pays a first-byte latency
 # plus transfer time. The whole table can be scaled with `run.py --latency-scale`.
+# Keys are the meter's service ids (`_SERVICE` below: EventBridge is "events"); a
+# service with no entry is refused (`latency_ms` raises), never billed at a guess.
 LATENCY_MS: dict[tuple[str, str], float] = {
     ("dynamodb", "BatchWriteItem"): 10.0,
     ("dynamodb", "PutItem"): 5.0,
@@ -45,10 +48,9 @@ LATENCY_MS: dict[tuple[str, str], float] = {
     ("dynamodb", "Query"): 5.0,
     ("dynamodb", "*"): 5.0,
     ("sqs", "*"): 10.0,
-    ("eventbridge", "*"): 20.0,
+    ("events", "*"): 20.0,
     ("s3", "GetObject"): 30.0,
     ("s3", "*"): 30.0,
-    ("*", "*"): 15.0,
 }
 S3_TRANSFER_BYTES_PER_MS = 85 * 1024 * 1024 / 1000  # ~85 MB/s for one GET stream
 
@@ -65,6 +67,7 @@ PLATFORM_LOG_BYTES = costing.log_ingested_bytes(PLATFORM_LOG_LINES)
 
 # Service ids as botocore names them in event names (hyphenized service id).
 _SERVICE = {"dynamodb": "dynamodb", "sqs": "sqs", "eventbridge": "events", "s3": "s3", "cloudwatch-events": "events"}
+PRICED_SERVICES = frozenset(_SERVICE.values())
 
 # An event stored in the bus archive is the full event envelope (version, id, source,
 # account, time, region, resources, detail-type, detail); ~250 bytes more than the
@@ -73,10 +76,13 @@ EVENT_ENVELOPE_BYTES = 250
 
 
 def latency_ms(service: str, operation: str, *, response_bytes: int = 0) -> float:
-    for key in ((service, operation), (service, "*"), ("*", "*")):
+    """Assumed latency of one call; ValueError for a service the table does not know."""
+    for key in ((service, operation), (service, "*")):
         if key in LATENCY_MS:
             base = LATENCY_MS[key]
             break
+    else:
+        raise ValueError(f"no latency assumption for {service}:{operation} (bench/meter.py LATENCY_MS)")
     if service == "s3" and operation == "GetObject":
         base += response_bytes / S3_TRANSFER_BYTES_PER_MS
     return base
@@ -91,6 +97,26 @@ class EventRoute:
     detail_only: bool = True  # InputPath "$.detail": the message body is the detail
 
 
+# "At 1,769 MB, a function has the equivalent of one vCPU (one vCPU-second of credits
+# per second)"; below it Lambda allocates CPU in proportion to memory
+# (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html). The
+# handlers are Python (one thread holds the GIL), so more than one vCPU does not make
+# them faster: CPU time measured on one core here is stretched by 1769 / memory below
+# 1,769 MB and unchanged above.
+ONE_VCPU_MB = 1769
+
+
+def cpu_scale(memory_mb: int) -> float:
+    if memory_mb < 128:
+        raise ValueError(f"Lambda memory is at least 128 MB, got {memory_mb}")
+    return max(1.0, ONE_VCPU_MB / memory_mb)
+
+
+def billed_ms(cpu_ms: float, latency_ms: float, memory_mb: int) -> float:
+    """Modelled duration of one invocation at `memory_mb`: CPU (scaled) + waiting."""
+    return cpu_ms * cpu_scale(memory_mb) + latency_ms
+
+
 @dataclass
 class Invocation:
     function: str
@@ -101,7 +127,8 @@ class Invocation:
     thread: int = 0
     latency_by_thread: dict = field(default_factory=dict)
     log_bytes: int = 0
-    duration_ms: float = 0.0  # modeled billed duration
+    cpu_ms: float = 0.0  # handler CPU time, measured here (one core)
+    duration_ms: float = 0.0  # modeled billed duration at the function's memory
 
 
 @dataclass
@@ -109,7 +136,8 @@ class AwsMeter:
     """Counts requests into a `Usage`; see the module docstring."""
 
     usage: Usage = field(default_factory=Usage)
-    memory_mb: int = 3072
+    memory_mb: int = 3072  # every function's memory, unless function_memory_mb names it
+    function_memory_mb: dict = field(default_factory=dict)  # function name -> MB
     latency_scale: float = 1.0
     event_routes: list[EventRoute] = field(default_factory=list)
     capture_logs: bool = True
@@ -121,8 +149,8 @@ class AwsMeter:
     failed_calls: Counter = field(default_factory=Counter)  # errors: not billed here
     invocations: list[Invocation] = field(default_factory=list)
     handler_cpu_seconds: Counter = field(default_factory=Counter)  # function -> s
-    # Long-poll wait (s) of an empty ReceiveMessage, per function name (see _after_call).
-    empty_receive_wait_s: dict = field(default_factory=dict)
+    # Calls to a service the meter has no price or latency for: not billed, reported.
+    unpriced_calls: Counter = field(default_factory=Counter)
     _local: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _current: Invocation | None = None
@@ -212,6 +240,10 @@ class AwsMeter:
         service = _SERVICE.get(model.service_model.service_id.hyphenize(), model.service_model.service_id.hyphenize())
         op = model.name
         ok = http_response is None or http_response.status_code < 300
+        if service not in PRICED_SERVICES:
+            with self._lock:
+                self.unpriced_calls[(service, op)] += 1
+            return
         response_bytes = 0
         # One lock for all counters: the processor calls AWS from 8 threads at once, and
         # `x += n` on a shared attribute is not atomic across threads.
@@ -225,11 +257,11 @@ class AwsMeter:
             inv = self._current
             wait_ms = 0.0
             if service == "sqs" and op == "ReceiveMessage" and not (parsed or {}).get("Messages"):
-                # An empty long poll waits WaitTimeSeconds before answering. The
-                # simulator may shorten the wait it asks moto for, so the function's
-                # real setting (empty_receive_wait_s) is used when one is given.
-                wait_s = self.empty_receive_wait_s.get(inv.function, float(frame["api"].get("WaitTimeSeconds") or 0))
-                wait_ms = wait_s * 1000
+                # An empty long poll answers after WaitTimeSeconds, as the handler asked
+                # (no WaitTimeSeconds: the queue's ReceiveMessageWaitTimeSeconds, which
+                # the template leaves at its default, 0 - a short poll). The harness
+                # does not sleep through the wait (bench/speedups.py); it bills it.
+                wait_ms = float(frame["api"].get("WaitTimeSeconds") or 0) * 1000
             lat = self.latency_scale * latency_ms(service, op, response_bytes=response_bytes) + wait_ms
             with self._lock:
                 inv.aws_calls += 1
@@ -361,12 +393,14 @@ class AwsMeter:
             main = inv.latency_by_thread.get(inv.thread, 0.0)
             workers = [v for t, v in inv.latency_by_thread.items() if t != inv.thread]
             inv.modeled_latency_ms = main + (sum(workers) / len(workers) if workers else 0.0)
-            inv.duration_ms = handler_cpu * 1000 + inv.modeled_latency_ms
+            inv.cpu_ms = handler_cpu * 1000
+            memory = self.memory_of(function)
+            inv.duration_ms = billed_ms(inv.cpu_ms, inv.modeled_latency_ms, memory)
             self.handler_cpu_seconds[function] += handler_cpu
             self.invocations.append(inv)
             u = self.usage
             u.lambda_invocations[function] += 1
-            u.lambda_gb_seconds[function] += costing.lambda_gb_seconds(inv.duration_ms, self.memory_mb)
+            u.lambda_gb_seconds[function] += costing.lambda_gb_seconds(inv.duration_ms, memory)
             u.log_bytes[function] += inv.log_bytes + PLATFORM_LOG_BYTES
             u.xray_traces += 1  # Active tracing, every invocation sampled (see docs/performance.md)
 
@@ -379,9 +413,24 @@ class AwsMeter:
         self.handler_cpu_seconds.clear()
         self.items_written.clear()
 
+    def memory_of(self, function: str) -> int:
+        return int(self.function_memory_mb.get(function, self.memory_mb))
+
     def add_init(self, function: str, init_ms: float) -> None:
-        """Bill one cold start's INIT phase (billed for on-demand functions since 2025-08-01)."""
-        self.usage.lambda_gb_seconds[function] += costing.lambda_gb_seconds(init_ms, self.memory_mb)
+        """Bill one cold start's INIT phase (billed for on-demand functions since 2025-08-01).
+
+        `init_ms` is the import time measured on one core: CPU work, scaled like the
+        handler's."""
+        memory = self.memory_of(function)
+        self.usage.lambda_gb_seconds[function] += costing.lambda_gb_seconds(billed_ms(init_ms, 0.0, memory), memory)
+
+    def gb_seconds_at(self, function: str, memory_mb: int) -> float:
+        """The GB-seconds `function`'s invocations of this run would bill at `memory_mb`."""
+        return sum(
+            costing.lambda_gb_seconds(billed_ms(inv.cpu_ms, inv.modeled_latency_ms, memory_mb), memory_mb)
+            for inv in self.invocations
+            if inv.function == function
+        )
 
 
 class _FdCapture:

@@ -22,6 +22,13 @@ asks for the current time through datetime arithmetic (`unix_time_millis`) for e
 message it looks at (visible? delayed?); inside moto.sqs that clock is replaced by the
 same value from `time.time()`, about 10x cheaper.
 
+A long poll (`WaitTimeSeconds` > 0) on an empty queue makes moto sleep until the
+wait is over. The benchmark bills that wait (bench/meter.py) but must not spend it:
+`SQSBackend.receive_message` is called with a wait of 0, which answers at once with
+what the queue holds now - what the wait would answer too, since nothing else runs
+while a handler waits in this single-threaded day. The request keeps its
+`WaitTimeSeconds`, so the meter sees the wait the handler asked for.
+
 Nothing here touches billing or counting: the same requests reach moto and get the
 same answers.
 """
@@ -35,6 +42,21 @@ def apply() -> None:
     _cache_jsonpath()
     _partition_query()
     _sqs_retention_check()
+    _sqs_no_sleep()
+
+
+def _sqs_no_sleep() -> None:
+    from moto.sqs.models import SQSBackend
+
+    if getattr(SQSBackend.receive_message, "_bench", False):
+        return
+    original = SQSBackend.receive_message
+
+    def receive_message(self, queue_name, count, wait_seconds_timeout, *args, **kwargs):
+        return original(self, queue_name, count, 0, *args, **kwargs)
+
+    receive_message._bench = True
+    SQSBackend.receive_message = receive_message
 
 
 def _sqs_retention_check() -> None:

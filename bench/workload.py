@@ -123,6 +123,25 @@ def window_of(point: WorkPoint) -> int:
     return (point.timestamp - OPEN_MS) // FILE_SPAN_MS
 
 
+WINDOWS_PER_SESSION = SESSION_MS // FILE_SPAN_MS  # 78 five-minute windows in the session
+
+
+def windows_in_day(points: int, symbols: int, seed: int = DEFAULT_SEED) -> int:
+    """(symbol, 5-minute window) pairs that have points in `generate(points, symbols)`.
+
+    Exact without generating when every symbol has at least 2 x 78 points: its points
+    lie one per slot of SESSION/n <= 2.5 minutes, so two consecutive points are less than
+    two slots (<= 5 minutes) apart, the first is in the first window and the last in the
+    last - every window of every symbol has points. Below that the day is generated and
+    counted (small sizes only).
+    """
+    if points < 1 or not 1 <= symbols <= points:
+        raise ValueError(f"need points >= 1 and 1 <= symbols <= points, got {points} / {symbols}")
+    if points // symbols >= 2 * WINDOWS_PER_SESSION:
+        return symbols * WINDOWS_PER_SESSION
+    return len({(p.symbol, window_of(p)) for p in generate(points, symbols, seed)})
+
+
 def write_files(files: list[WorkFile], directory: Path) -> list[Path]:
     paths = []
     for f in files:

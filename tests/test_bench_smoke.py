@@ -1,12 +1,14 @@
-"""CI smoke test of the benchmark (bench/run.py) at a small size: the accounting, not the timings.
+"""CI smoke test of the benchmark (bench/run.py) at small sizes: the accounting and the fit, not the timings.
 
-GIVEN 2,000 points over 50 symbols (one trading day, 78 objects)
-WHEN  bench/run.py pushes them through market_cfn's handlers and the naive baseline on
+GIVEN three small days (1,000 and 2,000 points over 50 symbols, 1,000 over 200)
+WHEN  bench/run.py pushes each through market_cfn's handlers and the naive baseline on
       moto, with --verify (moto's own request hook counts what the AWS side received)
 THEN  every point is stored exactly once and written exactly once, the aggregates are
       the day's (symbol, 5-minute window) pairs, the requests the meter counted equal
       the requests moto received (in total and per operation) and those the simulator
-      recorded, and the reported floor and ratios follow from the counted units.
+      recorded, the reported floor and ratios follow from the counted units, and the
+      fit of F, w and p passes through the three days (three parameters, three days)
+      and is what the projections table evaluates.
 
 It runs as a subprocess, as CI and a user would run it, so the handlers' log capture and
 moto's mock are exactly those of a real run.
@@ -26,7 +28,7 @@ sys.path.insert(0, str(ROOT))  # bench/ is not an installed package
 
 from bench import workload  # noqa: E402
 
-POINTS, SYMBOLS = 2_000, 50
+SIZES = [(1_000, 50), (2_000, 50), (1_000, 200)]
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +37,8 @@ def report() -> dict:
         [
             sys.executable,
             "bench/run.py",
-            "--points",
-            str(POINTS),
-            "--symbols",
-            str(SYMBOLS),
+            "--sizes",
+            ",".join(f"{n}/{s}" for n, s in SIZES),
             "--verify",
             "--skip-speed",
             "--naive-every",
@@ -47,80 +47,97 @@ def report() -> dict:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     return json.loads(last)
 
 
+def _size(report: dict, points: int, symbols: int) -> dict:
+    (row,) = [r for r in report["sizes"] if (r["points"], r["symbols"]) == (points, symbols)]
+    return row
+
+
 def test_every_point_is_stored_and_written_exactly_once(report):
-    points = workload.generate(POINTS, SYMBOLS, report["seed"])
-    expected = {(p.symbol, p.timestamp) for p in points}
     assert report["accounting_ok"], report["problems"]
-    assert report["ours_points_stored"] == POINTS
-    assert report["ours_point_writes"] == POINTS
-    # The digest of what was read back from the table equals the generated keys'.
-    assert report["stored_key_digest"] == workload.key_digest(expected)
-    assert report["rejected"] == 0
-    assert report["dead_letters"] == 0
-    assert report["invocation_errors"] == 0
+    for (points, symbols), acc in zip(SIZES, report["accounting"], strict=True):
+        assert acc["points"] == points
+        assert acc["ours_points_stored"] == acc["ours_point_writes"] == points
+        generated = workload.generate(points, symbols, report["seed"])
+        sampled = [p for p in generated if workload.window_of(p) % acc["naive_every"] == 0]
+        assert acc["naive_points_stored"] == acc["naive_point_writes"] == len(sampled)
 
 
 def test_one_aggregate_per_symbol_and_window(report):
-    points = workload.generate(POINTS, SYMBOLS, report["seed"])
-    windows = {(p.symbol, p.timestamp // 300_000) for p in points}
-    assert report["aggregates_written"] == len(windows)
+    for points, symbols in SIZES:
+        generated = workload.generate(points, symbols, report["seed"])
+        windows = {(p.symbol, p.timestamp // 300_000) for p in generated}
+        assert _size(report, points, symbols)["windows"] == len(windows) == workload.windows_in_day(points, symbols)
 
 
 def test_counted_requests_equal_what_moto_received(report):
-    assert report["ours_requests_counted"] == report["ours_moto_requests"] > 0
-    assert report["naive_requests_counted"] == report["naive_moto_requests"] > 0
-
-
-def test_naive_sample_is_stored_once_too(report):
-    points = workload.generate(POINTS, SYMBOLS, report["seed"])
-    sampled = [p for p in points if workload.window_of(p) % report["naive_every"] == 0]
-    assert report["naive_points_stored"] == report["naive_point_writes"] == len(sampled)
-    assert report["naive_sampled_points"] == len(sampled)
-    assert report["naive_scale"] == pytest.approx(POINTS / len(sampled))
+    for acc in report["accounting"]:
+        assert acc["ours_requests_counted"] == acc["ours_moto_requests"] > 0
+        assert acc["naive_requests_counted"] == acc["naive_moto_requests"] > 0
 
 
 def test_request_counts_have_the_pipeline_shapes(report):
-    req = report["requests"]
-    objects = report["objects"]
+    row = _size(report, 2_000, 50)
+    req = row["requests"]
+    objects = row["objects"]
     # One GetObject and one processor invocation per object; one SendMessageBatch per
     # object (a 5-minute object is far below the 1 MiB message size).
     assert req["s3:GetObject"] == objects
     assert req["sqs:SendMessageBatch"] == objects
-    assert report["lambda_invocations"]["DataProcessor-dev"] == objects
-    assert report["simulation"]["aggregator_runs"] == 288
+    assert row["lambda_invocations"]["DataProcessor-dev"] == objects
+    assert row["lambda_invocations"]["DataAggregator-dev"] == report["schedule_runs_per_day"] == 288
     # BatchWriteItem carries at most 25 items: at least points / 25 calls.
-    assert req["dynamodb:BatchWriteItem"] >= POINTS / 25
-    # The naive baseline sends one message and one PutEvents call per point.
-    sampled = report["naive_sampled_points"]
-    scale = report["naive_scale"]
-    assert report["naive_requests"]["sqs:SendMessage"] == pytest.approx(sampled * scale)
-    assert report["naive_requests"]["events:PutEvents"] == pytest.approx(sampled * scale)
+    assert req["dynamodb:BatchWriteItem"] >= 2_000 / 25
 
 
 def test_reported_ratios_follow_from_the_costs(report):
-    floor = (POINTS + report["aggregates_written"]) * 0.625 / POINTS
-    assert report["floor_usd_per_million_points"] == pytest.approx(floor)
-    assert report["ratio_to_floor"] == pytest.approx(
-        report["usd_per_million_points"] / report["floor_usd_per_million_points"]
-    )
-    assert report["naive_ratio"] == pytest.approx(
-        report["naive_usd_per_million_points"] / report["usd_per_million_points"]
-    )
-    # Our DynamoDB write bill is exactly the floor: one WRU per point and per aggregate.
-    assert report["usd_by_service"]["DynamoDB writes"] == pytest.approx(floor, rel=1e-6)
-    assert sum(report["usd_by_service"].values()) == pytest.approx(report["usd_per_million_points"])
+    for row in report["sizes"]:
+        floor = (row["points"] + row["windows"]) * 0.625 / row["points"]
+        assert row["floor_usd_per_million_points"] == pytest.approx(floor)
+        assert row["ratio_to_floor"] == pytest.approx(row["usd_per_million_points"] / floor)
+        assert row["naive_ratio"] == pytest.approx(row["naive_usd_per_million_points"] / row["usd_per_million_points"])
+        # Our DynamoDB write bill is exactly the floor: one WRU per point and per aggregate.
+        assert row["usd_by_service"]["DynamoDB writes"] == pytest.approx(floor, rel=1e-6)
+        assert sum(row["usd_by_service"].values()) == pytest.approx(row["usd_per_million_points"], rel=1e-5)
+
+
+def test_the_fit_passes_through_three_days_and_feeds_the_projections(report):
+    fit = report["fit"]
+    assert fit["max_fit_error"] < 1e-9  # three days, three parameters
+    for row in report["sizes"]:
+        predicted = (
+            fit["fixed_usd_per_day"]
+            + fit["usd_per_million_windows"] * row["windows"] / 1e6
+            + fit["usd_per_million_points"] * row["points"] / 1e6
+        )
+        assert predicted == pytest.approx(row["usd_per_day"], rel=1e-9)
+    one = report["projections_detail"]["1M/500"]
+    assert one["windows"] == 39_000
+    expected = fit["fixed_usd_per_day"] + fit["usd_per_million_windows"] * 0.039 + fit["usd_per_million_points"]
+    assert report["projections"]["1M/500"]["usd_per_million_points"] == pytest.approx(expected)
+    assert set(report["projections"]) == {"1M/500", "1M/5000", "5M/500", "5M/5000", "10M/5000", "20M/500", "20M/5000"}
+    by_service = report["fit_by_service"]
+    assert sum(s["usd_per_million_points"] for s in by_service.values()) == pytest.approx(fit["usd_per_million_points"])
 
 
 @pytest.mark.parametrize(
     "args",
-    [["--points", "0"], ["--points", "10", "--symbols", "20"], ["--latency-scale", "-1"], ["--naive-every", "-2"]],
+    [
+        ["--sizes", "0/1,10/1,20/1"],
+        ["--sizes", "10/20,30/1,40/1"],
+        ["--sizes", "1000/10,2000/10"],
+        ["--sizes", "1000"],
+        ["--latency-scale", "-1"],
+        ["--naive-every", "-2"],
+        ["--validate", "1000"],
+        ["--schedule", "rate(1 hour)"],
+    ],
 )
 def test_bad_arguments_get_a_one_line_error_and_exit_code_2(args):
     proc = subprocess.run([sys.executable, "bench/run.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
