@@ -154,10 +154,7 @@ def test_markdown_review_and_json_carry_the_findings_and_policy_action():
     assert data["Changes"][0]["PolicyAction"] == "Retain"
     assert {"Findings", "BlockedUnderYes", "Notes", "Nested", "Parameters", "Iam"} <= set(data)
     text = rendered(review)
-    assert (
-        "Guard: Logs (AWS::Logs::LogGroup) RetentionInDays 3653 → 1 (retention shortened): allowed by --allow-unprotect Logs."
-        in text
-    )
+    assert "Guard: Logs (AWS::Logs::LogGroup) RetentionInDays 3653 → 1: allowed by --allow-unprotect Logs." in text
     assert "Guard: --allow-drift Nope matches nothing in this change set." in text
 
 

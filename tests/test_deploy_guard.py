@@ -298,7 +298,7 @@ def unprotect_review(logical_id: str, before: dict, after: dict, **kw):
 
 
 def whats(review, kind="unprotect") -> list[str]:
-    return [f.what for f in review.findings if f.kind == kind]
+    return [f"{f.what} ({'; '.join(f.causes)})" for f in review.findings if f.kind == kind]
 
 
 def test_log_retention_3653_to_1_day_is_guarded():
@@ -406,8 +406,8 @@ def test_the_readme_prod_sequence_retain_data_then_without_is_blocked():
     )
     blocked = {(f.logical_id, f.what) for f in review.blocking(assume_yes=True)}
     for lid in ("DataBucket", "RejectsBucket", "MarketDataTable"):
-        assert (lid, "DeletionPolicy Retain → Delete (the resource's data is no longer kept)") in blocked
-    assert ("MarketDataTable", "DeletionProtectionEnabled true → false (deletion protection off)") in blocked
+        assert (lid, "DeletionPolicy Retain → Delete") in blocked
+    assert ("MarketDataTable", "DeletionProtectionEnabled true → false") in blocked
     # --allow-replacement names no replacement here: it matches nothing and allows nothing
     assert review.unmatched_overrides == ["--allow-replacement MarketDataTable"]
 
@@ -513,3 +513,32 @@ def test_stateful_logical_ids_of_the_rendered_template():
     for lid in ("DataBucket", "RejectsBucket", "MarketDataTable", "ProcessingQueue", "MarketEventArchive"):
         assert lid in ids
     assert "DataIngestionFunction" not in ids
+
+
+def test_unprotection_from_before_and_after_context_without_templates():
+    before = {"Properties": TABLE["Properties"]}
+    after = {
+        "Properties": {**TABLE["Properties"], "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": False}}
+    }
+    cs = change_set(
+        resource_change(
+            "Modify",
+            "MarketDataTable",
+            "AWS::DynamoDB::Table",
+            replacement="False",
+            details=[detail("PointInTimeRecoverySpecification")],
+            before=before,
+            after=after,
+        )
+    )
+    assert whats(review_of(cs)) == [
+        "PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled true → false (point-in-time recovery off)"
+    ]
+
+
+def test_descriptions_that_disagree_make_the_change_incomplete():
+    full = change_set(resource_change("Modify", "ProcessingQueue", "AWS::SQS::Queue", replacement="False"))
+    plain = change_set(resource_change("Modify", "ProcessingQueue", "AWS::SQS::Queue", replacement="True"))
+    review = review_of(full, plain=plain)
+    assert kinds(review) == [("incomplete", "ProcessingQueue")]
+    assert any("the descriptions disagree" in n for n in review.notes)

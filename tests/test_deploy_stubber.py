@@ -406,9 +406,9 @@ def test_nested_change_sets_are_described_and_reviewed_with_their_templates(cfn,
         {"StackName": STACK_ID, "ChangeSetName": child_arn, "TemplateStage": "Original"},
     )
     f.pages(child_changes, arn=child_arn, include_values=False)
-    d.deploy_stack(
-        cfn, REQUEST, console(), waits, options=d.DeployOptions(execute=False, drift_check=False), template=NEW
-    )
+    # the child's Ledger goes Retain -> Delete: the guard blocks it (Storage/Ledger); kept, so no DeleteChangeSet
+    options = d.DeployOptions(execute=False, drift_check=False, keep_change_set=True)
+    d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
     nested = captured["inputs"].nested["Storage"]
     assert nested.deployed_template == child_old and nested.new_template == child_new
     assert len(nested.change_set["Changes"]) == 2  # both pages

@@ -212,17 +212,19 @@ def _comparable(resource: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def leaf_changes(before: Any, after: Any, path: str = "") -> list[Leaf]:
-    """The differing leaves of two JSON values. Lists of equal length compare item by item; otherwise the
-    list is one leaf. Numbers and their string forms compare equal (CloudFormation passes both)."""
+    """The differing leaves of two JSON values; lists compare item by item (an item only on one side is
+    absent on the other). Numbers and their string forms compare equal (CloudFormation passes both)."""
     if isinstance(before, dict) and isinstance(after, dict):
         out: list[Leaf] = []
         for key in sorted(before.keys() | after.keys(), key=str):
             sub = f"{path}.{key}" if path else str(key)
             out += leaf_changes(before.get(key, MISSING), after.get(key, MISSING), sub)
         return out
-    if isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
+    if isinstance(before, list) and isinstance(after, list):
         out = []
-        for i, (b, a) in enumerate(zip(before, after, strict=True)):
+        for i in range(max(len(before), len(after))):
+            b = before[i] if i < len(before) else MISSING
+            a = after[i] if i < len(after) else MISSING
             out += leaf_changes(b, a, f"{path}[{i}]")
         return out
     if _scalar(before) == _scalar(after):

@@ -258,7 +258,9 @@ def describe(items: Iterable[Grant]) -> list[str]:
         by_actions.setdefault((effect, principal, condition, tuple(sorted(actions))), []).append(_term_text(resource))
     lines = []
     for (effect, principal, condition, action_names), resources in sorted(by_actions.items(), key=str):
-        text = f"{effect} {', '.join(action_names)} on {', '.join(sorted(resources))}"
+        text = f"{effect} {', '.join(action_names)}"
+        if resources != ["-"]:  # a trust policy names no Resource
+            text += f" on {', '.join(sorted(resources))}"
         if principal != ("in", "-"):
             text += f" to {_term_text(principal)}"
         if condition != "{}":

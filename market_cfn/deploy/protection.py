@@ -21,7 +21,7 @@ class Unprotection:
 
     @property
     def what(self) -> str:
-        return f"{self.label} {self.before} → {self.after} ({self.why})"
+        return f"{self.label} {self.before} → {self.after}"
 
 
 # How strongly each policy keeps data (DeletionPolicy attribute, CloudFormation user guide:

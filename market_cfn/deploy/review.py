@@ -186,7 +186,9 @@ def _unprotect_findings(view: ResourceChangeView | None, diff: ResourceDiff | No
     if diff is not None and diff.action == "Modify":
         sources.append((diff.old, diff.new))
     if view is not None and view.action == "Modify":
-        if view.before_context is not None and view.after_context is not None:
+        # The full BeforeContext/AfterContext only when the templates say nothing about the resource: they
+        # carry {{changeSet:KNOWN_AFTER_APPLY}} for values that merely depend on other changes.
+        if diff is None and view.before_context is not None and view.after_context is not None:
             sources.append(
                 (
                     {"Properties": _properties_of(view.before_context)},
@@ -311,7 +313,7 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
             notes.append(f"drift: {lid} is {drift} (not changed by this change set)")
     if warned:
         notes.append(f"StatusReason: {reason}")
-    if not inputs.drift_checked and prefix == "":
+    if not inputs.drift_checked and prefix == "" and inputs.deployed_template is not None:
         notes.append("drift detection was not run")
     for lid in sorted(set(diffs) - set(by_id)):
         notes.append(f"{lid}: the template diff shows a {diffs[lid].action} the change set does not list")
