@@ -10,7 +10,8 @@ import pytest
 
 from market_cfn.deploy import Overrides
 from market_cfn.deploy.diff import StackIdentity
-from market_cfn.deploy.iam import covered, grants, review_resource
+from market_cfn.deploy.iam import review_resource
+from market_cfn.deploy.policy import covered, grants
 from market_cfn.stack.config import StackConfig
 from market_cfn.stack.render import render_dict
 from tests.deploy_changesets import ACCOUNT, change_set, resource_change, review_of, template
@@ -254,3 +255,14 @@ def test_admin_managed_policy_and_a_removed_permissions_boundary_are_broadenings
     lines = broadenings(security(template(R=base), template(R=wider)))
     assert any("AdministratorAccess" in line for line in lines)
     assert any("permissions boundary" in line for line in lines)
+
+
+def test_the_default_kms_key_policy_delegating_to_the_own_account_is_not_a_broadening():
+    def key(principal):
+        statement = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "kms:*", "Resource": "*"}
+        return {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Statement": [statement]}}}
+
+    own = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+    assert broadenings(security(None, template(K=key(own)))) == []
+    (line,) = broadenings(security(None, template(K=key("arn:aws:iam::999988887777:root"))))
+    assert "wildcard action kms:*" in line and "cross-account" in line

@@ -74,7 +74,6 @@ from market_cfn.deploy.guard import (
 )
 from market_cfn.deploy.iam import (
     POLICY_PROPERTIES,
-    Grant,
 )
 from market_cfn.deploy.inputs import gather_review_input
 from market_cfn.deploy.model import (
@@ -99,6 +98,7 @@ from market_cfn.deploy.pipeline import (
     no_echo_parameters,
     validate_pipeline,
 )
+from market_cfn.deploy.policy import Grant
 from market_cfn.deploy.preflight import (
     describe_stack,
     preflight,

@@ -4,16 +4,27 @@ Computed from the resolved templates where they are known, else from the change 
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from market_cfn.deploy.diff import ResourceDiff, StackIdentity
 from market_cfn.deploy.model import Finding, IamFinding, ResourceChangeView, _properties_of
 from market_cfn.deploy.network import ingress_review
+from market_cfn.deploy.policy import (
+    Grant,
+    Term,
+    as_list,
+    canon,
+    covered,
+    describe,
+    grants,
+    lower,
+    principal_covers,
+    term_covers,
+)
 
 # Where each policy-bearing type keeps its policy documents (CloudFormation template reference).
 DOCUMENTS: dict[str, tuple[str, ...]] = {
@@ -103,171 +114,6 @@ SCOPING_KEYS = frozenset(
 _BROAD_MANAGED = re.compile(r":policy/(AdministratorAccess|PowerUserAccess|IAMFullAccess|.*FullAccess)$")
 _ACCOUNT_IN_ARN = re.compile(r"^arn:[^:]+:(?:iam|sts)::(\d{12}):")
 
-Term = tuple[str, Any]  # ("in", "s3:getobject") | ("not", ("s3:deleteobject", ...)) | ("in", "-") none
-
-
-@dataclass(frozen=True)
-class Grant:
-    effect: str
-    principal: Term
-    action: Term
-    resource: Term
-    condition: str  # canonical JSON; "{}" = none
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
-
-
-def _canon(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-def _document(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
-
-
-def _principals(statement: dict[str, Any]) -> list[Term]:
-    if "NotPrincipal" in statement:
-        raw = statement["NotPrincipal"]
-        items = (
-            [f"{k}:{_canon(p)}" for k, ps in raw.items() for p in _as_list(ps)]
-            if isinstance(raw, dict)
-            else [_canon(raw)]
-        )
-        return [("not", tuple(sorted(items)))]
-    if "Principal" not in statement:
-        return [("in", "-")]
-    raw = statement["Principal"]
-    if not isinstance(raw, dict):
-        return [("in", "*" if raw == "*" else _canon(raw))]
-    out: list[Term] = []
-    for kind, values in raw.items():
-        for p in _as_list(values):
-            text = _canon(p)
-            if kind == "AWS" and text == "*":
-                out.append(("in", "*"))
-            elif kind == "AWS" and re.fullmatch(r"\d{12}", text):
-                out.append(("in", f"AWS:arn:aws:iam::{text}:root"))
-            else:
-                out.append(("in", f"{kind}:{text}"))
-    return out
-
-
-def grants(document: Any) -> set[Grant]:
-    """A policy's statements as atomic grants; NotAction/NotResource/NotPrincipal stay whole (a complement)."""
-    out: set[Grant] = set()
-    for statement in _as_list(_document(document).get("Statement")):
-        if not isinstance(statement, dict):
-            continue
-        effect = str(statement.get("Effect", "Allow"))
-        condition = _canon(statement.get("Condition") or {})
-        actions: list[Term] = [("in", _canon(a)) for a in _as_list(statement.get("Action"))]
-        if "NotAction" in statement:
-            actions.append(("not", tuple(sorted(_canon(a) for a in _as_list(statement["NotAction"])))))
-        resources: list[Term] = [("in", _canon(r)) for r in _as_list(statement.get("Resource"))]
-        if "NotResource" in statement:
-            resources.append(("not", tuple(sorted(_canon(r) for r in _as_list(statement["NotResource"])))))
-        for principal in _principals(statement):
-            for action in actions or [("in", "-")]:
-                for resource in resources or [("in", "-")]:
-                    out.add(Grant(effect, principal, action, resource, condition))
-    return out
-
-
-def _overlaps(a: str, b: str) -> bool:
-    return fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a)
-
-
-def _lower(term: Term) -> Term:
-    kind, value = term
-    return (kind, tuple(v.lower() for v in value)) if kind == "not" else (kind, str(value).lower())
-
-
-def _action_covers(general: Term, specific: Term) -> bool:
-    """As _term_covers, for actions: IAM action names are case-insensitive (resources are not)."""
-    return _term_covers(_lower(general), _lower(specific))
-
-
-def _term_covers(general: Term, specific: Term) -> bool:
-    """Whether everything `specific` names is also named by `general` (patterns as IAM wildcards)."""
-    g_kind, g = general
-    s_kind, s = specific
-    if s_kind == "in" and g_kind == "in":
-        return bool(s == g or fnmatch.fnmatchcase(s, g))
-    if s_kind == "in" and g_kind == "not":  # s must avoid every exclusion
-        return not any(_overlaps(s, x) for x in g)
-    if s_kind == "not" and g_kind == "in":  # a complement is only inside "everything"
-        return bool(g == "*")
-    # both complements: general excludes no more than specific does
-    return all(any(fnmatch.fnmatchcase(x, y) for y in s) for x in g)
-
-
-def _condition_covers(general: str, specific: str) -> bool:
-    """`general` restricts no more than `specific`: each of its (operator, key) tests is in `specific`
-    with no more values allowed."""
-    g, s = json.loads(general), json.loads(specific)
-    for operator, tests in g.items():
-        if not isinstance(tests, dict):
-            return general == specific
-        for key, values in tests.items():
-            s_tests = s.get(operator)
-            if not isinstance(s_tests, dict) or key not in s_tests:
-                return False
-            if not {_canon(v) for v in _as_list(s_tests[key])} <= {_canon(v) for v in _as_list(values)}:
-                return False
-    return True
-
-
-def _principal_covers(general: Term, specific: Term) -> bool:
-    return general == specific or general == ("in", "*")
-
-
-def covered(grant: Grant, others: Iterable[Grant]) -> bool:
-    for o in others:
-        if o.effect != grant.effect or not _principal_covers(o.principal, grant.principal):
-            continue
-        if not (_action_covers(o.action, grant.action) and _term_covers(o.resource, grant.resource)):
-            continue
-        if grant.effect == "Allow" and _condition_covers(o.condition, grant.condition):
-            return True
-        if grant.effect == "Deny" and _condition_covers(grant.condition, o.condition):
-            return True
-    return False
-
-
-def _term_text(term: Term) -> str:
-    kind, value = term
-    return f"everything except {', '.join(value)}" if kind == "not" else str(value)
-
-
-def describe(items: Iterable[Grant]) -> list[str]:
-    """Group grants back into readable statements: Effect actions on resources [to principal] [if]."""
-    groups: dict[tuple[str, Term, str, Term], set[str]] = {}
-    for g in items:
-        groups.setdefault((g.effect, g.principal, g.condition, g.resource), set()).add(_term_text(g.action))
-    by_actions: dict[tuple[str, Term, str, tuple[str, ...]], list[str]] = {}
-    for (effect, principal, condition, resource), actions in groups.items():
-        by_actions.setdefault((effect, principal, condition, tuple(sorted(actions))), []).append(_term_text(resource))
-    lines = []
-    for (effect, principal, condition, action_names), resources in sorted(by_actions.items(), key=str):
-        text = f"{effect} {', '.join(action_names)}"
-        if resources != ["-"]:  # a trust policy names no Resource
-            text += f" on {', '.join(sorted(resources))}"
-        if principal != ("in", "-"):
-            text += f" to {_term_text(principal)}"
-        if condition != "{}":
-            text += f" if {condition}"
-        lines.append(text)
-    return lines
-
 
 def _get(props: Mapping[str, Any], dotted: str) -> Any:
     value: Any = props
@@ -278,7 +124,7 @@ def _get(props: Mapping[str, Any], dotted: str) -> Any:
 
 def _lambda_permission_policy(props: Mapping[str, Any]) -> dict[str, Any]:
     """AWS::Lambda::Permission as the statement it adds to the function's resource policy."""
-    principal = _canon(props.get("Principal", "?"))
+    principal = canon(props.get("Principal", "?"))
     if principal == "*":
         who: Any = "*"
     elif principal.endswith(".amazonaws.com") or principal.endswith(".amazonaws.com.cn"):
@@ -330,7 +176,7 @@ def documents(resource_type: str, props: Mapping[str, Any]) -> dict[str, Any]:
         if value is not None:
             docs["trust policy" if dotted == "AssumeRolePolicyDocument" else dotted] = value
     if resource_type in WITH_INLINE:
-        for policy in _as_list(props.get("Policies")):
+        for policy in as_list(props.get("Policies")):
             if isinstance(policy, dict):
                 docs[f"inline policy {policy.get('PolicyName', '?')}"] = policy.get("PolicyDocument")
     if resource_type == "AWS::Lambda::Permission" and props:
@@ -343,10 +189,10 @@ def documents(resource_type: str, props: Mapping[str, Any]) -> dict[str, Any]:
 def _members(resource_type: str, props: Mapping[str, Any]) -> set[str]:
     """Who a policy is attached to (Policy/ManagedPolicy Roles/Users/Groups; UserToGroupAddition Users)."""
     if resource_type == "AWS::IAM::UserToGroupAddition":
-        return {f"user {_canon(u)} in group {_canon(props.get('GroupName'))}" for u in _as_list(props.get("Users"))}
+        return {f"user {canon(u)} in group {canon(props.get('GroupName'))}" for u in as_list(props.get("Users"))}
     out = set()
     for key, label in (("Roles", "role"), ("Users", "user"), ("Groups", "group")):
-        out |= {f"{label} {_canon(x)}" for x in _as_list(props.get(key))}
+        out |= {f"{label} {canon(x)}" for x in as_list(props.get(key))}
     return out
 
 
@@ -373,10 +219,23 @@ def _foreign(principal: str, stack: StackIdentity) -> bool:
     return not stack.account or match.group(1) != stack.account
 
 
+def _own_root(principal: Term, stack: StackIdentity) -> bool:
+    kind, value = principal
+    if kind != "in" or not str(value).startswith("AWS:") or not str(value).endswith(":root"):
+        return False
+    match = _ACCOUNT_IN_ARN.match(str(value)[4:])
+    return bool(match and stack.account and match.group(1) == stack.account) or "${AWS::AccountId}" in str(value)
+
+
 def _dangers(g: Grant, old: set[Grant], stack: StackIdentity, identity: bool) -> list[str]:
     out = []
-    kind, action = _lower(g.action)
-    if kind == "not":
+    kind, action = lower(g.action)
+    if _own_root(g.principal, stack):
+        # A resource policy granting to the stack's own account root delegates to that account's IAM
+        # policies (the default KMS key policy: kms:* to the account root; AWS KMS developer guide,
+        # "Default key policy"): it grants nobody anything by itself.
+        pass
+    elif kind == "not":
         out.append("Allow with NotAction (a complement: every other action)")
     elif action == "*" or action.endswith(":*"):
         out.append(f"wildcard action {action}")
@@ -404,9 +263,9 @@ def _dangers(g: Grant, old: set[Grant], stack: StackIdentity, identity: bool) ->
         bare = [
             o
             for o in old
-            if o.effect == "Allow" and _term_covers(o.action, g.action) and _term_covers(o.resource, g.resource)
+            if o.effect == "Allow" and term_covers(o.action, g.action) and term_covers(o.resource, g.resource)
         ]
-        if any(_principal_covers(o.principal, g.principal) and o.condition != "{}" for o in bare):
+        if any(principal_covers(o.principal, g.principal) and o.condition != "{}" for o in bare):
             out.append("a Condition removed or loosened")
     return out
 
@@ -454,8 +313,8 @@ def review_resource(
         out.show("attachment", True, f"+ attached to {member}")
     for member in sorted(old_members - new_members):
         out.show("attachment", False, f"- detached from {member}")
-    old_arns = {_canon(a) for a in _as_list(before.get("ManagedPolicyArns"))}
-    new_arns = {_canon(a) for a in _as_list(after.get("ManagedPolicyArns"))}
+    old_arns = {canon(a) for a in as_list(before.get("ManagedPolicyArns"))}
+    new_arns = {canon(a) for a in as_list(after.get("ManagedPolicyArns"))}
     for arn in sorted(new_arns - old_arns):
         out.show("managed policies", True, f"+ attach {arn}")
         if _BROAD_MANAGED.search(arn):
@@ -463,7 +322,7 @@ def review_resource(
     for arn in sorted(old_arns - new_arns):
         out.show("managed policies", False, f"- detach {arn}")
     if before.get("PermissionsBoundary") and not after.get("PermissionsBoundary") and after:
-        text = f"- permissions boundary {_canon(before['PermissionsBoundary'])} removed"
+        text = f"- permissions boundary {canon(before['PermissionsBoundary'])} removed"
         out.show("permissions boundary", True, text)
         out.danger(f"permissions boundary: {text}", "the boundary no longer limits the role")
     _auth(out, resource_type, before, after)
