@@ -270,6 +270,7 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
             else:
                 nested[lid] = _review(child, overrides, f"{prefix}{lid}/")
                 findings += nested[lid].findings
+                notes += [f"{lid}/{note}" for note in nested[lid].notes]
     for lid, diff in diffs.items():
         if stateful(lid, diff.resource_type):
             findings += template_findings(diff, region)
