@@ -123,11 +123,8 @@ def test_first_deploy_creates_the_stack_and_the_second_finds_no_changes(endpoint
     assert "deploying it first" not in second.stdout
 
 
-def test_no_execute_leaves_a_change_set_that_execute_runs_later(endpoint):
-    # A CREATE change set for another environment. (An UPDATE would do as well on AWS;
-    # moto 5 cannot execute an UPDATE change set of the full template - it fails inside
-    # its own update code with "Fn::GetAtt references undefined resource" - so the
-    # UPDATE paths are covered by the Stubber tests.)
+def test_no_execute_leaves_a_change_set_for_review_with_the_hint_to_run_it(endpoint):
+    # A CREATE change set for another environment.
     left = deploy(endpoint, "--env", "stage", "--no-execute", "--json", "--parameter", "EnvironmentTag=Staging")
     assert left.returncode == 0, left.stderr
     result = json.loads(left.stdout)
@@ -136,12 +133,16 @@ def test_no_execute_leaves_a_change_set_that_execute_runs_later(endpoint):
     assert ":changeSet/deploy-" in arn and result["StackName"] == "market-data-stage"
     assert "Resource changes" in left.stderr  # with --json the review goes to stderr
     assert "Change set left for review (not executed)" in left.stderr
+    assert (
+        f"Execute it later with: bin/deploy --execute {arn} --endpoint-url {endpoint} --region us-east-1" in left.stderr
+    )
     cfn = client(endpoint, "cloudformation")
     assert cfn.describe_change_set(ChangeSetName=arn)["ExecutionStatus"] == "AVAILABLE"
 
     # moto returns neither this change set's template (GetTemplate gives {} for a stack in
     # REVIEW_IN_PROGRESS) nor property values, so the guard cannot see what the new policies grant and
-    # fails closed on them without a human: --allow-broadening names that risk explicitly.
+    # fails closed on them without a human: --allow-broadening names that risk explicitly. (A CREATE
+    # destroys nothing; an UPDATE change set is refused outright on an emulator: Stubber tests.)
     declined = deploy(endpoint, "--execute", arn, "--allow-broadening")  # no terminal and no --yes: refuse, keep it
     assert declined.returncode == 3
     assert "no terminal" in declined.stderr
@@ -155,6 +156,9 @@ def test_no_execute_leaves_a_change_set_that_execute_runs_later(endpoint):
         for p in cfn.describe_stacks(StackName="market-data-stage")["Stacks"][0]["Parameters"]
     }
     assert params["EnvironmentTag"] == "Staging" and params["EnvironmentSuffix"] == "stage"
+    # the backstop protects what is deployed, although the review could not see the template
+    policy = json.loads(cfn.get_stack_policy(StackName="market-data-stage")["StackPolicyBody"])
+    assert "LogicalResourceId/MarketDataTable" in policy["Statement"][1]["Resource"]
 
     again = deploy(endpoint, "--execute", arn, "--yes")  # executed already: no longer AVAILABLE
     assert again.returncode == 2
@@ -206,7 +210,8 @@ def run_main(endpoint: str, *args: str) -> tuple[int, str, str]:
 
 def change_sets(endpoint: str, stack_name: str) -> list[tuple[str, str]]:
     summaries = client(endpoint, "cloudformation").list_change_sets(StackName=stack_name)["Summaries"]
-    return [(s["ChangeSetName"], s["ExecutionStatus"]) for s in summaries]
+    # moto lists every stack's change sets here: keep this stack's
+    return [(s["ChangeSetName"], s["ExecutionStatus"]) for s in summaries if s["StackName"] == stack_name]
 
 
 def deployed(endpoint: str, stack_name: str) -> dict:
@@ -244,6 +249,7 @@ def test_the_documented_prod_sequence_without_retain_data_is_blocked(endpoint, a
     # THEN nothing is executed, and nothing executable is left behind
     assert code == 3, out + err
     assert "not executed" in err and "MarketDataTable" in err
+    assert "Deleted change set deploy-" in out  # it existed, and is gone
     assert deployed(endpoint, "market-data-prod")["Resources"]["MarketDataTable"]["DeletionPolicy"] == "Retain"
     assert [s for s in change_sets(endpoint, "market-data-prod") if s[1] == "AVAILABLE"] == []
 
@@ -259,7 +265,7 @@ def test_renaming_the_table_is_blocked_by_the_template_diff(endpoint, aws_env, m
     )
     code, out, err = run_main(endpoint, "--env", "ren", "--yes")
     assert code == 3, out + err
-    assert "MarketDataTable" in err
+    assert "MarketDataTable" in err and "Deleted change set deploy-" in out
     assert client(endpoint, "dynamodb").describe_table(TableName="market-data-ren")["Table"]["TableStatus"] == "ACTIVE"
     assert [s for s in change_sets(endpoint, "market-data-ren") if s[1] == "AVAILABLE"] == []
 
@@ -295,4 +301,6 @@ def test_harmless_changes_still_deploy_with_yes(endpoint, aws_env, monkeypatch):
     # every Output printed, the GetAtt/Sub ones included, and marked as resolved here
     assert result["Outputs"]["dynamodbTableArn"] == "arn:aws:dynamodb:us-east-1:123456789012:table/market-data-hm"
     assert result["Outputs"]["apiGatewayUrl"].endswith(".execute-api.us-east-1.amazonaws.com/hm/ingest")
+    assert result["Outputs"]["eventBusName"] == "market-data-hm"  # moto reports no physical id for the bus
     assert "dynamodbTableArn" in result["OutputsResolvedLocally"]
+    assert sorted(result["Outputs"]) == sorted(deployed(endpoint, "market-data-hm")["Outputs"])  # every one

@@ -406,9 +406,10 @@ def test_nested_change_sets_are_described_and_reviewed_with_their_templates(cfn,
         {"StackName": STACK_ID, "ChangeSetName": child_arn, "TemplateStage": "Original"},
     )
     f.pages(child_changes, arn=child_arn, include_values=False)
-    # the child's Ledger goes Retain -> Delete: the guard blocks it (Storage/Ledger); kept, so no DeleteChangeSet
     options = d.DeployOptions(execute=False, drift_check=False, keep_change_set=True)
-    d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+    outcome = d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+    # the child's Retain -> Delete is the guard's to find; it reaches the review under the nested path
+    assert "Storage/Ledger" in {f.logical_id for f in outcome.review.findings}
     nested = captured["inputs"].nested["Storage"]
     assert nested.deployed_template == child_old and nested.new_template == child_new
     assert len(nested.change_set["Changes"]) == 2  # both pages
@@ -515,9 +516,31 @@ def test_execute_existing_refuses_a_change_set_that_is_no_longer_available(cfn, 
 
 
 def test_execute_existing_update_on_an_emulator_fails_closed(cfn, waits):
-    f = Flow(cfn.stubber)
-    f.pages(HARMLESS)
+    Flow(cfn.stubber).pages(HARMLESS)
     cfn.stubber.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
     options = d.DeployOptions(assume_yes=True, where=d.Where(endpoint_url="http://127.0.0.1:5055"))
-    with pytest.raises(d.UsageError, match="cannot be reviewed again"):
+    with pytest.raises(d.UsageError, match="cannot review an UPDATE change set again on a local endpoint"):
         d.execute_existing(cfn, CS_ARN, console(), waits, options=options)
+
+
+def test_execute_existing_reviews_the_change_set_with_its_own_template(cfn, waits, captured):
+    old, new = template(retain=False, timeout=900), template(retain=False, timeout=1800)
+    f = Flow(cfn.stubber)
+    f.pages(HARMLESS, parameters=PARAMS)
+    cfn.stubber.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
+    f.get_template(old)
+    cfn.stubber.add_response(
+        "get_template",
+        {"TemplateBody": json.dumps(new)},
+        {"StackName": STACK_ID, "ChangeSetName": CS_ARN, "TemplateStage": "Original"},
+    )
+    f.pages(HARMLESS, parameters=PARAMS, include_values=False)
+    f.set_policy(protected(old, new))
+    f.execute(outputs=[{"OutputKey": k, "OutputValue": "x"} for k in new["Outputs"]])
+    f.get_template(new)
+    cfn.stubber.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
+    f.set_policy(protected(old, new))
+    options = d.DeployOptions(assume_yes=True, drift_check=False, execute=False)  # --execute executes anyway
+    outcome = d.execute_existing(cfn, CS_ARN, console(), waits, options=options)
+    assert outcome.result == "deployed"
+    assert captured["inputs"].deployed_template == old and captured["inputs"].new_template == new

@@ -27,6 +27,7 @@ class ExecutionResult:
     status_reason: str = ""
     outputs_note: str = ""
     resolved_locally: list[str] = field(default_factory=list)  # output keys the endpoint did not report
+    template: dict[str, Any] | None = None  # the template now deployed (GetTemplate Original), on success
 
 
 def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict[str, Any]]:
@@ -132,17 +133,20 @@ def execute_and_follow(
     failures.sort(key=lambda e: e["Timestamp"])
     result = ExecutionResult(final_status, succeeded, failures, {}, reason)
     if succeeded:
-        resolved = resolve_outputs_locally(cfn, stack_id, stack)
+        result.template = deployed_template(cfn, stack_id)
+        resolved = resolve_outputs_locally(cfn, stack_id, stack, template=result.template)
         result.outputs, result.outputs_note = resolved.values, resolved.note()
         result.resolved_locally = list(resolved.local)
     return result
 
 
-def resolve_outputs_locally(cfn: Any, stack_id: str, stack: dict[str, Any] | None) -> ResolvedOutputs:
+def resolve_outputs_locally(
+    cfn: Any, stack_id: str, stack: dict[str, Any] | None, *, template: dict[str, Any] | None = None
+) -> ResolvedOutputs:
     """Every Output the deployed template declares: reported ones as reported, the rest resolved
     from the stack's physical resource IDs (outputs.py). An endpoint that reports Outputs for
-    all of them costs one GetTemplate and nothing else."""
-    template = deployed_template(cfn, stack_id)
+    all of them costs one GetTemplate (none when `template` is given) and nothing else."""
+    template = template if template is not None else deployed_template(cfn, stack_id)
     reported = stack_outputs(stack)
     if not (template.get("Outputs") or {}).keys() - reported.keys():
         return ResolvedOutputs(values=dict(reported))

@@ -231,11 +231,14 @@ def execute_with_backstop(
             )
         raise DeployError(message) from None
     render_result(result, stack_name, console)
+    if result.template is not None:  # protect what is deployed now, whatever the review could see
+        deployed_ids = stateful_logical_ids(result.template, options.overrides.extra_stateful_types)
+        protected[""] = sorted(set(protected[""]) | set(deployed_ids))
     stack = describe_stack(cfn, stack_id)
     if stack is not None and stack["StackStatus"] not in ("DELETE_COMPLETE", "ROLLBACK_COMPLETE"):
         # the full policy: after success, after a rollback, and to close what was opened
         outcome.backstop += apply_stack_policies(cfn, stack_id, protected, console, why="from now on")
-    if result.succeeded and retains_data(context.inputs.new_template):
+    if result.succeeded and retains_data(result.template or context.inputs.new_template):
         if stack is not None and stack.get("EnableTerminationProtection"):
             outcome.backstop.append(f"Termination protection: already on for stack {stack_name}.")
         elif enable_termination_protection(cfn, stack_name, console, emulator=options.where.emulator):

@@ -46,9 +46,13 @@ def _last(physical: str, sep: str = "/") -> str:
     return physical.rstrip(sep).rsplit(sep, 1)[-1]
 
 
+_NAMED_BY_PROPERTY = {"AWS::Events::EventBus": "Name"}
+
+
 class _PhysicalResolver(IntrinsicResolver):
-    def __init__(self, facts: StackFacts) -> None:
+    def __init__(self, facts: StackFacts, resources: dict[str, Any]) -> None:
         self.facts = facts
+        self.resources = resources
 
     def ref(self, name: str) -> Any:
         f = self.facts
@@ -74,6 +78,11 @@ class _PhysicalResolver(IntrinsicResolver):
         f = self.facts
         physical = f.physical.get(logical_id)
         kind = f.types.get(logical_id, "")
+        if not physical and kind in _NAMED_BY_PROPERTY:
+            # an endpoint that reports no physical ID (moto, for event buses): the name the template
+            # gives it is the name (Ref of an AWS::Events::EventBus returns its Name)
+            name = ((self.resources.get(logical_id) or {}).get("Properties") or {}).get(_NAMED_BY_PROPERTY[kind])
+            physical = self.resolve(name) if name is not None else None
         if not physical:
             raise Unresolved(f"GetAtt {logical_id}.{attribute}")
         p, r, a = f.partition, f.region, f.account
@@ -119,7 +128,7 @@ class ResolvedOutputs:
 def resolve_outputs(template: dict[str, Any], reported: dict[str, str], facts: StackFacts) -> ResolvedOutputs:
     """Every Output of `template`: the reported value where there is one, else resolved here."""
     result = ResolvedOutputs()
-    resolver = _PhysicalResolver(facts)
+    resolver = _PhysicalResolver(facts, template.get("Resources") or {})
     for key, spec in sorted((template.get("Outputs") or {}).items()):
         if key in reported:
             result.values[key] = reported[key]

@@ -208,15 +208,21 @@ def execute_existing(cfn: Any, arn: str, console: Console, waits: Waits, *, opti
     creating = stack is None or stack["StackStatus"] == "REVIEW_IN_PROGRESS"
     change_set_type = "CREATE" if creating else "UPDATE"
     change_set.setdefault("ChangeSetType", change_set_type)
-    if not creating and options.where.emulator:
+    if options.where.emulator and not creating:
         # moto's GetTemplate ignores ChangeSetName and returns the stack's current template, so the
         # template diff would compare the deployed template with itself: fail closed.
         raise UsageError(
-            "on a local endpoint an UPDATE change set cannot be reviewed again (the emulator does not return a "
-            "change set's own template); run bin/deploy without --execute to create and execute in one run"
+            "--execute cannot review an UPDATE change set again on a local endpoint (the emulator does not "
+            "return a change set's own template); run the deploy again without --no-execute"
         )
     deployed = None if creating else deployed_template(cfn, change_set["StackId"])
     new_template = change_set_template(cfn, arn, change_set["StackId"])
+    if not new_template.get("Resources") and change_set.get("Changes"):
+        if not options.where.emulator:
+            raise DeployError(f"GetTemplate returned no resources for change set {arn}, which changes some")
+        # moto returns {} for a stack a CREATE change set made: a CREATE destroys nothing, and the guard
+        # fails closed on what it cannot see (new grants without values need --allow-broadening)
+        console.say("This endpoint does not return the change set's template: reviewing the change set alone.")
     try:
         drift = _drift(cfn, None if creating else stack, deployed, console, waits, options)
         rollback = RollbackPlan(
