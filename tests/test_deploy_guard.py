@@ -542,3 +542,25 @@ def test_descriptions_that_disagree_make_the_change_incomplete():
     review = review_of(full, plain=plain)
     assert kinds(review) == [("incomplete", "ProcessingQueue")]
     assert any("the descriptions disagree" in n for n in review.notes)
+
+
+def test_deletion_policy_weakened_from_the_change_set_details_alone():
+    cs = change_set(
+        resource_change(
+            "Modify",
+            "MarketDataTable",
+            "AWS::DynamoDB::Table",
+            replacement="False",
+            details=[detail("DeletionPolicy", attribute="DeletionPolicy", before="Retain", after="Delete")],
+        )
+    )
+    assert whats(review_of(cs)) == ["DeletionPolicy Retain → Delete (the resource's data is no longer kept)"]
+
+
+def test_encryption_changes_are_found_by_property_name_not_by_accident():
+    from market_cfn.deploy.protection import unprotections
+
+    queue = {"Properties": {"KmsMasterKeyId": "alias/a", "ProcessedCount": 1}}
+    changed = {"Properties": {"KmsMasterKeyId": "alias/b", "ProcessedCount": 2}}
+    found = unprotections("AWS::SQS::Queue", queue, changed)
+    assert [(u.label, u.why) for u in found] == [("KmsMasterKeyId", "encryption changed")]

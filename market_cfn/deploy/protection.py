@@ -67,7 +67,9 @@ _RETENTION: dict[str, tuple[tuple[str, float | None], ...]] = {
 # Forever-when-absent also covers 0 for an Events archive ("0 ... indefinitely").
 _ZERO_IS_FOREVER = frozenset({"AWS::Events::Archive"})
 
-_ENCRYPTION = re.compile(r"encrypt|kms|sse", re.IGNORECASE)
+# Case-sensitive on purpose: SSESpecification, SqsManagedSseEnabled, KmsKeyId, KMSMasterKeyId,
+# BucketEncryption, StorageEncrypted - but not "Processed" or "Classes".
+_ENCRYPTION = re.compile(r"Encrypt|encrypt|KMS|Kms|kms|SSE|Sse")
 _EXPIRATIONS = (
     "ExpirationInDays",
     "ExpirationDate",
