@@ -19,6 +19,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from market_cfn.stack.functions import RUNTIME
+
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "bin" / "deploy"
 
@@ -111,7 +113,7 @@ def test_first_deploy_creates_the_stack_and_the_second_finds_no_changes(endpoint
     assert cfn.describe_stacks(StackName="market-data-dev")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     lam = client(endpoint, "lambda")
     fn = lam.get_function(FunctionName="DataIngestion-dev")["Configuration"]
-    assert fn["Handler"] == "handlers.data_ingestion.handler" and fn["Runtime"] == "python3.12"
+    assert fn["Handler"] == "handlers.data_ingestion.handler" and fn["Runtime"] == RUNTIME
 
     # WHEN the unchanged project is deployed again
     second = deploy(endpoint, "--yes")

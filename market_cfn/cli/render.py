@@ -1,4 +1,4 @@
-"""`python -m market_cfn render [--out PATH] [--env NAME] [--environment-tag VALUE] [--retain-data]`."""
+"""`python -m market_cfn render [--out PATH] [--env NAME] [--environment-tag VALUE] [--retain-data] [--profile P]`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from market_cfn import __version__
-from market_cfn.stack.config import ConfigError, StackConfig
+from market_cfn.stack.config import PROFILES, ConfigError, StackConfig
 from market_cfn.stack.render import DEFAULT_OUT, render_json, write_template
 
 
@@ -44,13 +44,25 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Retain the buckets and the table on stack deletion or replacement (production)",
     )
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=StackConfig.profile,
+        help="default: the original design (SSE-S3, destroyable); regulated: customer managed KMS key, "
+        "access logs kept a year, data retained (default: default)",
+    )
     return p
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        cfg = StackConfig(env_suffix=args.env, environment_tag=args.environment_tag, retain_data=args.retain_data)
+        cfg = StackConfig(
+            env_suffix=args.env,
+            environment_tag=args.environment_tag,
+            retain_data=args.retain_data,
+            profile=args.profile,
+        )
     except ConfigError as exc:
         print(f"render: {exc}", file=sys.stderr)
         return 2

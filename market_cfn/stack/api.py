@@ -8,13 +8,17 @@ import json
 from troposphere import GetAtt, Sub, Template, apigateway, awslambda
 
 from market_cfn.stack.config import StackConfig
+from market_cfn.stack.encryption import Encryption
 from market_cfn.stack.functions import PipelineFunction
 from market_cfn.stack.loggroups import add_log_group
 from market_cfn.stack.parameters import Params
 from market_cfn.stack.suppressions import suppress
 
-THROTTLE_RATE_PER_SECOND = 10_000
-THROTTLE_BURST = 10_000
+# API Gateway validates a request body against the model keyed by its Content-Type, and
+# against the `$default` model when no key matches; without one, a body sent as
+# text/plain would skip validation (API Gateway developer guide, "Request validation":
+# "...if the content type doesn't match any model, API Gateway uses $default").
+DEFAULT_MODEL_KEY = "$default"
 
 # API Gateway validates the body's shape only (a point, an array of points, or
 # {"points": [...]}) and answers 400 before Lambda is invoked for anything else; the
@@ -63,7 +67,9 @@ def _definition_hash(*resources: object) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:10]
 
 
-def add_ingest_api(t: Template, cfg: StackConfig, params: Params, *, ingestion: PipelineFunction) -> apigateway.RestApi:
+def add_ingest_api(
+    t: Template, cfg: StackConfig, params: Params, enc: Encryption, *, ingestion: PipelineFunction
+) -> apigateway.RestApi:
     api = t.add_resource(
         apigateway.RestApi(
             "IngestApi",
@@ -103,7 +109,7 @@ def add_ingest_api(t: Template, cfg: StackConfig, params: Params, *, ingestion: 
             HttpMethod="POST",
             AuthorizationType="AWS_IAM",
             RequestValidatorId=validator.ref(),
-            RequestModels={"application/json": model.ref()},
+            RequestModels={"application/json": model.ref(), DEFAULT_MODEL_KEY: model.ref()},
             Integration=apigateway.Integration(
                 Type="AWS_PROXY",
                 IntegrationHttpMethod="POST",
@@ -126,31 +132,44 @@ def add_ingest_api(t: Template, cfg: StackConfig, params: Params, *, ingestion: 
     )
     access_logs = add_log_group(
         t,
+        cfg,
+        enc,
         "IngestApiAccessLogGroup",
         name=Sub("/aws/apigateway/MarketDataApi-${Env}/access", Env=params.env_suffix.ref()),
     )
-    stage = t.add_resource(
-        apigateway.Stage(
-            "IngestApiStage",
-            RestApiId=api.ref(),
-            DeploymentId=deployment.ref(),
-            StageName=params.env_suffix.ref(),
-            TracingEnabled=True,
-            AccessLogSetting=apigateway.AccessLogSetting(
-                DestinationArn=GetAtt(access_logs, "Arn"), Format=ACCESS_LOG_FORMAT
-            ),
-            MethodSettings=[
-                apigateway.MethodSetting(
-                    HttpMethod="*",
-                    ResourcePath="/*",
-                    ThrottlingRateLimit=THROTTLE_RATE_PER_SECOND,
-                    ThrottlingBurstLimit=THROTTLE_BURST,
-                    MetricsEnabled=True,
-                    DataTraceEnabled=False,
-                )
-            ],
-        )
+    method_setting = apigateway.MethodSetting(
+        HttpMethod="*",
+        ResourcePath="/*",
+        ThrottlingRateLimit=params.api_rate_limit.ref(),
+        ThrottlingBurstLimit=params.api_burst_limit.ref(),
+        MetricsEnabled=True,
+        DataTraceEnabled=False,
     )
+    stage = apigateway.Stage(
+        "IngestApiStage",
+        RestApiId=api.ref(),
+        DeploymentId=deployment.ref(),
+        StageName=params.env_suffix.ref(),
+        TracingEnabled=True,
+        AccessLogSetting=apigateway.AccessLogSetting(
+            DestinationArn=GetAtt(access_logs, "Arn"), Format=ACCESS_LOG_FORMAT
+        ),
+        MethodSettings=[method_setting],
+    )
+    if cfg.regulated:
+        # Execution logs at ERROR (no request bodies: DataTraceEnabled stays off). API
+        # Gateway writes them to API-Gateway-Execution-Logs_<api id>/<stage>; creating that
+        # group first gives it the stack's key and retention instead of none.
+        method_setting.LoggingLevel = "ERROR"
+        execution_logs = add_log_group(
+            t,
+            cfg,
+            enc,
+            "IngestApiExecutionLogGroup",
+            name=Sub("API-Gateway-Execution-Logs_${Api}/${Env}", Api=api.ref(), Env=params.env_suffix.ref()),
+        )
+        stage.DependsOn = [execution_logs.title]
+    t.add_resource(stage)
     suppress(stage, checkov={"CKV_AWS_120": "No stage cache: every POST /ingest carries new data."})
     t.add_resource(
         awslambda.Permission(

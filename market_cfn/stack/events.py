@@ -8,26 +8,31 @@ from troposphere import GetAtt, Template, awslambda, events, sqs
 from handlers import contract
 from market_cfn.stack import policies
 from market_cfn.stack.config import StackConfig
+from market_cfn.stack.encryption import Encryption
 from market_cfn.stack.functions import PipelineFunction
 from market_cfn.stack.parameters import Params
 
 ARCHIVE_RETENTION_DAYS = 7
-SCHEDULE = "rate(5 minutes)"
 
 
-def add_event_bus(t: Template, cfg: StackConfig, params: Params) -> events.EventBus:
+def add_event_bus(t: Template, cfg: StackConfig, params: Params, enc: Encryption) -> events.EventBus:
     """The custom bus; its archive keeps every event (processor and aggregator) for replay,
-    so even an event no rule matches is never published into the void."""
-    bus = t.add_resource(events.EventBus("MarketEventBus", Name=params.name("market-data")))
-    t.add_resource(
-        events.Archive(
-            "MarketEventArchive",
-            ArchiveName=params.name("market-data"),
-            SourceArn=GetAtt(bus, "Arn"),
-            RetentionDays=ARCHIVE_RETENTION_DAYS,
-            Description="Every event on the market-data bus, replayable for 7 days.",
-        )
+    so even an event no rule matches is never published into the void. Regulated: both
+    under the stack's key (EventBridge user guide, "Encrypting EventBridge archives"
+    recommends the bus's key for its archives too)."""
+    bus = events.EventBus("MarketEventBus", Name=params.name("market-data"))
+    archive = events.Archive(
+        "MarketEventArchive",
+        ArchiveName=params.name("market-data"),
+        SourceArn=GetAtt(bus, "Arn"),
+        RetentionDays=ARCHIVE_RETENTION_DAYS,
+        Description="Every event on the market-data bus, replayable for 7 days.",
     )
+    if enc.data_key_arn is not None:
+        bus.KmsKeyIdentifier = enc.data_key_arn
+        archive.KmsKeyIdentifier = enc.data_key_arn
+    t.add_resource(bus)
+    t.add_resource(archive)
     return bus
 
 
@@ -38,13 +43,13 @@ def _retry(max_attempts: int, max_age_seconds: int) -> events.RetryPolicy:
 def add_aggregation_schedule(
     t: Template, cfg: StackConfig, params: Params, *, aggregator: PipelineFunction, invocation_dlq: sqs.Queue
 ) -> events.Rule:
-    """Every 5 minutes on the default bus -> DataAggregator."""
+    """The AggregationSchedule parameter (default every 5 minutes) on the default bus -> DataAggregator."""
     rule = t.add_resource(
         events.Rule(
             "AggregationScheduleRule",
             Name=params.name("DataAggregatorSchedule"),
-            Description="Runs DataAggregator every 5 minutes.",
-            ScheduleExpression=SCHEDULE,
+            Description="Runs DataAggregator on the AggregationSchedule (default every 5 minutes).",
+            ScheduleExpression=params.aggregation_schedule.ref(),
             State="ENABLED",
             Targets=[
                 events.Target(

@@ -9,17 +9,30 @@ from troposphere import GetAtt, Sub, Template, awslambda, dynamodb, events, iam,
 
 from handlers import contract
 from market_cfn.stack import policies
-from market_cfn.stack.config import FUNCTION_MEMORY_MB, FUNCTION_TIMEOUT_SECONDS, StackConfig
+from market_cfn.stack.config import FUNCTION_TIMEOUT_SECONDS, StackConfig
+from market_cfn.stack.encryption import Encryption
 from market_cfn.stack.loggroups import add_log_group
 from market_cfn.stack.parameters import Params
 from market_cfn.stack.storage import bucket_arn, data_bucket_name, rejects_bucket_name
 from market_cfn.stack.suppressions import suppress
 
-RUNTIME = "python3.12"
+# The newest Python Lambda runs (until 2029 per cfn-lint's runtime lifecycle data, which
+# lists python3.14 with no successor) and that cfn-lint's resource schema, troposphere
+# (no runtime validator) and Powertools 3.37 (classifiers up to 3.14) accept.
+RUNTIME = "python3.14"
 # Graviton: the handlers are pure Python (Powertools included), and arm64 GB-seconds
 # cost 20% less than x86_64 (AWS Lambda pricing page).
 ARCHITECTURE = "arm64"
 SQS_BATCH_SIZE = 10
+
+
+class EventSourceScalingConfig(awslambda.ScalingConfig):  # type: ignore[misc]  # troposphere is untyped
+    """AWS::Lambda::EventSourceMapping ScalingConfig. troposphere 4.11 defines two classes
+    named ScalingConfig and the later one (a web function endpoint's MaxEnvironments)
+    shadows the event source mapping's; this keeps its type and takes its real property."""
+
+    props = {"MaximumConcurrency": (int, False)}
+
 
 _CHECKOV_SKIPS = {
     "CKV_AWS_115": "No reserved concurrency: new accounts have a concurrency quota of 10 and Lambda "
@@ -35,6 +48,20 @@ _CHECKOV_SKIPS = {
 _CFN_LINT_SKIPS = {
     "WS1004": "The log group is created by this stack and bound through LoggingConfig.LogGroup, "
     "which this rule does not read; its retention is 7 days.",
+}
+
+
+# Regulated profile: the services each role's calls reach the stack's key through
+# (kms:ViaService). S3 GetObject/PutObject, SQS send/receive, DynamoDB reads and writes on
+# a table under a customer managed key and PutEvents on an encrypted bus each need
+# kms:Decrypt and/or kms:GenerateDataKey of the caller (S3 user guide "Using SSE-KMS", SQS
+# developer guide "Key management", DynamoDB developer guide "Key policies for a customer
+# managed key"). The Lambda service's own SQS calls (event source mapping, on-failure
+# destination) use the role too.
+KMS_SERVICES = {
+    "DataIngestion": ("s3", "sqs"),
+    "DataProcessor": ("sqs", "dynamodb", "events"),
+    "DataAggregator": ("sqs", "dynamodb", "events"),
 }
 
 
@@ -55,6 +82,7 @@ def _add_function(
     t: Template,
     cfg: StackConfig,
     params: Params,
+    enc: Encryption,
     *,
     base_name: str,
     handler: str,
@@ -64,8 +92,10 @@ def _add_function(
     on_failure: sqs.Queue | None,
 ) -> PipelineFunction:
     log_group = add_log_group(
-        t, f"{base_name}LogGroup", name=Sub(f"/aws/lambda/{base_name}-${{Env}}", Env=params.env_suffix.ref())
+        t, cfg, enc, f"{base_name}LogGroup", name=Sub(f"/aws/lambda/{base_name}-${{Env}}", Env=params.env_suffix.ref())
     )
+    if enc.data_key_arn is not None:
+        statements = [*statements, policies.kms_via_services("UseStackKey", enc.data_key_arn, KMS_SERVICES[base_name])]
     role = t.add_resource(
         iam.Role(
             f"{base_name}Role",
@@ -87,13 +117,15 @@ def _add_function(
         Handler=handler,
         Code=awslambda.Code(S3Bucket=params.code_bucket.ref(), S3Key=params.code_key.ref()),
         Role=GetAtt(role, "Arn"),
-        MemorySize=FUNCTION_MEMORY_MB,
+        MemorySize=params.memory_mb[base_name].ref(),
         Timeout=FUNCTION_TIMEOUT_SECONDS,
         TracingConfig=awslambda.TracingConfig(Mode="Active"),
         LoggingConfig=awslambda.LoggingConfig(LogGroup=log_group.ref()),
         Environment=awslambda.Environment(
             Variables={
-                "POWERTOOLS_SERVICE_NAME": base_name,
+                # The function's name, so the `service` dimension of its metrics (and the
+                # alarms on them) keeps environments sharing an account apart.
+                "POWERTOOLS_SERVICE_NAME": params.name(base_name),
                 "POWERTOOLS_METRICS_NAMESPACE": "MarketAnalytics",
                 "LOG_LEVEL": "INFO",
                 **environment,
@@ -124,6 +156,7 @@ def add_ingestion_function(
     t: Template,
     cfg: StackConfig,
     params: Params,
+    enc: Encryption,
     *,
     processing_queue: sqs.Queue,
     invocation_dlq: sqs.Queue,
@@ -133,6 +166,7 @@ def add_ingestion_function(
         t,
         cfg,
         params,
+        enc,
         base_name="DataIngestion",
         handler=contract.HANDLER_INGESTION,
         description="Validates market data from S3 and POST /ingest and queues the valid points.",
@@ -163,6 +197,7 @@ def add_processor_function(
     t: Template,
     cfg: StackConfig,
     params: Params,
+    enc: Encryption,
     *,
     processing_queue: sqs.Queue,
     aggregation_queue: sqs.Queue,
@@ -175,6 +210,7 @@ def add_processor_function(
         t,
         cfg,
         params,
+        enc,
         base_name="DataProcessor",
         handler=contract.HANDLER_PROCESSOR,
         description="Stores queued market-data points in DynamoDB and publishes PointsStored events.",
@@ -200,6 +236,11 @@ def add_processor_function(
             # Only the failed messages of a batch return to the queue; the rest are
             # deleted, so one poison message does not replay its neighbours.
             FunctionResponseTypes=["ReportBatchItemFailures"],
+            # At most this many concurrent invocations: on an account limited to 10
+            # concurrent executions an unbounded mapping is throttled, and throttled
+            # batches use up their receives (Lambda developer guide, "Configuring maximum
+            # concurrency for Amazon SQS event sources").
+            ScalingConfig=EventSourceScalingConfig(MaximumConcurrency=params.processor_max_concurrency.ref()),
             Enabled=True,
         )
     )
@@ -207,7 +248,7 @@ def add_processor_function(
         mapping,
         cfn_lint={
             "ES1001": "OnFailure destinations apply to stream and Kafka sources only; for SQS the "
-            "queue's redrive policy (maxReceiveCount 3 -> ProcessingDLQ) is the failure destination.",
+            "queue's redrive policy (maxReceiveCount 5 -> ProcessingDLQ) is the failure destination.",
         },
     )
     return processor
@@ -217,6 +258,7 @@ def add_aggregator_function(
     t: Template,
     cfg: StackConfig,
     params: Params,
+    enc: Encryption,
     *,
     aggregation_queue: sqs.Queue,
     aggregation_dlq: sqs.Queue,
@@ -229,6 +271,7 @@ def add_aggregator_function(
         t,
         cfg,
         params,
+        enc,
         base_name="DataAggregator",
         handler=contract.HANDLER_AGGREGATOR,
         description="Recomputes per-symbol 5-minute OHLC/volume/VWAP aggregates of touched windows.",

@@ -15,6 +15,7 @@ import awacs.cloudwatch as cloudwatch
 import awacs.dynamodb as dynamodb
 import awacs.events as events
 import awacs.iam as iam
+import awacs.kms as kms
 import awacs.logs as logs
 import awacs.s3 as s3
 import awacs.sqs as sqs
@@ -23,14 +24,17 @@ from awacs.aws import (
     Action,
     Allow,
     ArnEquals,
+    ArnLike,
     Bool,
     Condition,
     Deny,
     PolicyDocument,
     Principal,
     Statement,
+    StringEquals,
 )
 from awacs.sts import AssumeRole
+from troposphere import Sub
 from troposphere.iam import Policy as RolePolicy
 
 VERSION = "2012-10-17"
@@ -106,6 +110,20 @@ def drain_and_requeue(sid: str, queue_arn: object) -> Statement:
     return allow(sid, [sqs.ReceiveMessage, sqs.DeleteMessage, sqs.SendMessage], [queue_arn])
 
 
+def kms_via_services(sid: str, key_arn: object, services: Iterable[str]) -> Statement:
+    """Decrypt and GenerateDataKey on the stack's key, only through the named services
+    (kms:ViaService, e.g. sqs.<region>.amazonaws.com): the role cannot use the key directly."""
+    return Statement(
+        Sid=sid,
+        Effect=Allow,
+        Action=[kms.Decrypt, kms.GenerateDataKey],
+        Resource=[key_arn],
+        Condition=Condition(
+            StringEquals("kms:ViaService", [Sub(f"{service}.${{AWS::Region}}.amazonaws.com") for service in services])
+        ),
+    )
+
+
 def write_items(sid: str, table_arn: object) -> Statement:
     return allow(sid, [dynamodb.BatchWriteItem], [table_arn])
 
@@ -172,6 +190,12 @@ DESTRUCTIVE_ACTIONS: dict[str, list[Action]] = {
         events.RemoveTargets,
         events.DeleteArchive,
     ],
+    "DenyKeyDestruction": [
+        kms.ScheduleKeyDeletion,
+        kms.DisableKey,
+        kms.DisableKeyRotation,
+        kms.PutKeyPolicy,
+    ],
     "DenyTampering": [
         awslambda.DeleteFunction,
         awslambda.UpdateFunctionCode,
@@ -227,4 +251,22 @@ def allow_service_send(sid: str, service_principal: str, queue_arn: object, sour
         Action=[sqs.SendMessage],
         Resource=[queue_arn],
         Condition=Condition(ArnEquals("aws:SourceArn", source_arns)),
+    )
+
+
+def allow_server_access_logs(sid: str, objects_arn: object, source_bucket_arns: list[object]) -> Statement:
+    """The log bucket's grant to S3's logging service, for this account's named buckets only
+    (S3 user guide, "Permissions for log delivery")."""
+    return Statement(
+        Sid=sid,
+        Effect=Allow,
+        Principal=Principal("Service", ["logging.s3.amazonaws.com"]),
+        Action=[s3.PutObject],
+        Resource=[objects_arn],
+        Condition=Condition(
+            [
+                ArnLike("aws:SourceArn", source_bucket_arns),
+                StringEquals("aws:SourceAccount", Sub("${AWS::AccountId}")),
+            ]
+        ),
     )

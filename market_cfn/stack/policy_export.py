@@ -2,8 +2,8 @@
 
 parliament lints policy documents, not templates, and wants concrete ARNs. This module
 resolves the template's intrinsic functions (Ref, Fn::GetAtt, Fn::Sub, Fn::Join,
-Fn::If) against an example account and region, so each role policy, bucket policy and
-queue policy can be linted exactly as CloudFormation would deploy it.
+Fn::If) against an example account and region, so each role policy and each bucket,
+queue and topic policy can be linted exactly as CloudFormation would deploy it.
 
     python -m market_cfn.stack.policy_export build/template.json OUT_DIR
 """
@@ -50,6 +50,10 @@ class Resolver(IntrinsicResolver):
         kind = self.resources[name]["Type"]
         if kind == "AWS::SQS::Queue":
             return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{self._name(name, 'QueueName')}"
+        if kind == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{REGION}:{ACCOUNT}:{self._name(name, 'TopicName')}"
+        if kind == "AWS::KMS::Key":
+            return "0123abcd-4567-89ef-0123-456789abcdef"
         names = {
             "AWS::S3::Bucket": "BucketName",
             "AWS::DynamoDB::Table": "TableName",
@@ -83,6 +87,8 @@ class Resolver(IntrinsicResolver):
                 return arn.format("lambda", f"function:{self.ref(name)}")
             if kind == "AWS::IAM::Role":
                 return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+            if kind == "AWS::KMS::Key":
+                return arn.format("kms", f"key/{self.ref(name)}")
         if attribute == "QueueName":
             return self._name(name, "QueueName")
         return f"{name}.{attribute}"
@@ -98,8 +104,17 @@ def policy_documents(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if kind == "AWS::IAM::Role":
             for policy in props.get("Policies", []):
                 documents[f"{logical_id}.{policy['PolicyName']}"] = resolver.resolve(policy["PolicyDocument"])
-        elif kind in ("AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        elif kind in (
+            "AWS::S3::BucketPolicy",
+            "AWS::SQS::QueuePolicy",
+            "AWS::SNS::TopicPolicy",
+            "AWS::IAM::Policy",
+            "AWS::IAM::ManagedPolicy",
+        ):
             documents[logical_id] = resolver.resolve(props["PolicyDocument"])
+        # KMS key policies are not exported: in a key policy `"Resource": "*"` means "this
+        # key" and is the only form (KMS developer guide, "Key policies"), which parliament
+        # reads as an unscoped grant. tests/test_template_monitoring_and_keys.py checks them.
     return documents
 
 

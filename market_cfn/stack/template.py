@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from troposphere import GetAtt, Output, Template
 
-from market_cfn.stack import api, events, functions, monitoring, queues, storage
+from market_cfn.stack import api, dashboard, encryption, events, functions, monitoring, queues, storage
 from market_cfn.stack.config import StackConfig
 from market_cfn.stack.parameters import add_parameters
 from market_cfn.stack.tags import tag_all
@@ -16,38 +16,48 @@ DESCRIPTION = (
 
 
 def build_template(cfg: StackConfig) -> Template:
-    t = Template(Description=DESCRIPTION)
+    t = Template(Description=DESCRIPTION + (" [regulated profile]" if cfg.regulated else ""))
     t.set_version("2010-09-09")
     params = add_parameters(t, cfg)
+    enc = encryption.add_key(t, cfg, params)
 
     # Queues first: every function names one.
-    processing_dlq = queues.add_dead_letter_queue(t, cfg, params, logical_id="ProcessingDLQ")
-    processing_queue = queues.add_processing_queue(t, cfg, params, dlq=processing_dlq)
-    aggregation_dlq = queues.add_dead_letter_queue(t, cfg, params, logical_id="AggregationDLQ")
-    aggregation_queue = queues.add_aggregation_queue(t, cfg, params, dlq=aggregation_dlq)
-    invocation_dlq = queues.add_dead_letter_queue(t, cfg, params, logical_id="InvocationDLQ")
+    processing_dlq = queues.add_dead_letter_queue(t, cfg, params, enc, logical_id="ProcessingDLQ")
+    processing_queue = queues.add_processing_queue(t, cfg, params, enc, dlq=processing_dlq)
+    aggregation_dlq = queues.add_dead_letter_queue(t, cfg, params, enc, logical_id="AggregationDLQ")
+    aggregation_queue = queues.add_aggregation_queue(t, cfg, params, enc, dlq=aggregation_dlq)
+    invocation_dlq = queues.add_dead_letter_queue(t, cfg, params, enc, logical_id="InvocationDLQ")
 
-    table = storage.add_table(t, cfg, params)
-    bus = events.add_event_bus(t, cfg, params)
+    table = storage.add_table(t, cfg, params, enc)
+    bus = events.add_event_bus(t, cfg, params, enc)
+    access_logs = storage.add_access_logs_bucket(t, cfg, params) if cfg.regulated else None
 
     # 1. S3 and POST /ingest -> DataIngestion -> ProcessingQueue (rejections -> RejectsBucket)
     ingestion = functions.add_ingestion_function(
-        t, cfg, params, processing_queue=processing_queue, invocation_dlq=invocation_dlq
+        t, cfg, params, enc, processing_queue=processing_queue, invocation_dlq=invocation_dlq
     )
-    data_bucket = storage.add_data_bucket(t, cfg, params, ingestion_fn=ingestion.function)
-    rejects_bucket = storage.add_rejects_bucket(t, cfg, params)
-    rest_api = api.add_ingest_api(t, cfg, params, ingestion=ingestion)
+    data_bucket = storage.add_data_bucket(t, cfg, params, enc, ingestion_fn=ingestion.function, access_logs=access_logs)
+    rejects_bucket = storage.add_rejects_bucket(t, cfg, params, enc, access_logs=access_logs)
+    rest_api = api.add_ingest_api(t, cfg, params, enc, ingestion=ingestion)
 
     # 2. ProcessingQueue -> DataProcessor -> table + PointsStored events on the bus
     processor = functions.add_processor_function(
-        t, cfg, params, processing_queue=processing_queue, aggregation_queue=aggregation_queue, table=table, bus=bus
+        t,
+        cfg,
+        params,
+        enc,
+        processing_queue=processing_queue,
+        aggregation_queue=aggregation_queue,
+        table=table,
+        bus=bus,
     )
 
-    # 3. bus -> AggregationQueue; every 5 minutes DataAggregator drains it
+    # 3. bus -> AggregationQueue; on the AggregationSchedule DataAggregator drains it
     aggregator = functions.add_aggregator_function(
         t,
         cfg,
         params,
+        enc,
         aggregation_queue=aggregation_queue,
         aggregation_dlq=aggregation_dlq,
         invocation_dlq=invocation_dlq,
@@ -55,7 +65,7 @@ def build_template(cfg: StackConfig) -> Template:
         bus=bus,
     )
     schedule = events.add_aggregation_schedule(t, cfg, params, aggregator=aggregator, invocation_dlq=invocation_dlq)
-    events.add_points_stored_routing(
+    routing = events.add_points_stored_routing(
         t,
         cfg,
         params,
@@ -65,11 +75,20 @@ def build_template(cfg: StackConfig) -> Template:
         schedule_rule=schedule,
     )
 
-    # 4. Monitoring: errors of every function, messages in every dead-letter queue.
+    # 4. Monitoring, in the same order: every alarm notifies the alarm topic.
+    topic = monitoring.add_alarm_topic(t, cfg, params, enc)
+    alarms = monitoring.Alarms(t, params, topic)
+    monitoring.add_api_alarms(alarms, params)
     for fn in (ingestion, processor, aggregator):
-        monitoring.add_function_alarms(t, cfg, params, fn=fn)
+        monitoring.add_function_alarms(t, params, alarms, fn=fn)
+    for queue in (processing_queue, aggregation_queue):
+        monitoring.add_queue_age_alarm(alarms, queue=queue)
     for dlq in (processing_dlq, aggregation_dlq, invocation_dlq):
-        monitoring.add_dead_letter_alarm(t, cfg, params, dlq=dlq)
+        monitoring.add_dead_letter_alarm(alarms, dlq=dlq)
+    monitoring.add_rule_alarm(alarms, rule=routing, bus=bus)
+    monitoring.add_rule_alarm(alarms, rule=schedule, bus=None)
+    monitoring.add_freshness_alarm(alarms, params)
+    dashboard.add_dashboard(t, params, alarm_ids=[a.title for a in alarms.created])
 
     _add_outputs(
         t,
@@ -80,7 +99,7 @@ def build_template(cfg: StackConfig) -> Template:
             "dynamodbTableArn": ("Table of points and 5-minute aggregates.", GetAtt(table, "Arn")),
             "dynamodbTableName": ("Table of points and 5-minute aggregates.", table.ref()),
             "processingQueueUrl": ("Queue between DataIngestion and DataProcessor.", processing_queue.ref()),
-            "processingDlqUrl": ("Messages DataProcessor failed 3 times.", processing_dlq.ref()),
+            "processingDlqUrl": ("Messages DataProcessor failed 5 times.", processing_dlq.ref()),
             "aggregationQueueUrl": ("Touched (symbol, window) pairs awaiting aggregation.", aggregation_queue.ref()),
             "aggregationDlqUrl": ("Aggregation work that failed 5 times.", aggregation_dlq.ref()),
             "invocationDlqUrl": ("Failed asynchronous invocations and undeliverable events.", invocation_dlq.ref()),
@@ -88,6 +107,8 @@ def build_template(cfg: StackConfig) -> Template:
             "dataIngestionFunctionName": ("DataIngestion function.", ingestion.function.ref()),
             "dataProcessorFunctionName": ("DataProcessor function.", processor.function.ref()),
             "dataAggregatorFunctionName": ("DataAggregator function.", aggregator.function.ref()),
+            "alarmTopicArn": ("SNS topic every alarm notifies (subscribe your on-call here).", topic.ref()),
+            "dashboardName": ("CloudWatch dashboard of the data flow.", params.name("market-data")),
         },
     )
     tag_all(t, params)
