@@ -8,7 +8,13 @@ import subprocess
 
 import pytest
 
-from market_cfn.deploy.bootstrap import BUCKET_OUTPUT, build_bootstrap_template, render_bootstrap_json
+from market_cfn.deploy.bootstrap import (
+    BOOTSTRAP_VERSION,
+    ROLE_OUTPUT,
+    VERSION_OUTPUT,
+    build_bootstrap_template,
+    render_bootstrap_json,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,25 +65,24 @@ def test_only_tls_requests_are_allowed(template):
     ]
 
 
-def test_the_account_gets_a_retained_api_gateway_logging_role(template):
-    """The main stack's API stage writes access logs, which API Gateway accepts only once
-    the account names a CloudWatch role; deleting the bootstrap must not unset it."""
+def test_the_bootstrap_holds_a_retained_logging_role_but_never_sets_the_account(template):
+    """AWS::ApiGateway::Account would silently replace a role the account already names, for
+    every API in the region: bin/deploy sets the role only where none is (below)."""
     resources = template["Resources"]
-    account = resources["ApiGatewayAccount"]
-    assert account["Type"] == "AWS::ApiGateway::Account"
-    assert account["Properties"]["CloudWatchRoleArn"] == {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
+    assert not [r for r in resources.values() if r["Type"] == "AWS::ApiGateway::Account"]
     role = resources["ApiGatewayCloudWatchRole"]
     (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": ["apigateway.amazonaws.com"]}
     assert role["Properties"]["ManagedPolicyArns"] == [
         {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"}
     ]
-    for logical_id in ("ApiGatewayAccount", "ApiGatewayCloudWatchRole"):
-        assert resources[logical_id]["DeletionPolicy"] == resources[logical_id]["UpdateReplacePolicy"] == "Retain"
+    assert role["DeletionPolicy"] == role["UpdateReplacePolicy"] == "Retain"
+    assert template["Outputs"][ROLE_OUTPUT]["Value"] == {"Fn::GetAtt": ["ApiGatewayCloudWatchRole", "Arn"]}
 
 
-def test_the_output_names_the_bucket(template):
-    assert template["Outputs"][BUCKET_OUTPUT]["Value"] == {"Ref": "ArtifactsBucket"}
+def test_the_bootstrap_carries_its_version(template):
+    assert template["Outputs"][VERSION_OUTPUT]["Value"] == str(BOOTSTRAP_VERSION)
+    assert BOOTSTRAP_VERSION >= 2  # version 1 had the Account resource
 
 
 @pytest.mark.skipif(shutil.which("cfn-lint") is None, reason="cfn-lint not installed")

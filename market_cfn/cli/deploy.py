@@ -239,6 +239,17 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
     return cfn, s3, region
 
 
+def _apigateway(args: argparse.Namespace, region: str) -> Any:
+    """The client the bootstrap step reads and (only where unset) sets API Gateway's CloudWatch role with."""
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.Session(profile_name=args.profile, region_name=region)
+    return session.client(
+        "apigateway", endpoint_url=args.endpoint_url, config=Config(retries={"mode": "standard", "max_attempts": 5})
+    )
+
+
 def _apply_settings(args: argparse.Namespace) -> Any:
     """Fill what the command line left unset from deploy.toml's [env.<env>]; return the settings."""
     from pathlib import Path
@@ -374,7 +385,13 @@ def main(
         else:
             assert request is not None  # built above whenever --execute is absent
             outcome = core.deploy_pipeline(
-                cfn, s3, dataclasses.replace(request, region=region, options=options), console, waits
+                cfn,
+                s3,
+                dataclasses.replace(
+                    request, region=region, options=options, apigateway=lambda: _apigateway(args, region)
+                ),
+                console,
+                waits,
             )
     except core.Refused as exc:
         return fail(3, str(exc))

@@ -1,4 +1,5 @@
-"""The bootstrap stack: the artifacts bucket that `bin/deploy` uploads code and templates to.
+"""The bootstrap stack (the artifacts bucket bin/deploy uploads to) and the account's API
+Gateway CloudWatch role.
 
 One bootstrap stack per account and region (default name `market-data-bootstrap`) serves
 every environment: artifacts are content-addressed (`market-data/<sha256>.zip`,
@@ -14,27 +15,35 @@ days after that, unfinished multipart uploads after 1 day. The bucket survives t
 stack's deletion (DeletionPolicy Retain): deleting a stack must not take the artifacts
 of running stacks with it.
 
-The bootstrap stack also holds the one account-and-region setting the pipeline needs:
+Versions: the stack's `BootstrapVersion` output says which template it runs; bin/deploy
+updates an older bootstrap through the same reviewed change-set path as every stack
+(`deploy_stack`), and refuses a newer one it does not know.
+
 API Gateway writes a stage's access logs only once the account names a CloudWatch role
-for it (API Gateway developer guide, "Set up CloudWatch logging for REST APIs in API
-Gateway"). The role (trusting apigateway.amazonaws.com, with the AWS managed policy
-AmazonAPIGatewayPushToCloudWatchLogs) and the AWS::ApiGateway::Account setting are
-retained on deletion, so removing the bootstrap stack never breaks API logging for
-other APIs in the account.
+(API Gateway developer guide, "Set up CloudWatch logging for REST APIs in API Gateway").
+The bootstrap stack holds such a role (retained on deletion), but no longer the
+`AWS::ApiGateway::Account` resource (version 1 had it): that resource silently replaces
+a role the account already has, for every API in the account and region. bin/deploy
+instead reads the setting (`GetAccount`) and sets the bootstrap's role only when the
+account names none (`UpdateAccount`), retrying while IAM propagates the new role (API
+Gateway answers BadRequestException "The role ARN does not have required permissions ..."
+for a few seconds after the role is created: aws/aws-cdk#2194). Removing the resource
+from a version-1 stack leaves the setting in place (it was DeletionPolicy Retain).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from awacs.sts import AssumeRole
 from botocore.exceptions import ClientError
-from troposphere import GetAtt, Output, Ref, Sub, Template, apigateway, iam, s3
+from troposphere import GetAtt, Output, Ref, Sub, Template, iam, s3
 
 from market_cfn.deploy.changeset import ChangeSetRequest
-from market_cfn.deploy.common import Console, DeployError, Refused, Waits
+from market_cfn.deploy.common import Console, DeployError, Refused, Waits, _error_code, _error_message
 from market_cfn.deploy.preflight import describe_stack, stack_outputs
 from market_cfn.stack import policies
 from market_cfn.stack.protection import protect
@@ -43,6 +52,15 @@ from market_cfn.stack.suppressions import suppress
 
 DEFAULT_STACK_NAME = "market-data-bootstrap"
 BUCKET_OUTPUT = "ArtifactsBucketName"
+VERSION_OUTPUT = "BootstrapVersion"
+ROLE_OUTPUT = "ApiGatewayCloudWatchRoleArn"
+# 1: bucket, role, AWS::ApiGateway::Account. 2: the Account resource removed (bin/deploy
+# sets the role only where none is set), version and role outputs.
+BOOTSTRAP_VERSION = 2
+USABLE_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
+# UpdateAccount right after the role is created: bounded exponential backoff, ~2 minutes.
+ROLE_PROPAGATION_DELAYS_SECONDS = (2, 4, 8, 15, 30, 30, 30)
+ROLE_NOT_READY = "The role ARN does not have required permissions"
 API_LOGGING_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
 ARTIFACT_EXPIRATION_DAYS = 365
 NONCURRENT_EXPIRATION_DAYS = 30
@@ -51,7 +69,8 @@ NONCURRENT_EXPIRATION_DAYS = 30
 def build_bootstrap_template() -> Template:
     t = Template(
         Description="market_cfn bootstrap: the private, encrypted artifacts bucket that bin/deploy "
-        "uploads Lambda code and large templates to, and API Gateway's CloudWatch logging role."
+        "uploads Lambda code and large templates to, and a CloudWatch logging role for API Gateway "
+        f"(bootstrap version {BOOTSTRAP_VERSION})."
     )
     t.set_version("2010-09-09")
     bucket = private_bucket(
@@ -84,12 +103,20 @@ def build_bootstrap_template() -> Template:
             ),
         )
     )
-    _add_api_gateway_logging_role(t)
+    role = _add_api_gateway_logging_role(t)
     t.add_output(Output(BUCKET_OUTPUT, Description="Bucket bin/deploy uploads artifacts to.", Value=Ref(bucket)))
+    t.add_output(
+        Output(
+            ROLE_OUTPUT,
+            Description="Role bin/deploy names as API Gateway's CloudWatch role where the account has none.",
+            Value=GetAtt(role, "Arn"),
+        )
+    )
+    t.add_output(Output(VERSION_OUTPUT, Description="Version of the bootstrap template.", Value=str(BOOTSTRAP_VERSION)))
     return t
 
 
-def _add_api_gateway_logging_role(t: Template) -> None:
+def _add_api_gateway_logging_role(t: Template) -> iam.Role:
     role = iam.Role(
         "ApiGatewayCloudWatchRole",
         AssumeRolePolicyDocument=PolicyDocument(
@@ -104,9 +131,8 @@ def _add_api_gateway_logging_role(t: Template) -> None:
         ),
         ManagedPolicyArns=[Sub(API_LOGGING_POLICY)],
     )
-    role = t.add_resource(protect(role, retain=True))
-    account = apigateway.Account("ApiGatewayAccount", CloudWatchRoleArn=GetAtt(role, "Arn"))
-    t.add_resource(protect(account, retain=True))
+    # Retained: the account may name it for every API in the region.
+    return t.add_resource(protect(role, retain=True))
 
 
 def render_bootstrap_json() -> str:
@@ -114,57 +140,157 @@ def render_bootstrap_json() -> str:
     return json.dumps(build_bootstrap_template().to_dict(), indent=2, sort_keys=True) + "\n"
 
 
-def _bootstrap_bucket(cfn: Any, stack_name: str) -> str | None:
-    stack = describe_stack(cfn, stack_name)
-    if not stack or stack["StackStatus"] not in ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"):
-        return None
-    bucket = stack_outputs(stack).get(BUCKET_OUTPUT)
-    if bucket:
-        return bucket
-    # moto 5 leaves stacks created through change sets without Outputs: read the bucket's
-    # physical ID instead (the output is `Ref ArtifactsBucket`, the same value).
-    # (DescribeStackResources, not DescribeStackResource: moto's singular call crashes on
-    # a stack holding a resource type it does not implement, like AWS::ApiGateway::Account.)
+def _resources(cfn: Any, stack_name: str) -> dict[str, str]:
+    """{logical id: physical id} of the stack's resources ({} when they cannot be listed)."""
+    # DescribeStackResources, not DescribeStackResource: moto's singular call crashes on a
+    # stack holding a resource type it does not implement.
     try:
-        resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
+        listed = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
     except ClientError:
+        return {}
+    return {r["LogicalResourceId"]: r.get("PhysicalResourceId") or "" for r in listed if r.get("LogicalResourceId")}
+
+
+def _deployed_version(cfn: Any, stack_name: str, outputs: dict[str, str]) -> int:
+    """The running bootstrap's version: its output, else its template's (moto 5 leaves stacks
+    created through change sets without Outputs), else 1 (version 1 had no such output)."""
+    value: object = outputs.get(VERSION_OUTPUT)
+    if value is None:
+        try:
+            body = cfn.get_template(StackName=stack_name).get("TemplateBody")
+        except ClientError:
+            body = None
+        if isinstance(body, str):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                body = None
+        if isinstance(body, dict):
+            value = (body.get("Outputs", {}).get(VERSION_OUTPUT) or {}).get("Value")
+    if value is None:
+        return 1
+    try:
+        return int(str(value))
+    except ValueError:
+        raise DeployError(
+            f"the bootstrap stack {stack_name} reports version {value!r}, which is not a number"
+        ) from None
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """What the main deploy needs from the bootstrap stack."""
+
+    bucket: str
+    role_arn: str | None
+    version: int
+
+
+def _read_bootstrap(cfn: Any, stack_name: str) -> Bootstrap | None:
+    """The running bootstrap, or None when it is missing or not in a usable state."""
+    stack = describe_stack(cfn, stack_name)
+    if not stack or stack["StackStatus"] not in USABLE_STATES:
         return None
-    for resource in resources:
-        if resource.get("LogicalResourceId") == "ArtifactsBucket":
-            return resource.get("PhysicalResourceId") or None
-    return None
+    outputs = stack_outputs(stack)
+    resources = _resources(cfn, stack_name) if not outputs.get(BUCKET_OUTPUT) else {}
+    bucket = outputs.get(BUCKET_OUTPUT) or resources.get("ArtifactsBucket")
+    if not bucket:
+        return None
+    role_arn = outputs.get(ROLE_OUTPUT)
+    if not role_arn:
+        role_name = (resources or _resources(cfn, stack_name)).get("ApiGatewayCloudWatchRole")
+        # arn:<partition>:cloudformation:<region>:<account>:stack/...: the role is in the same account.
+        parts = str(stack.get("StackId", "")).split(":")
+        if role_name and len(parts) > 4:
+            role_arn = f"arn:{parts[1]}:iam::{parts[4]}:role/{role_name}"
+    return Bootstrap(bucket, role_arn, _deployed_version(cfn, stack_name, outputs))
 
 
 def ensure_bootstrap(
-    cfn: Any, stack_name: str, console: Console, waits: Waits, *, assume_yes: bool, options: Any = None
+    cfn: Any,
+    stack_name: str,
+    console: Console,
+    waits: Waits,
+    *,
+    assume_yes: bool,
+    options: Any = None,
+    apigateway: Any = None,
 ) -> str:
-    """The artifacts bucket's name, deploying the bootstrap stack first when it is missing."""
+    """The artifacts bucket's name: the bootstrap stack is deployed when missing and updated
+    when older than BOOTSTRAP_VERSION, both through a reviewed change set. With an
+    `apigateway` client, the account's API Gateway CloudWatch role is then set if it has none."""
     from market_cfn.deploy.pipeline import DeployOptions, deploy_stack  # pipeline imports this module
 
-    bucket = _bootstrap_bucket(cfn, stack_name)
-    if bucket:
-        return bucket
-    console.say(f"Bootstrap stack {stack_name} has no {BUCKET_OUTPUT} output: deploying it first.")
-    console.say("")
-    outcome = deploy_stack(
-        cfn,
-        ChangeSetRequest(
-            stack_name,
-            {},
-            template_body=render_bootstrap_json(),
-            description="market_cfn bootstrap: artifacts bucket, API Gateway logging role",
-            capabilities=("CAPABILITY_IAM",),
-        ),
-        console,
-        waits,
-        options=options or DeployOptions(assume_yes=assume_yes),
-    )
-    if outcome.result == "failed":
-        raise DeployError(f"the bootstrap stack {stack_name} failed: {outcome.message}")
-    if outcome.result in ("blocked", "declined"):
-        raise Refused(f"the bootstrap stack {stack_name}: {outcome.message}")
-    bucket = _bootstrap_bucket(cfn, stack_name)
-    if not bucket:
-        raise DeployError(f"the bootstrap stack {stack_name} is deployed but names no artifacts bucket")
-    console.say("")
-    return bucket
+    current = _read_bootstrap(cfn, stack_name)
+    if current and current.version > BOOTSTRAP_VERSION:
+        raise DeployError(
+            f"the bootstrap stack {stack_name} is version {current.version}, newer than this market_cfn "
+            f"knows ({BOOTSTRAP_VERSION}): upgrade market_cfn instead of deploying with an older one"
+        )
+    if current is None or current.version < BOOTSTRAP_VERSION:
+        if current is None:
+            console.say(f"Bootstrap stack {stack_name} has no {BUCKET_OUTPUT} output: deploying it first.")
+        else:
+            console.say(
+                f"Bootstrap stack {stack_name} is version {current.version}; this bin/deploy needs version "
+                f"{BOOTSTRAP_VERSION}: updating it first (review the change set below)."
+            )
+        console.say("")
+        outcome = deploy_stack(
+            cfn,
+            ChangeSetRequest(
+                stack_name,
+                {},
+                template_body=render_bootstrap_json(),
+                description=f"market_cfn bootstrap version {BOOTSTRAP_VERSION}: artifacts bucket, API Gateway logging role",
+                capabilities=("CAPABILITY_IAM",),
+            ),
+            console,
+            waits,
+            options=options or DeployOptions(assume_yes=assume_yes),
+        )
+        if outcome.result == "failed":
+            raise DeployError(f"the bootstrap stack {stack_name} failed: {outcome.message}")
+        if outcome.result in ("blocked", "declined"):
+            raise Refused(f"the bootstrap stack {stack_name}: {outcome.message}")
+        current = _read_bootstrap(cfn, stack_name)
+        if current is None:
+            raise DeployError(f"the bootstrap stack {stack_name} is deployed but names no artifacts bucket")
+        console.say("")
+    if apigateway is not None:
+        if not current.role_arn:
+            raise DeployError(f"the bootstrap stack {stack_name} names no API Gateway CloudWatch role")
+        ensure_api_gateway_logging_role(apigateway, current.role_arn, console, waits)
+    return current.bucket
+
+
+def ensure_api_gateway_logging_role(apigateway: Any, role_arn: str, console: Console, waits: Waits) -> str:
+    """The account's API Gateway CloudWatch role after this call: the one it already names
+    (never replaced), or `role_arn` set now. Retries only the documented propagation error."""
+    existing = apigateway.get_account().get("cloudwatchRoleArn")
+    if existing:
+        if existing != role_arn:
+            console.say(f"API Gateway already logs to CloudWatch with role {existing}: kept as it is.")
+        return str(existing)
+    console.say(f"API Gateway has no CloudWatch role in this account and region: setting {role_arn}.")
+    patch = [{"op": "replace", "path": "/cloudwatchRoleArn", "value": role_arn}]
+    for attempt, delay in enumerate((*ROLE_PROPAGATION_DELAYS_SECONDS, None), start=1):
+        try:
+            apigateway.update_account(patchOperations=patch)
+            return role_arn
+        except ClientError as exc:
+            code, message = _error_code(exc), _error_message(exc)
+            retryable = (code == "BadRequestException" and ROLE_NOT_READY in message) or code in (
+                "TooManyRequestsException",
+                "ConflictException",
+            )
+            if not retryable:
+                raise DeployError(f"API Gateway refused the CloudWatch role {role_arn}: {code}: {message}") from exc
+            if delay is None:
+                raise DeployError(
+                    f"API Gateway still refuses the CloudWatch role {role_arn} after {attempt} attempts "
+                    f"({sum(ROLE_PROPAGATION_DELAYS_SECONDS)} s): {message}"
+                ) from exc
+            console.say(f"  the role is not usable by API Gateway yet ({code}); retrying in {delay} s")
+            waits.sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -290,6 +290,9 @@ class PipelineDeploy:
     bootstrap_stack_name: str = "market-data-bootstrap"
     options: DeployOptions = field(default_factory=DeployOptions)
     handlers_dir: Any = None  # Path; None: the project's handlers/
+    # Makes the apigateway client with which the bootstrap step sets the account's API Gateway
+    # CloudWatch role where none is set (deploy/bootstrap.py); None skips that step.
+    apigateway: Callable[[], Any] | None = None
 
 
 def validate_pipeline(request: PipelineDeploy) -> dict[str, Any]:
@@ -319,7 +322,13 @@ def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console
         keep_change_set=options.keep_change_set,
     )
     bucket = ensure_bootstrap(
-        cfn, request.bootstrap_stack_name, console, waits, assume_yes=options.assume_yes, options=bootstrap_options
+        cfn,
+        request.bootstrap_stack_name,
+        console,
+        waits,
+        assume_yes=options.assume_yes,
+        options=bootstrap_options,
+        apigateway=request.apigateway() if request.apigateway else None,
     )
     package = build_package(request.handlers_dir or HANDLERS_DIR)
     uploads = []
