@@ -198,7 +198,9 @@ def test_sqs_failures_that_persist_fail_the_invocation_into_the_dlq(pipeline, fa
     assert len(pipeline.invocation_errors) == 3
     assert all("DeliveryError" in e for e in pipeline.invocation_errors)
     msgs = pipeline.sqs.receive_message(QueueUrl=pipeline.queue_urls["InvocationDLQ"]).get("Messages", [])
-    assert json.loads(msgs[0]["Body"])["Records"][0]["s3"]["object"]["key"] == "AAPL/x.csv"
+    record = json.loads(msgs[0]["Body"])  # Lambda's invocation record, the event as requestPayload
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "AAPL/x.csv"
 
 
 def test_missing_object_fails_loudly(pipeline):
