@@ -7,6 +7,7 @@ COMMANDS = {
     "render": "Render the CloudFormation template to build/template.json.",
     "simulate": "Run the whole pipeline on an in-process AWS emulation (moto).",
     "deploy": "Package, create a change set, review it, and execute on confirmation.",
+    "local": "Run the pipeline as a local AWS endpoint on 127.0.0.1 (moto), until Ctrl-C.",
 }
 
 

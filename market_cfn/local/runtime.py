@@ -56,17 +56,24 @@ class FunctionRuntime:
 
     def invoke(self, logical: str, event: dict[str, Any], *, context: Any = None) -> Any:
         """Invoke a function's real handler with its template environment; errors propagate."""
-        handler = self.view.handler(logical)
         if context is None:
             context = self.context(logical)
         with self.lock:
             previous, self.actor = self.actor, logical
             try:
                 with patched_environ({**self.base_env, **self.view.function_env(logical)}):
+                    # The first use imports the module in the function's environment, as
+                    # Lambda's init phase does (Powertools reads POWERTOOLS_SERVICE_NAME then).
+                    handler = self.view.handler(logical)
                     with self.output(logical, context):
                         return handler(event, context)
             finally:
                 self.actor = previous
+
+    def init(self, logical: str) -> Any:
+        """Import a function's handler module in its environment (Lambda's init phase)."""
+        with self.lock, patched_environ({**self.base_env, **self.view.function_env(logical)}):
+            return self.view.handler_module(logical)
 
 
 # --- asynchronous invocation ------------------------------------------------------------
@@ -81,6 +88,7 @@ class AsyncInvocation:
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     attempts: int = 0
     last_error: BaseException | None = None
+    source: str = ""  # what asked for it (a schedule rule's logical ID, a bucket's), for bookkeeping
 
 
 def attempt(invoke: Invoke, invocation: AsyncInvocation, errors: list[str]) -> tuple[bool, Any]:
