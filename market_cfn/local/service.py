@@ -218,7 +218,17 @@ class LocalService:
 
         template_json = render_json(StackConfig(env_suffix=self.env))
         request = core.PipelineDeploy(
-            stack_name=self.stack_name, env=self.env, region=REGION, template_json=template_json, assume_yes=True
+            stack_name=self.stack_name,
+            env=self.env,
+            region=REGION,
+            template_json=template_json,
+            # a fresh endpoint: confirmed without a prompt, nothing deployed before that could drift
+            options=core.DeployOptions(
+                assume_yes=True,
+                drift_check=False,
+                where=core.Where(region=REGION, endpoint_url=self.endpoint),  # an emulator: documented degradations
+                command="python -m market_cfn local",
+            ),
         )
         transcript = io.StringIO()
         console = core.Console(out=transcript, interactive=False)
