@@ -83,6 +83,9 @@ def test_service_runs_until_sigterm_and_exits_0():
             timeout=WAIT,
             what="the uploaded point",
         )
+        # WHEN the stack is deleted THEN the service says so and dispatches nothing more
+        session.client("cloudformation", endpoint_url=endpoint).delete_stack(StackName="market-data-dev")
+        lines.until("stack market-data-dev was deleted")
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=WAIT)

@@ -83,8 +83,11 @@ def test_uploaded_object_reaches_the_table_and_the_bars(svc):
     svc.client("s3").put_object(Bucket=svc.outputs["s3BucketName"], Key="AAPL/2024-06-03.csv", Body=body)
     points = wait_for(lambda: len(points_of(svc, "AAPL")) >= 5 and points_of(svc, "AAPL"), timeout=WAIT, what="points")
     assert {int(p["timestamp"]) for p in points} >= {1717421400000}
-    bars = wait_for(lambda: aggregates_of(svc, "AAPL"), timeout=WAIT, what="AAPL bars")
-    assert bars[0]["window_start"] == 1717421400000 and bars[0]["open"] == 192.9
+    bars = wait_for(
+        lambda: len(aggregates_of(svc, "AAPL")) == 2 and aggregates_of(svc, "AAPL"), timeout=WAIT, what="2 AAPL bars"
+    )
+    assert [b["window_start"] for b in bars] == [1717421400000, 1717421700000]
+    assert (bars[0]["open"], bars[0]["close"], bars[0]["count"]) == (192.9, 193.05, 4)
 
 
 def test_function_logs_reach_their_log_groups(svc):
@@ -207,3 +210,20 @@ def test_failing_ingestion_is_retried_then_recorded_in_the_invocation_dlq(svc, m
     assert record["requestContext"]["functionArn"].endswith(":function:DataIngestion-dev:$LATEST")
     assert record["requestPayload"]["Records"][0]["s3"]["object"]["key"] == "FAIL/x.csv"
     assert record["responsePayload"]["errorType"] == "RuntimeError"
+
+
+# --- Lambda's Invoke API ---------------------------------------------------------------
+
+
+def test_lambda_invoke_runs_the_real_handler(svc):
+    from market_cfn.local.events import api_event
+
+    lam = svc.client("lambda")
+    body = json.dumps({"symbol": "INVK", "timestamp": 1717421400, "price": 2.5})
+    response = lam.invoke(FunctionName="DataIngestion-dev", InvocationType="Event", Payload=json.dumps(api_event(body)))
+    assert response["StatusCode"] == 202
+    wait_for(lambda: points_of(svc, "INVK"), timeout=WAIT, what="the point of the Event invocation")
+
+    failed = lam.invoke(FunctionName="DataIngestion-dev", Payload=json.dumps({"unexpected": 1}))
+    assert failed["StatusCode"] == 200 and failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "ValueError"

@@ -21,18 +21,16 @@ import heapq
 import io
 import itertools
 import json
-import logging
-import socket
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from market_cfn.local.events import ACCOUNT_ID, REGION, s3_event, scheduled_event
+from market_cfn.local import motoside
+from market_cfn.local.events import REGION, s3_event, scheduled_event
 from market_cfn.local.runtime import AsyncInvocation, FunctionRuntime, attempt, poll_once, retries_exhausted
-from market_cfn.local.stackview import Mapping, Notification, StackView, WiringError
+from market_cfn.local.stackview import Mapping, Notification, StackView
 
 CREDENTIALS = {"testing": "testing"}  # the access key / secret the local endpoint's clients use
 LAMBDA_RETRY_DELAYS = (60.0, 120.0)  # Lambda: 1 minute before the first retry, 2 before the second
@@ -53,55 +51,6 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 60.0, interval: f
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:g} s waiting for {what or predicate!r}")
         time.sleep(interval)
-
-
-def _moto_server(port: int) -> Any:
-    """moto's ThreadedMotoServer on 127.0.0.1, except that the socket is bound in the calling
-    thread: its own start() binds in the server thread and waits forever when the port is
-    taken; here that is an OSError ("Address already in use") for the caller. stop() also
-    closes the listening socket, so the port is free once the service has stopped."""
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-    from werkzeug.serving import make_server
-
-    class Server(ThreadedMotoServer):
-        def start(self) -> None:
-            # Bound here (werkzeug prints and sys.exit()s on a taken port; an OSError is wanted).
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                listener.bind((self._ip_address, self._port))
-                listener.listen(128)
-                app = DomainDispatcherApplication(create_backend_app)
-                self._server = make_server(
-                    self._ip_address, self._port, app, True, request_handler=MotoRequestHandler, fd=listener.fileno()
-                )
-            finally:
-                listener.close()  # the server holds its own duplicate of the socket
-            self._thread = threading.Thread(target=self._server.serve_forever, name="local-moto", daemon=True)
-            self._thread.start()
-
-        def stop(self) -> None:
-            super().stop()
-            if self._server is not None:
-                self._server.server_close()
-
-    return Server(ip_address="127.0.0.1", port=port, verbose=False)
-
-
-class _EndpointSession:
-    """A boto3 Session whose clients all go to the local endpoint (handlers.common.use_session)."""
-
-    def __init__(self, session: Any, endpoint: str) -> None:
-        self.session = session
-        self.endpoint = endpoint
-
-    def client(self, service: str, **kwargs: Any) -> Any:
-        from botocore.config import Config
-
-        config = Config(s3={"addressing_style": "path"})
-        kwargs["config"] = kwargs["config"].merge(config) if kwargs.get("config") else config
-        return self.session.client(service, endpoint_url=self.endpoint, **kwargs)
 
 
 class LocalService:
@@ -144,7 +93,8 @@ class LocalService:
         self._bus: Any = None
         self._workers: dict[str, _AsyncWorker] = {}  # one asynchronous-invocation queue per function
         self._workers_lock = threading.Lock()
-        self._ticks_pending: set[str] = set()  # schedule rules whose last tick has not started yet
+        self._ticks_pending: set[str] = set()
+        self._stack_gone = threading.Event()  # schedule rules whose last tick has not started yet
 
     # --- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> LocalService:
@@ -160,7 +110,7 @@ class LocalService:
 
     def client(self, service: str) -> Any:
         """A boto3 client for the local endpoint with the service's test credentials."""
-        return _EndpointSession(self._session(), self.endpoint).client(service)
+        return motoside.EndpointSession(self._session(), self.endpoint).client(service)
 
     def _session(self) -> Any:
         import boto3
@@ -169,13 +119,8 @@ class LocalService:
         return boto3.Session(aws_access_key_id=key, aws_secret_access_key=secret, region_name=REGION)
 
     def start(self) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request log lines on our output
-        # moto says which template resource types its CloudFormation does not create (alarms,
-        # policies, EventInvokeConfig, the API's model/validator/stage): docs/local.md lists them
-        # and what the service does about each, so these lines are not repeated on every start.
-        logging.getLogger("moto").setLevel(logging.ERROR)
-        warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
-        server = _moto_server(self.port)
+        motoside.quiet()
+        server = motoside.moto_server(self.port)
         server.start()
         self._server = server
         host, port = self._server.get_host_and_port()
@@ -263,7 +208,7 @@ class LocalService:
         self.s3 = self.client("s3")
         logs = self.client("logs")
         self._complete_buckets()
-        self._detach_moto_mappings()
+        motoside.detach_event_source_mappings([view.physical[m.queue]["QueueName"] for m in view.mappings()])
         self.logsink = LogSink(logs, view.log_group, view.handler_module, echo=self.echo_logs, on_error=self._error)
         (key, secret), *_ = self.credentials.items()
         base_env = {
@@ -276,7 +221,7 @@ class LocalService:
         self.runtime = FunctionRuntime(view, base_env=base_env, output=self.logsink.capture)
         for logical, _ in view.of_type("AWS::Lambda::Function"):
             self.runtime.init(logical)
-        self._handler_session = _EndpointSession(self._session(), self.endpoint)
+        self._handler_session = motoside.EndpointSession(self._session(), self.endpoint)
         common.use_session(self._handler_session)
         self._bus = BusRouter(view, self.sqs, on_error=self._error)
         self._bus.install()
@@ -294,6 +239,9 @@ class LocalService:
         self._api.start()
         self.api_url = self._api.url
         self._publish_outputs()
+        names = {view.ref(f): f for f, _ in view.of_type("AWS::Lambda::Function")}
+        motoside.route_lambda_invokes(names, self.runtime.invoke, self.submit)
+        self._spawn("local-stack", self._watch_stack)
 
     def _spawn(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -312,20 +260,6 @@ class LocalService:
             if status:
                 self.s3.put_bucket_versioning(Bucket=self.view.ref(logical), VersioningConfiguration={"Status": status})
 
-    def _detach_moto_mappings(self) -> None:
-        """moto's SQS backend invokes a mapped function itself on every SendMessage (through
-        Docker, failing here, and counting a receive each time). The service polls instead, so
-        moto's link from the queue to the mapping is removed; the mapping itself stays
-        (ListEventSourceMappings shows it)."""
-        try:
-            from moto.sqs.models import sqs_backends
-
-            queues = sqs_backends[ACCOUNT_ID][REGION].queues
-            for mapping in self.view.mappings():
-                queues[self.view.physical[mapping.queue]["QueueName"]].lambda_event_source_mappings.clear()
-        except (ImportError, KeyError, AttributeError) as exc:
-            raise WiringError(f"cannot detach moto's own event source mapping ({type(exc).__name__}: {exc})") from exc
-
     def _publish_outputs(self) -> None:
         """The stack's outputs, with apiGatewayUrl at the local API; moto drops outputs it cannot
         resolve, and reports none at all for a stack created by a change set, so they are
@@ -339,19 +273,8 @@ class LocalService:
                 outputs[key] = self._stack_outputs[key]
             else:
                 outputs[key] = str(self.view.resolve(spec["Value"]))
-        try:
-            from moto.cloudformation.models import cloudformation_backends
-            from moto.cloudformation.parsing import Output
-
-            backend = cloudformation_backends[ACCOUNT_ID][REGION]
-            (stack,) = [s for s in backend.stacks.values() if s.name == self.stack_name]
-            output_map = stack.output_map
-            output_map._output_json_map = {k: dict(v) for k, v in self.view.template["Outputs"].items()}
-            for key, value in outputs.items():
-                description = self.view.template["Outputs"][key].get("Description", "")
-                output_map._parsed_outputs[key] = Output(key, value, description)
-        except (ImportError, KeyError, AttributeError, ValueError) as exc:
-            raise WiringError(f"cannot record the stack outputs in moto ({type(exc).__name__}: {exc})") from exc
+        descriptions = {k: v.get("Description", "") for k, v in self.view.template["Outputs"].items()}
+        motoside.record_stack_outputs(self.stack_name, outputs, descriptions)
         self.outputs = outputs
 
     def _access_log(self, group: str, line: str) -> None:
@@ -387,6 +310,8 @@ class LocalService:
         for bucket in seen:
             seen[bucket] = {v[:3] for v in self._versions(bucket)}  # objects from before the start
         while not self._stop.wait(self.poll_seconds):
+            if not self.active:
+                continue
             for bucket in seen:
                 try:
                     versions = self._versions(bucket)
@@ -417,6 +342,9 @@ class LocalService:
     def _poll_mapping(self, mapping: Mapping) -> None:
         """The event source mapping: long-poll (1 s, so a stop is seen soon), invoke, delete."""
         while not self._stop.is_set():
+            if not self.active:
+                self._stop.wait(self.poll_seconds)
+                continue
             try:
                 poll_once(
                     self.runtime.invoke,
@@ -432,13 +360,32 @@ class LocalService:
                     self._error(f"polling {mapping.queue}: {exc}")
                     self._stop.wait(self.poll_seconds)
 
+    @property
+    def active(self) -> bool:
+        """False once the stack is gone (deleted, e.g. by `destroy`): nothing is dispatched then,
+        as nothing runs on AWS after a stack's deletion."""
+        return not self._stack_gone.is_set()
+
+    def _watch_stack(self) -> None:
+        cfn = self.client("cloudformation")
+        while not self._stop.wait(1.0):
+            try:
+                stacks = cfn.describe_stacks(StackName=self.stack_name)["Stacks"]
+                gone = not stacks or stacks[0]["StackStatus"] == "DELETE_COMPLETE"
+            except Exception as exc:  # noqa: BLE001  # "does not exist" is the answer for a deleted stack
+                gone = "does not exist" in str(exc)
+            if gone and self.active:
+                self._stack_gone.set()
+                self.say(f"stack {self.stack_name} was deleted: the service is idle now (Ctrl-C stops it)")
+                return
+
     def _schedule(self) -> None:
         """Each schedule rule's target, every `tick_seconds` (replacing the rule's rate)."""
         schedules = self.view.schedules()
         for schedule in schedules:
             schedule.rate_seconds  # noqa: B018  # refuses expressions other than rate()
         while not self._stop.wait(self.tick_seconds):
-            for schedule in schedules:
+            for schedule in schedules if self.active else ():
                 if schedule.rule in self._ticks_pending:
                     continue  # the previous tick's invocation has not even started: skip (docs/local.md)
                 self._ticks_pending.add(schedule.rule)
@@ -482,6 +429,8 @@ class _AsyncWorker:
                     continue
                 _, _, invocation = heapq.heappop(self._heap)
             svc._ticks_pending.discard(invocation.source)
+            if not svc.active:
+                continue  # the stack was deleted: its functions are gone
             ok, _ = attempt(svc.runtime.invoke, invocation, svc.errors)
             if ok:
                 continue
