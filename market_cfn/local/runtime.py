@@ -173,8 +173,8 @@ def poll_once(
             WaitTimeSeconds=0 if received else wait_seconds,
         ).get("Messages", [])
         received.extend(page)
-        if not page:
-            break
+        if len(page) < 10:
+            break  # the queue had no more: one ReceiveMessage per batch of up to 10, as Lambda polls
     outcome = BatchOutcome(received=len(received))
     if not received:
         return outcome
