@@ -216,3 +216,21 @@ def test_a_consumer_subscribes_to_one_symbol(pipeline):
     bars = [b for b in aapl() if b["symbol"] == "AAPL"]
     assert [(b["window_start"], b["close"]) for b in bars] == [(T0, 10), (T0 + W, 11)]
     assert ibm() == []
+
+
+def test_a_round_is_bounded_by_windows_too(pipeline, faults, monkeypatch):
+    """Each window costs a conditional PutItem: a round stops receiving once its
+    messages name ROUND_WINDOWS windows, and the next round takes the rest."""
+    module = pipeline.handler_module("DataAggregatorFunction")
+    monkeypatch.setattr(module, "ROUND_WINDOWS", 5)
+    for i in range(4):  # four messages of three windows each
+        ingest(pipeline, f"S{i}/a.csv", [(T0 + k * W, "10", 1) for k in range(3)])
+    # SQS may return fewer messages than asked: here, one at a time
+    faults.wrap(
+        "sqs",
+        "receive_message",
+        lambda original, n, **kw: original(**{**kw, "MaxNumberOfMessages": 1, "WaitTimeSeconds": 0}),
+    )
+    totals = pipeline.invoke("DataAggregatorFunction", scheduled_event(datetime.now(UTC)))
+    assert totals["windows"] == 12 and totals["rounds"] == 2
+    assert pipeline.queue_depth("AggregationQueue") == 0

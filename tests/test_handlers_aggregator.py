@@ -226,7 +226,7 @@ def test_many_windows_share_one_event(pipeline, faults):
 
 
 def test_adjacent_touched_windows_share_a_query_and_gaps_are_never_read():
-    from handlers.data_aggregator import MAX_WINDOWS_PER_QUERY, query_runs
+    from handlers.aggregate_store import MAX_WINDOWS_PER_QUERY, query_runs
 
     pairs = [("A", T0 + i * W) for i in range(MAX_WINDOWS_PER_QUERY + 2)] + [("A", T0 + 20 * W), ("B", T0)]
     assert query_runs(pairs) == [
@@ -266,7 +266,7 @@ def test_concurrent_window_queries_keep_order_and_isolate_a_failed_query(monkeyp
     import threading
     from decimal import Decimal
 
-    import handlers.data_aggregator as agg
+    import handlers.aggregate_store as agg
 
     threads = set()
 
