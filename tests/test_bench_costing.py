@@ -238,6 +238,20 @@ def test_meter_bills_query_reads_on_returned_bytes():
     assert m.usage.ddb_rru == 1.0
 
 
+def test_meter_bills_batch_get_item_per_key_and_skips_unprocessed_keys():
+    m = AwsMeter()
+    keys = [{"symbol": {"S": s}, "timestamp": {"N": "1"}} for s in ("A", "B", "C")]
+    found = {**keys[0], "version": {"N": "2"}}
+    _call(
+        m,
+        "dynamodb",
+        "BatchGetItem",
+        {"RequestItems": {"t": {"Keys": keys, "ConsistentRead": False}}},
+        {"Responses": {"t": [found]}, "UnprocessedKeys": {"t": {"Keys": [keys[2]]}}},
+    )
+    assert m.usage.ddb_rru == 0.5 + 0.5  # A found, B absent (still the minimum), C not read
+
+
 def test_meter_bills_events_per_entry_and_the_rule_target_send():
     m = AwsMeter(event_routes=[EventRoute("src", "T")])
     entries = [
