@@ -190,15 +190,19 @@ def carry_failures(failures: list[Failure], *, queue_url: str, dlq_url: str, now
             MessageBody=body,
             MessageAttributes={"reason": {"DataType": "String", "StringValue": reason}},
         )
+    # One line per reason (an outage fails thousands of windows the same way): ERROR for
+    # permanent failures and dead letters (the error metric filter counts those).
+    by_reason: dict[tuple[str, bool], list[Failure]] = {}
     for failure in failures:
-        log = logger.error if failure.permanent else logger.warning
-        log(
-            "window failed",
+        by_reason.setdefault((failure.reason, failure.permanent), []).append(failure)
+    for (reason, permanent), group in sorted(by_reason.items()):
+        (logger.error if permanent else logger.warning)(
+            "windows failed",
             extra={
-                "symbol": failure.task.symbol,
-                "window_start": failure.task.start,
-                "attempt": failure.task.attempt + 1,
-                "reason": failure.reason,
+                "reason": reason,
+                "permanent": permanent,
+                "windows": len(group),
+                "sample": [[f.task.symbol, f.task.start, f.task.attempt + 1] for f in group[:10]],
             },
         )
     dead_count = len(dead)
