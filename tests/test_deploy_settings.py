@@ -87,3 +87,9 @@ def test_a_missing_file_or_section_is_an_error_only_when_named(tmp_path):
     assert load_settings(path, "stage", required=False).region is None
     with pytest.raises(UsageError, match=r"has no \[env.stage\] section \(it has: dev, prod\)"):
         load_settings(path, "stage", required=True)
+
+
+def test_the_committed_deploy_toml_keeps_prod_retaining_its_data():
+    root = Path(__file__).resolve().parents[1]
+    prod = load_settings(root / "deploy.toml", "prod", required=True)
+    assert prod.retain_data is True and prod.rollback_alarms is True

@@ -149,7 +149,7 @@ def review_and_execute(
     unattended = options.execute and (options.assume_yes or not console.interactive)
     blocking = review.blocking(unattended)
     if blocking:
-        names = ", ".join(f"{f.logical_id} ({f.kind})" for f in blocking)
+        names = ", ".join(dict.fromkeys(f"{f.logical_id} ({f.kind})" for f in blocking))
         console.say(console.paint(f"Not executed: the guard blocks {names}.", "1;31"))
         outcome.cleaned_up = cleanup(cfn, change_set, console, options)
         outcome.result, outcome.message = "blocked", f"blocked by the guard: {names}"
