@@ -195,10 +195,10 @@ class StackView:
         return getattr(self.handler_module(logical), path.rsplit(".", 1)[1])
 
     def timeout_ms(self, logical: str) -> int:
-        return int(self.props(logical).get("Timeout", 3)) * 1000
+        return int(self.resolve(self.props(logical).get("Timeout", 3))) * 1000
 
     def memory_mb(self, logical: str) -> int:
-        return int(self.props(logical).get("MemorySize", 128))
+        return int(self.resolve(self.props(logical).get("MemorySize", 128)))
 
     def log_group(self, logical: str) -> str:
         """LoggingConfig.LogGroup when set, else Lambda's default /aws/lambda/<name>."""
@@ -221,7 +221,7 @@ class StackView:
             on_failure = logical_of(destination) if destination else None
             if on_failure and self.resources[on_failure]["Type"] != "AWS::SQS::Queue":
                 raise WiringError(f"{logical}: on-failure destination {on_failure} is not an SQS queue")
-            return AsyncConfig(int(props.get("MaximumRetryAttempts", ASYNC_RETRIES)), on_failure)
+            return AsyncConfig(int(self.resolve(props.get("MaximumRetryAttempts", ASYNC_RETRIES))), on_failure)
         return AsyncConfig(ASYNC_RETRIES, None)
 
     # --- how the functions are invoked --------------------------------------------------
@@ -237,6 +237,10 @@ class StackView:
                 "EventSourceArn",
                 "FunctionName",
                 "FunctionResponseTypes",
+                # ScalingConfig.MaximumConcurrency (2-1000, Lambda developer guide, "Configuring maximum
+                # concurrency for Amazon SQS event sources") caps concurrent invocations; the emulation
+                # runs one batch of a mapping at a time, which is always within the cap.
+                "ScalingConfig",
                 "Tags",
             }
             if unknown:
@@ -245,7 +249,7 @@ class StackView:
                 Mapping(
                     function=logical_of(props["FunctionName"]),
                     queue=queue,
-                    batch_size=int(props.get("BatchSize", 10)),
+                    batch_size=int(self.resolve(props.get("BatchSize", 10))),
                     partial_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
                     enabled=bool(props.get("Enabled", True)),
                 )
@@ -281,7 +285,9 @@ class StackView:
                     raise WiringError(f"{logical}: schedule target {function} is not a Lambda function")
                 if {"Input", "InputPath", "InputTransformer"} & set(target):
                     raise WiringError(f"{logical}: schedule target input transformation is not emulated")
-                found.append(Schedule(logical, function, props["ScheduleExpression"], self.resolve(props["Name"])))
+                found.append(
+                    Schedule(logical, function, self.resolve(props["ScheduleExpression"]), self.resolve(props["Name"]))
+                )
         return found
 
     def pattern_rules(self) -> Iterator[tuple[str, dict[str, Any]]]:
