@@ -177,3 +177,24 @@ def test_input_paths_beyond_dotted_fields_are_refused():
 )
 def test_partial_batch_responses_as_lambda_reads_them(response, failed):
     assert failed_item_ids(response, {"a", "b"}) == failed
+
+
+# --- the template's wiring, as the service reads it ------------------------------------
+
+
+def test_the_service_understands_every_integration_the_template_declares(view):
+    """Fails closed (WiringError) when the template gains something the service would not emulate."""
+    from market_cfn.local.apiserver import api_spec
+
+    assert [(m.function, m.queue, m.partial_failures) for m in view.mappings()] == [
+        ("DataProcessorFunction", "ProcessingQueue", True)
+    ]
+    assert [(n.bucket, n.function) for n in view.notifications()] == [("DataBucket", "DataIngestionFunction")]
+    (schedule,) = view.schedules()
+    assert schedule.function == "DataAggregatorFunction" and schedule.rate_seconds == 300
+    assert api_spec(view).function == "DataIngestionFunction" and api_spec(view).iam_auth
+    assert set(bus.BusRouter(view, FakeSqs(), on_error=pytest.fail).rules) == {"PointsStoredToAggregation-dev"}
+    for function, _ in view.of_type("AWS::Lambda::Function"):
+        assert view.timeout_ms(function) > 0 and view.memory_mb(function) >= 128
+        assert view.async_config(function).retries >= 0
+        assert set(view.function_env(function)) >= {"POWERTOOLS_SERVICE_NAME"}

@@ -109,7 +109,7 @@ class BusRouter:
                     raise WiringError(f"{logical}: Input/InputTransformer on target {target['Id']} are not emulated")
                 select({}, target.get("InputPath"))  # refuses paths it cannot evaluate
                 dlq = target.get("DeadLetterConfig", {}).get("Arn")
-                retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", DELIVERY_ATTEMPTS))
+                retries = view.number(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", DELIVERY_ATTEMPTS))
                 targets.append(
                     Target(
                         rule_arn=view.arn(logical),

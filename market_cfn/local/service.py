@@ -194,6 +194,13 @@ class LocalService:
         sqs = self.client("sqs")
         self.view.declare_names(queue_url=lambda name: sqs.get_queue_url(QueueName=name)["QueueUrl"])
         self.view.declare_extras()
+        # Everything else by the physical IDs moto's CloudFormation reports (an SNS topic's ARN ...).
+        for resource in self.client("cloudformation").describe_stack_resources(StackName=self.stack_name)[
+            "StackResources"
+        ]:
+            logical, physical = resource.get("LogicalResourceId"), resource.get("PhysicalResourceId")
+            if logical and physical and logical not in self.view.physical:
+                self.view.physical[logical] = {"Ref": physical, "Arn": physical}
         self._stack_outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
     # --- wiring ----------------------------------------------------------------------
@@ -272,7 +279,10 @@ class LocalService:
             elif key in self._stack_outputs:
                 outputs[key] = self._stack_outputs[key]
             else:
-                outputs[key] = str(self.view.resolve(spec["Value"]))
+                try:
+                    outputs[key] = str(self.view.resolve(spec["Value"]))
+                except KeyError as exc:  # a resource moto did not create: said, not guessed
+                    self._error(f"output {key} cannot be resolved locally ({exc} was not created by moto)")
         descriptions = {k: v.get("Description", "") for k, v in self.view.template["Outputs"].items()}
         motoside.record_stack_outputs(self.stack_name, outputs, descriptions)
         self.outputs = outputs

@@ -175,6 +175,14 @@ class StackView:
             name = resolve(props["Name"])
             self.physical[logical] = {"Ref": name, "Arn": f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/{name}"}
 
+    def number(self, value: Any) -> int:
+        """An integer property, which may be a parameter (Ref) or another intrinsic."""
+        resolved = self.resolve(value)
+        try:
+            return int(resolved)
+        except (TypeError, ValueError):
+            raise WiringError(f"expected a number, got {json.dumps(value)} = {resolved!r}") from None
+
     def ref(self, logical: str) -> str:
         return self.physical[logical]["Ref"]
 
@@ -195,10 +203,10 @@ class StackView:
         return getattr(self.handler_module(logical), path.rsplit(".", 1)[1])
 
     def timeout_ms(self, logical: str) -> int:
-        return int(self.resolve(self.props(logical).get("Timeout", 3))) * 1000
+        return self.number(self.props(logical).get("Timeout", 3)) * 1000
 
     def memory_mb(self, logical: str) -> int:
-        return int(self.resolve(self.props(logical).get("MemorySize", 128)))
+        return self.number(self.props(logical).get("MemorySize", 128))
 
     def log_group(self, logical: str) -> str:
         """LoggingConfig.LogGroup when set, else Lambda's default /aws/lambda/<name>."""
@@ -221,7 +229,7 @@ class StackView:
             on_failure = logical_of(destination) if destination else None
             if on_failure and self.resources[on_failure]["Type"] != "AWS::SQS::Queue":
                 raise WiringError(f"{logical}: on-failure destination {on_failure} is not an SQS queue")
-            return AsyncConfig(int(self.resolve(props.get("MaximumRetryAttempts", ASYNC_RETRIES))), on_failure)
+            return AsyncConfig(self.number(props.get("MaximumRetryAttempts", ASYNC_RETRIES)), on_failure)
         return AsyncConfig(ASYNC_RETRIES, None)
 
     # --- how the functions are invoked --------------------------------------------------
@@ -249,7 +257,7 @@ class StackView:
                 Mapping(
                     function=logical_of(props["FunctionName"]),
                     queue=queue,
-                    batch_size=int(self.resolve(props.get("BatchSize", 10))),
+                    batch_size=self.number(props.get("BatchSize", 10)),
                     partial_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
                     enabled=bool(props.get("Enabled", True)),
                 )
@@ -286,7 +294,9 @@ class StackView:
                 if {"Input", "InputPath", "InputTransformer"} & set(target):
                     raise WiringError(f"{logical}: schedule target input transformation is not emulated")
                 found.append(
-                    Schedule(logical, function, self.resolve(props["ScheduleExpression"]), self.resolve(props["Name"]))
+                    Schedule(
+                        logical, function, str(self.resolve(props["ScheduleExpression"])), self.resolve(props["Name"])
+                    )
                 )
         return found
 
