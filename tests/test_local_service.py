@@ -164,6 +164,17 @@ def test_body_over_the_api_payload_quota_is_413_unread(svc):
         conn.close()
 
 
+def test_a_chunked_body_of_unannounced_size_is_411(svc):
+    parts = urlsplit(svc.api_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("POST", parts.path, body=iter([b'{"symbol": "CHNK", "price": 1}']), encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 411 and json.loads(response.read()) == {"message": "Length Required"}
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("body", [b'"a string"', b"[]", b"{not json"])
 def test_request_validator_refuses_bodies_outside_the_model(svc, body):
     assert signed_post(svc.api_url, body) == (400, {"message": "Invalid request body"})

@@ -3,7 +3,8 @@
 
 1. the resource and method: anything but `POST /<stage>/ingest` is 403 "Missing
    Authentication Token" (what API Gateway answers for an undefined route);
-2. the payload limit of REST APIs, 10 MB: larger bodies are 413 without being read;
+2. the payload limit of REST APIs, 10 MB: larger bodies are 413 without being read (a chunked
+   body, whose size is not announced, is 411 here);
 3. IAM authorization (AuthorizationType AWS_IAM): a SigV4 signature for execute-api,
    verified by market_cfn.local.sigv4; failures are 403 with API Gateway's messages;
 4. the request validator: when ValidateRequestBody is on and the Content-Type has a model in
@@ -130,6 +131,9 @@ class ApiServer:
     def handle(self, method: str, target: str, headers: dict[str, str], read_body: Callable[[int], bytes]) -> Any:
         """(status, headers, body bytes) for one request; headers have lower-case names."""
         parts = urlsplit(target)
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            # the body's size must be known before it is read (the payload quota); not decoded here
+            return _json(411, {"message": "Length Required"}, "LengthRequiredException")
         length = content_length(headers)
         if length is None:
             return _json(400, {"message": "Invalid Content-Length"}, "BadRequestException")
@@ -236,7 +240,7 @@ def _handler_class(server: ApiServer) -> type[BaseHTTPRequestHandler]:
             request_id = str(uuid.uuid4())
             status, out_headers, data = server.handle(self.command, self.path, headers, self.rfile.read)
             length = content_length(headers)
-            if length is None or length > MAX_PAYLOAD_BYTES:
+            if length is None or length > MAX_PAYLOAD_BYTES or "chunked" in headers.get("transfer-encoding", ""):
                 self.close_connection = True  # the body was not read: the connection cannot be reused
             self.send_response(status)
             for name, value in out_headers.items():
