@@ -37,8 +37,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from handlers import common
 from handlers.contract import ENV_PROCESSING_QUEUE_URL, ENV_REJECTS_BUCKET
+from handlers.core.fast import ingest_batches
 from handlers.core.ingest import Rejection, Tally, validate_records
-from handlers.core.parsing import iter_api_records, iter_raw_records
+from handlers.core.parsing import iter_api_records
 from handlers.core.points import Point, key_symbol
 from handlers.core.wire import MessagePacker
 
@@ -66,9 +67,12 @@ class _Forwarder:
         for batch in self.packer.add(point):
             self.calls += common.send_message_batch(self.queue_url, batch)
 
+    def send(self, batch: list[str]) -> None:
+        self.calls += common.send_message_batch(self.queue_url, batch)
+
     def close(self) -> None:
         for batch in self.packer.flush():
-            self.calls += common.send_message_batch(self.queue_url, batch)
+            self.send(batch)
 
 
 def report_key(source_key: str, version_id: str | None) -> str:
@@ -211,14 +215,19 @@ def _ingest_body(bucket: str, key: str, version_id: str | None, response: dict[s
     origin: dict[str, str] = {"key_symbol": named.symbol, "key_symbol_from": named.origin} if named else {}
     target = report_key(key, version_id)
     report = ReportWriter(rejects_bucket, target)
-    records = iter_raw_records(response["Body"], key=key, content_type=response.get("ContentType"))
-    for item in validate_records(
-        records, source=key, now_ms=_now_ms(), tally=tally, default_symbol=named.symbol if named else None
+    # The fast path gives exactly what validate_records(iter_raw_records(...)) gives; the
+    # packer queues the points as they come and hands back the rejections.
+    for batch in ingest_batches(
+        response["Body"],
+        key=key,
+        content_type=response.get("ContentType"),
+        source=key,
+        now_ms=_now_ms(),
+        tally=tally,
+        default_symbol=named.symbol if named else None,
     ):
-        if isinstance(item, Rejection):
-            report.write({**item.as_dict(), **origin})
-        else:
-            forwarder.add(item)
+        for rejection in forwarder.packer.add_all(batch, forwarder.send):
+            report.write({**rejection.as_dict(), **origin})
     forwarder.close()
     result: dict[str, Any] = {
         "source": key,

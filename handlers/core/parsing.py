@@ -36,15 +36,16 @@ import codecs
 import csv
 import json
 import re
-import zlib
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from .sources import READ_CHUNK_BYTES, BytesReader, GzipDamage, open_source
+
+__all__ = ["GzipDamage", "RawRecord", "detect_format", "iter_api_records", "iter_raw_records", "loads"]
+
 MAX_RECORD_BYTES = 64 * 1024  # one line / one JSON element; a point is < 200 bytes
 MAX_DEPTH = 64  # nesting levels of one record ({"a": [1]} is 2)
-READ_CHUNK_BYTES = 64 * 1024
-GZIP_MAGIC = b"\x1f\x8b"
 
 CSV, JSON, JSONL = "csv", "json", "jsonl"
 _EXTENSIONS = {".csv": CSV, ".json": JSON, ".jsonl": JSONL, ".ndjson": JSONL}
@@ -70,10 +71,6 @@ class RawRecord(NamedTuple):
     value: Any = None  # the decoded record (usually a dict) when error is None
     error: str | None = None  # why the record could not be decoded
     text_fields: bool = False  # True for CSV rows: every value is text
-
-
-class GzipDamage(Exception):
-    """The gzip data is damaged here; every byte before it has been returned."""
 
 
 def _bad_json_constant(name: str) -> float:
@@ -134,103 +131,6 @@ def _record_problem(text: str, max_depth: int = MAX_DEPTH) -> str | None:
     if _has_bad_bytes(text):
         return "record is not valid UTF-8"
     return None
-
-
-# --- byte sources ---------------------------------------------------------------------
-class _Source:
-    """`read(n)` returns 1..n bytes, b"" at the end; bytes can be peeked and replayed."""
-
-    def __init__(self, read: Callable[[int], bytes]) -> None:
-        self._read = read
-        self._head = b""
-
-    def read(self, n: int) -> bytes:
-        if self._head:
-            data, self._head = self._head[:n], self._head[n:]
-            return data
-        return self._read(n)
-
-    def peek(self, n: int) -> bytes:
-        while len(self._head) < n:
-            more = self._read(n - len(self._head))
-            if not more:
-                break
-            self._head += more
-        return self._head[:n]
-
-
-class _Gunzip:
-    """Decompresses gzip members from a `_Source`; damage surfaces only after the good bytes.
-
-    zlib reports damage (a bad block, a wrong CRC-32 or length, the end of the input
-    inside a member) without the output of the call that met it, so that call's input
-    is fed again one byte at a time to a copy of the decompressor taken before it: every
-    byte that decompresses before the damage is returned, then `GzipDamage` is raised.
-    """
-
-    _MAX_OUT = 4 * READ_CHUNK_BYTES  # output per step: bounds memory on a zip bomb
-
-    def __init__(self, source: _Source) -> None:
-        self._source = source
-        self._z: Any = None  # the current member's decompressor; None between members
-        self._in = b""
-        self._out = b""
-        self._error: GzipDamage | None = None
-        self._done = False
-
-    def read(self, n: int) -> bytes:
-        while not self._out:
-            if self._error is not None:
-                raise self._error
-            if self._done:
-                return b""
-            self._step()
-        data, self._out = self._out[:n], self._out[n:]
-        return data
-
-    def _step(self) -> None:
-        if not self._in:
-            self._in = self._source.read(READ_CHUNK_BYTES)
-            if not self._in:
-                if self._z is not None:
-                    self._error = GzipDamage("corrupt gzip data: it ends inside a gzip member (truncated)")
-                self._done = self._z is None
-                return
-        if self._z is None:  # between members: zero padding, another member, or garbage
-            self._in = self._in.lstrip(b"\0")
-            if not self._in:
-                return
-            if len(self._in) < 2:
-                self._in += self._source.read(1)
-            if self._in[:2] != GZIP_MAGIC:
-                self._error = GzipDamage("corrupt gzip data: what follows the end of the gzip stream is not gzip")
-                return
-            self._z = zlib.decompressobj(wbits=31)
-        before = self._z.copy()
-        data = self._in
-        try:
-            self._out = self._z.decompress(data, self._MAX_OUT)
-        except zlib.error as exc:
-            self._out = _salvage(before, data)
-            self._error = GzipDamage(f"corrupt gzip data: {exc}")
-            return
-        if self._z.eof:
-            self._in, self._z = self._z.unused_data, None
-        else:
-            self._in = self._z.unconsumed_tail
-
-
-def _salvage(z: Any, data: bytes) -> bytes:
-    """What `z` outputs from `data` before it meets the damage."""
-    out = []
-    for i in range(len(data)):
-        try:
-            out.append(z.decompress(data[i : i + 1]))
-        except zlib.error:
-            break
-        if z.eof:
-            break
-    return b"".join(out)
 
 
 def detect_format(key: str, content_type: str | None, head: bytes) -> str:
@@ -619,18 +519,11 @@ def _object(reader: _JsonReader, position: str, prefix: str) -> Iterator[RawReco
 
 
 # --- entry points ---------------------------------------------------------------------
-def _open(stream: Any) -> tuple[_Source, bool]:
-    source = _Source(stream.read)
-    if source.peek(2) == GZIP_MAGIC:
-        return _Source(_Gunzip(source).read), True
-    return source, False
-
-
 def iter_raw_records(stream: Any, *, key: str = "", content_type: str | None = None) -> Iterator[RawRecord]:
     """Yield every record of an object, in order, without loading it whole."""
     last = "start of object"
     try:
-        source, _ = _open(stream)
+        source = open_source(stream)
         fmt = detect_format(key, content_type, source.peek(512))
         parser = {CSV: _iter_csv, JSON: _iter_json, JSONL: _iter_jsonl}[fmt]
         for record in parser(source):
@@ -644,20 +537,9 @@ def iter_api_records(body: bytes) -> Iterator[RawRecord]:
     """The records of a POST /ingest body: JSON (one point, an array, a wrapper), as for S3."""
     last = "start of body"
     try:
-        source, _ = _open(_BytesReader(body))
+        source = open_source(BytesReader(body))
         for record in _iter_json(source, single="body"):
             last = record.position
             yield record
     except GzipDamage as exc:
         yield RawRecord(f"after {last}", error=f"{exc}; the rest was not read")
-
-
-class _BytesReader:
-    def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
-        self._pos = 0
-
-    def read(self, n: int) -> bytes:
-        data = bytes(self._data[self._pos : self._pos + n])
-        self._pos += len(data)
-        return data

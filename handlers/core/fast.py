@@ -1,0 +1,536 @@
+"""The fast path of S3 ingestion: CSV and JSON Lines records to points, same output as the reference path.
+
+`ingest_records(stream, ...)` yields exactly what the reference path
+`validate_records(iter_raw_records(stream, ...), ...)` yields - the same `Point`s and
+`Rejection`s (positions and reasons), in the same order, with the same `Tally` - only
+faster (issue 12 item 4; tests/test_fast_path.py proves the equality on clean and dirty
+input, bench/parser_speed.py measures the speed). `ingest_batches` yields the same items
+in lists, which DataIngestion hands to `MessagePacker.add_all`: no generator step and
+no method call per point.
+
+How: lines are split a whole read chunk at a time; a record in the common shape is
+validated inline with a few anchored regular expressions and integer comparisons, each of which accepts only values that the full
+rules (`points.validate`) accept unchanged. Anything else - a non-ASCII line, an ISO
+timestamp, a price with more digits, an unknown column, any error - is handed to the
+reference code for that record (`points.validate`, the parsers' own checks), so every
+rejection reason comes from the reference code. JSON documents (arrays, wrappers) go
+through the reference path whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from itertools import chain
+from typing import Any
+
+from .ingest import Rejection, Tally, validate_records
+from .parsing import (
+    _DECODER,
+    CSV,
+    JSON,
+    MAX_DEPTH,
+    MAX_RECORD_BYTES,
+    TOO_DEEP,
+    _depth,
+    _has_bad_bytes,
+    _iter_json,
+    _short,
+    detect_format,
+    loads,
+)
+from .points import MAX_FUTURE_MS, MIN_TIMESTAMP_MS, SECONDS_MS_THRESHOLD, Point, Rejected, validate
+from .sources import READ_CHUNK_BYTES, GzipDamage, open_source
+
+_SYMBOL = re.compile(r"[A-Za-z0-9.\-]{1,12}")  # ASCII, no blanks: upper() is the whole normalisation
+_PRICE = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,17})?")  # < 1E+15, <= 17 decimals; zero is checked apart
+# _VOLUME_BOUND[price.adjusted()]: any volume below it keeps price x volume < 1E+15
+# (price < 10**(adjusted + 1)); a larger one is checked exactly by the reference rules.
+_VOLUME_BOUND = {adjusted: 10 ** (14 - adjusted) for adjusted in range(-17, 15)}
+_ODD_BREAKS = (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")  # str.splitlines breaks there, bytes.splitlines not
+
+
+class _Lines:
+    """Physical lines (LF, CRLF, CR) with their endings, as the reference `_iter_lines` splits them.
+
+    `batches()` yields lists of line texts ("\n" in place of an overlong line), so that a
+    consumer can iterate them at C speed (`chain.from_iterable`); lines are numbered from
+    1 in that order, and `special` maps the number of each overlong line to "overlong"
+    and of each non-ASCII line to "odd" (a record that touches one goes the reference way).
+    """
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.special: dict[int, str] = {}
+
+    def batches(self) -> Iterator[list[str]]:
+        special = self.special
+        count = 0
+        pending = b""
+        dropping = False  # the unfinished line is already overlong (its bytes were dropped)
+        first = True
+        limit = MAX_RECORD_BYTES + 1
+        while True:
+            chunk = self.source.read(READ_CHUNK_BYTES)
+            if not chunk:
+                break
+            if first:
+                first = False
+                if chunk.startswith(b"\xef\xbb\xbf"):
+                    chunk = chunk[3:]
+            data = pending + chunk if pending else chunk
+            if (
+                not dropping
+                and data.isascii()
+                and not any(odd in data for odd in _ODD_BREAKS)  # `in`: memchr speed, unlike a regex
+            ):
+                # The common case: one decode and one split for the whole chunk.
+                texts = data.decode("ascii").splitlines(True)
+                tail = texts.pop() if texts and not texts[-1].endswith("\n") else ""
+                if max(map(len, texts), default=0) <= limit:
+                    pending = tail.encode("ascii")
+                    count += len(texts)
+                    yield texts
+                    if len(pending) > limit:
+                        dropping = True
+                        pending = pending[-1:] if pending.endswith(b"\r") else b""
+                    continue
+            lines = data.splitlines(True)
+            pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+            batch = []
+            for line in lines:
+                count += 1
+                if dropping or len(line) - (2 if line.endswith(b"\r\n") else 1) > MAX_RECORD_BYTES:
+                    dropping = False
+                    special[count] = "overlong"
+                    batch.append("\n")
+                    continue
+                if not line.isascii():
+                    special[count] = "odd"
+                batch.append(line.decode("utf-8", "surrogateescape"))
+            yield batch
+            if len(pending) > limit:
+                dropping = True
+                pending = pending[-1:] if pending.endswith(b"\r") else b""
+        if pending or dropping:
+            count += 1
+            content = len(pending) - (1 if pending.endswith(b"\r") else 0)
+            if dropping or content > MAX_RECORD_BYTES:
+                special[count] = "overlong"
+                yield ["\n"]
+            else:
+                if not pending.isascii():
+                    special[count] = "odd"
+                yield [pending.decode("utf-8", "surrogateescape")]
+
+
+class _Accepter:
+    """Duplicate check and tally, as `validate_records` does them."""
+
+    def __init__(self, source: str, tally: Tally) -> None:
+        self.source = source
+        self.tally = tally
+        self.seen: dict[tuple[str, int], tuple[Decimal, int | None, Any]] = {}
+
+    def point(self, point: Point, where: Any) -> Point | Rejection:
+        """`where`: a line number (int) or a position text."""
+        key = (point.symbol, point.timestamp)
+        earlier = self.seen.get(key)
+        if earlier is None:
+            self.seen[key] = (point.price, point.volume, where)
+            self.tally.accepted += 1
+            return point
+        self.tally.rejected += 1
+        first = f"line {earlier[2]}" if type(earlier[2]) is int else earlier[2]
+        if earlier[0] == point.price and earlier[1] == point.volume:
+            reason = f"duplicate of {first} (same symbol and timestamp)"
+        else:
+            reason = (
+                f"conflicts with {first} (same symbol and timestamp, different price or volume; the first one is kept)"
+            )
+        return Rejection(self.source, f"line {where}" if type(where) is int else where, reason)
+
+    def reject(self, position: str, reason: str) -> Rejection:
+        self.tally.rejected += 1
+        return Rejection(self.source, position, reason)
+
+
+def ingest_records(
+    stream: Any,
+    *,
+    key: str,
+    content_type: str | None,
+    source: str,
+    now_ms: int,
+    tally: Tally,
+    default_symbol: str | None = None,
+    default_timestamp_ms: int | None = None,
+) -> Iterator[Point | Rejection]:
+    """The points and rejections of one object, one by one, as the reference path gives them."""
+    for batch in ingest_batches(
+        stream,
+        key=key,
+        content_type=content_type,
+        source=source,
+        now_ms=now_ms,
+        tally=tally,
+        default_symbol=default_symbol,
+        default_timestamp_ms=default_timestamp_ms,
+    ):
+        yield from batch
+
+
+def ingest_batches(
+    stream: Any,
+    *,
+    key: str,
+    content_type: str | None,
+    source: str,
+    now_ms: int,
+    tally: Tally,
+    default_symbol: str | None = None,
+    default_timestamp_ms: int | None = None,
+) -> Iterator[list[Point | Rejection]]:
+    """`ingest_records` in lists of up to about `_BATCH` items (no generator step per point)."""
+    accepter = _Accepter(source, tally)
+    latest = now_ms + MAX_FUTURE_MS
+    last: list[str] = ["start of object"]
+    out: list[Point | Rejection] = []
+    try:
+        data = open_source(stream)
+        fmt = detect_format(key, content_type, data.peek(512))
+        if fmt != JSON:
+            parse = _csv if fmt == CSV else _jsonl
+            yield from parse(data, accepter, now_ms, latest, default_symbol, default_timestamp_ms)
+            return
+        for item in validate_records(
+            _positions(_iter_json(data), last),
+            source=source,
+            now_ms=now_ms,
+            tally=tally,
+            default_symbol=default_symbol,
+            default_timestamp_ms=default_timestamp_ms,
+        ):
+            out.append(item)
+            if len(out) >= _BATCH:
+                yield out
+                out = []
+    except GzipDamage as exc:
+        tally.records_in += 1
+        out.append(accepter.reject(f"after {last[0]}", f"{exc}; the rest was not read"))
+    if out:
+        yield out
+
+
+def _positions(records: Iterator[Any], last: list[str]) -> Iterator[Any]:
+    for record in records:
+        last[0] = record.position
+        yield record
+
+
+def _slow(
+    accepter: _Accepter,
+    record: Any,
+    number: int,
+    now_ms: int,
+    default_symbol: str | None,
+    default_ts: int | None,
+    text: bool,
+) -> Point | Rejection:
+    """One record through the reference validation."""
+    try:
+        point = validate(
+            record, now_ms=now_ms, default_symbol=default_symbol, default_timestamp_ms=default_ts, text_fields=text
+        )
+    except Rejected as exc:
+        return accepter.reject(f"line {number}", str(exc))
+    return accepter.point(point, number)
+
+
+_BATCH = 1024  # items per list that ingest_batches yields
+_CACHE_ENTRIES = 4_096  # per object: distinct symbols remembered by the fast path
+
+
+def _fast_symbol(text: str, default: str | None, cache: dict[str, str]) -> str:
+    """The symbol a cell or field gives on the fast path ("" = let the reference rules decide)."""
+    if text:
+        symbol = text.upper() if _SYMBOL.fullmatch(text) else ""
+    else:
+        symbol = default or ""
+    if len(cache) < _CACHE_ENTRIES:
+        cache[text] = symbol
+    return symbol
+
+
+def _jsonl(
+    data: Any,
+    accepter: _Accepter,
+    now_ms: int,
+    latest: int,
+    default_symbol: str | None,
+    default_ts: int | None,
+) -> Iterator[list[Point | Rejection]]:
+    tally = accepter.tally
+    seen = accepter.seen
+    lines = _Lines(data)
+    special = lines.special
+    symbols: dict[str, str] = {}
+    scan = _DECODER.scan_once  # type: ignore[attr-defined]  # what decode() runs, minus its Python wrapper
+    new = tuple.__new__
+    bound = _VOLUME_BOUND
+    number = records = accepted = 0
+    at: str | int = "start of object"
+    out: list[Point | Rejection] = []
+    append = out.append
+    try:
+        for text in chain.from_iterable(lines.batches()):
+            if len(out) >= _BATCH:
+                yield out
+                out = []
+                append = out.append
+            number += 1
+            kind = special.pop(number, None) if special else None
+            if kind == "overlong":
+                records += 1
+                at = number
+                append(accepter.reject(f"line {number}", f"line longer than {MAX_RECORD_BYTES} bytes"))
+                continue
+            text = text.strip()
+            if not text:
+                continue
+            records += 1
+            at = number
+            if kind == "odd" and _has_bad_bytes(text):
+                append(accepter.reject(f"line {number}", "line is not valid UTF-8"))
+                continue
+            try:
+                record, end = scan(text, 0)
+            except (StopIteration, ValueError, RecursionError):
+                end = -1
+            if end == len(text) and type(record) is dict:
+                # The common shape (a flat object: depth 1), checked inline.
+                symbol = record.get("symbol")
+                price = record.get("price")
+                stamp = record.get("timestamp")
+                volume = record.get("volume")
+                if len(record) != 4 - (symbol is None) - (price is None) - (stamp is None) - (volume is None):
+                    symbol = 0  # another key, or a null: the reference rules decide
+                if type(symbol) is str:
+                    symbol = symbols.get(symbol) or _fast_symbol(symbol, default_symbol, symbols) or None
+                elif symbol is None and default_symbol is not None:
+                    symbol = default_symbol
+                else:
+                    symbol = None
+                if type(price) is Decimal:
+                    if not price or price.is_signed() or price.adjusted() >= 15:  # not in (0, 1E+15)
+                        price = None
+                    else:
+                        shown = str(price)  # at most 17 decimals, no exponent
+                        dot = shown.find(".")
+                        if "E" in shown or (dot >= 0 and len(shown) - dot > 18):
+                            price = None
+                elif type(price) is int and 0 < price < 10**15:
+                    price = Decimal(price)
+                else:
+                    price = None
+                if type(stamp) is int:
+                    ms = stamp * 1000 if -SECONDS_MS_THRESHOLD < stamp < SECONDS_MS_THRESHOLD else stamp
+                    if not MIN_TIMESTAMP_MS <= ms <= latest:
+                        symbol = None
+                elif stamp is None and default_ts is not None:
+                    ms = default_ts
+                else:
+                    symbol = None
+                if volume is not None and not (type(volume) is int and volume >= 0):
+                    symbol = None
+                if symbol is not None and price is not None and not (volume and volume >= bound[price.adjusted()]):
+                    key = (symbol, ms)
+                    if key not in seen:
+                        seen[key] = (price, volume, number)
+                        accepted += 1
+                        append(new(Point, (symbol, ms, price, volume)))
+                        continue
+                    append(accepter.point(Point(symbol, ms, price, volume), number))
+                    continue
+            # Everything else: the reference order of checks (nesting, decoding, validation).
+            if len(text) > MAX_DEPTH and text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+                append(accepter.reject(f"line {number}", TOO_DEEP))
+                continue
+            try:
+                record = loads(text)
+            except RecursionError:
+                append(accepter.reject(f"line {number}", TOO_DEEP))
+                continue
+            except ValueError as exc:
+                append(accepter.reject(f"line {number}", f"invalid JSON: {_short(exc)}"))
+                continue
+            append(_slow(accepter, record, number, now_ms, default_symbol, default_ts, False))
+    except GzipDamage as exc:  # every record before the damage is in `out`
+        records += 1
+        append(
+            accepter.reject(f"after line {at}" if type(at) is int else f"after {at}", f"{exc}; the rest was not read")
+        )
+    finally:
+        tally.records_in += records
+        tally.accepted += accepted
+    if out:
+        yield out
+
+
+def _csv(
+    data: Any,
+    accepter: _Accepter,
+    now_ms: int,
+    latest: int,
+    default_symbol: str | None,
+    default_ts: int | None,
+) -> Iterator[list[Point | Rejection]]:
+    tally = accepter.tally
+    seen = accepter.seen
+    lines = _Lines(data)
+    special = lines.special
+    reader = csv.reader(chain.from_iterable(lines.batches()))
+    header: list[str] | None = None
+    width = -1  # fields of a header the fast path can read (it names price and timestamp)
+    unreadable: str | None = None
+    i_symbol = i_price = i_stamp = i_volume = -1
+    symbols: dict[str, str] = {}
+    price_match = _PRICE.fullmatch
+    setdefault = seen.setdefault
+    bound = _VOLUME_BOUND
+    new = tuple.__new__
+    records = accepted = 0
+    at: str | int = "start of object"
+    out: list[Point | Rejection] = []
+    append = out.append
+    try:
+        end = 0  # the last line of the previous record
+        while True:
+            try:
+                for row in reader:  # a for loop: cheaper than next() per row
+                    if len(out) >= _BATCH:
+                        yield out
+                        out = []
+                        append = out.append
+                    start = end + 1
+                    end = reader.line_num
+                    overlong = False
+                    if special:  # an overlong or non-ASCII line was read: this record goes the reference way
+                        for number in [n for n in special if n <= end]:
+                            if special.pop(number) == "overlong":
+                                overlong = True
+                    elif len(row) == width:  # width is -1 until a header names price and timestamp
+                        symbol_text = row[i_symbol] if i_symbol >= 0 else ""
+                        symbol = symbols.get(symbol_text)
+                        if symbol is None:
+                            symbol = _fast_symbol(symbol_text, default_symbol, symbols)
+                        price_text = row[i_price]
+                        stamp_text = row[i_stamp]
+                        volume_text = row[i_volume] if i_volume >= 0 else ""
+                        if (
+                            symbol
+                            and price_match(price_text)
+                            and stamp_text.isdigit()  # ASCII here: 0-9 only
+                            and len(stamp_text) < 18
+                            and (not volume_text or (volume_text.isdigit() and len(volume_text) < 18))
+                        ):
+                            price = Decimal(price_text)
+                            most = bound[price.adjusted()] if price else -1
+                            stamp = int(stamp_text)
+                            ms = stamp * 1000 if stamp < SECONDS_MS_THRESHOLD else stamp
+                            volume = int(volume_text) if volume_text else None
+                            if ms <= latest and most >= 0 and not (volume and volume >= most):
+                                records += 1
+                                at = start
+                                first = (price, volume, start)
+                                if setdefault((symbol, ms), first) is first:
+                                    accepted += 1
+                                    append(new(Point, (symbol, ms, price, volume)))
+                                    continue
+                                append(accepter.point(Point(symbol, ms, price, volume), start))
+                                continue
+                    # The reference rules, record by record (tests/test_fast_path.py keeps them equal).
+                    if unreadable is not None:
+                        if overlong or row and any(cell.strip() for cell in row):
+                            records += 1
+                            at = start
+                            append(accepter.reject(f"line {start}", unreadable))
+                        continue
+                    if overlong:
+                        records += 1
+                        at = start
+                        if header is None:
+                            unreadable = (
+                                f"not read: the CSV header (line {start}) is longer than {MAX_RECORD_BYTES} bytes"
+                            )
+                            append(
+                                accepter.reject(
+                                    f"line {start}",
+                                    f"CSV header longer than {MAX_RECORD_BYTES} bytes; no row can be read",
+                                )
+                            )
+                        else:
+                            append(accepter.reject(f"line {start}", f"line longer than {MAX_RECORD_BYTES} bytes"))
+                        continue
+                    if not row or all(not cell.strip() for cell in row):
+                        continue
+                    if header is None:
+                        names = [cell.strip().lower() for cell in row]
+                        twice = sorted({n for n in names if n and names.count(n) > 1})
+                        if twice:
+                            records += 1
+                            at = start
+                            unreadable = f"not read: the CSV header (line {start}) names column {twice[0]!r} twice"
+                            append(
+                                accepter.reject(
+                                    f"line {start}", f"CSV header names column {twice[0]!r} twice; no row can be read"
+                                )
+                            )
+                            continue
+                        header = names
+                        if "price" in names and "timestamp" in names:
+                            width = len(names)
+                            i_symbol, i_price, i_stamp, i_volume = (
+                                names.index("symbol") if "symbol" in names else -1,
+                                names.index("price"),
+                                names.index("timestamp"),
+                                names.index("volume") if "volume" in names else -1,
+                            )
+                        continue
+                    records += 1
+                    at = start
+                    if any(_has_bad_bytes(cell) for cell in row):
+                        append(accepter.reject(f"line {start}", "line is not valid UTF-8"))
+                    elif len(row) != len(header):
+                        append(accepter.reject(f"line {start}", f"{len(row)} fields, the header has {len(header)}"))
+                    else:
+                        append(
+                            _slow(
+                                accepter,
+                                dict(zip(header, row, strict=True)),
+                                start,
+                                now_ms,
+                                default_symbol,
+                                default_ts,
+                                True,
+                            )
+                        )
+                break  # the end of the object
+            except csv.Error as exc:  # the reader goes on with the next line
+                start = end + 1
+                end = reader.line_num
+                records += 1
+                at = start
+                append(accepter.reject(f"line {start}", f"unparsable CSV: {_short(exc)}"))
+    except GzipDamage as exc:  # every record before the damage is in `out`
+        records += 1
+        append(
+            accepter.reject(f"after line {at}" if type(at) is int else f"after {at}", f"{exc}; the rest was not read")
+        )
+    finally:
+        tally.records_in += records
+        tally.accepted += accepted
+    if out:
+        yield out
