@@ -279,6 +279,7 @@ def _jsonl(
     symbols: dict[str, str] = {}
     scan = _DECODER.scan_once  # type: ignore[attr-defined]  # what decode() runs, minus its Python wrapper
     new = tuple.__new__
+    batch_size, seconds, earliest = _BATCH, SECONDS_MS_THRESHOLD, MIN_TIMESTAMP_MS
     bound = _VOLUME_BOUND
     number = records = accepted = 0
     at: str | int = "start of object"
@@ -286,7 +287,7 @@ def _jsonl(
     append = out.append
     try:
         for text in chain.from_iterable(lines.batches()):
-            if len(out) >= _BATCH:
+            if len(out) >= batch_size:
                 yield out
                 out = []
                 append = out.append
@@ -336,8 +337,8 @@ def _jsonl(
                 else:
                     price = None
                 if type(stamp) is int:
-                    ms = stamp * 1000 if -SECONDS_MS_THRESHOLD < stamp < SECONDS_MS_THRESHOLD else stamp
-                    if not MIN_TIMESTAMP_MS <= ms <= latest:
+                    ms = stamp * 1000 if -seconds < stamp < seconds else stamp
+                    if not earliest <= ms <= latest:
                         symbol = None
                 elif stamp is None and default_ts is not None:
                     ms = default_ts
@@ -401,6 +402,7 @@ def _csv(
     setdefault = seen.setdefault
     bound = _VOLUME_BOUND
     new = tuple.__new__
+    batch_size, seconds = _BATCH, SECONDS_MS_THRESHOLD
     records = accepted = 0
     at: str | int = "start of object"
     out: list[Point | Rejection] = []
@@ -410,7 +412,7 @@ def _csv(
         while True:
             try:
                 for row in reader:  # a for loop: cheaper than next() per row
-                    if len(out) >= _BATCH:
+                    if len(out) >= batch_size:
                         yield out
                         out = []
                         append = out.append
@@ -439,7 +441,7 @@ def _csv(
                             price = Decimal(price_text)
                             most = bound[price.adjusted()] if price else -1
                             stamp = int(stamp_text)
-                            ms = stamp * 1000 if stamp < SECONDS_MS_THRESHOLD else stamp
+                            ms = stamp * 1000 if stamp < seconds else stamp
                             volume = int(volume_text) if volume_text else None
                             if ms <= latest and most >= 0 and not (volume and volume >= most):
                                 records += 1
