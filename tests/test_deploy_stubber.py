@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
 from stubs_cfn import (
     ACCOUNT,
@@ -544,3 +545,65 @@ def test_execute_existing_reviews_the_change_set_with_its_own_template(cfn, wait
     outcome = d.execute_existing(cfn, CS_ARN, console(), waits, options=options)
     assert outcome.result == "deployed"
     assert captured["inputs"].deployed_template == old and captured["inputs"].new_template == new
+
+
+def test_the_stack_policy_stops_a_replacement_nobody_saw_coming_and_the_update_rolls_back(cfn, waits):
+    """What the backstop is for: the review showed an in-place change, CloudFormation decided at
+    execution to replace the table; the stack policy denies it and the update rolls back
+    (protect-stack-resources.html)."""
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    f.pages(HARMLESS)
+    f.pages(HARMLESS, include_values=False)
+    f.set_policy(protected(OLD, NEW))
+    cfn.stubber.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": STACK_ID})
+    cfn.stubber.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
+    denied = "Action denied by stack policy: Statement [#1] does not allow [Update:Replace] for resource [LogicalResourceId/MarketDataTable];"
+    cfn.stubber.add_response(
+        "describe_stack_events",
+        {
+            "StackEvents": [
+                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_COMPLETE", 9, token=None),
+                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_ROLLBACK_IN_PROGRESS", 5, token=None),
+                event("MarketDataTable", "AWS::DynamoDB::Table", "UPDATE_FAILED", 3, denied, token=None),
+                event(STACK, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", 1, "User Initiated", token=None),
+            ]
+        },
+        {"StackName": STACK_ID},
+    )
+    cfn.stubber.add_response("describe_stacks", stack("UPDATE_ROLLBACK_COMPLETE"), {"StackName": STACK_ID})
+    cfn.stubber.add_response("describe_stacks", stack("UPDATE_ROLLBACK_COMPLETE"), {"StackName": STACK_ID})
+    f.set_policy(protected(OLD, NEW))  # the full policy stays in force after the rollback
+    c = console()
+    outcome = d.deploy_stack(
+        cfn, REQUEST, c, waits, options=d.DeployOptions(assume_yes=True, drift_check=False), template=NEW
+    )
+    assert outcome.result == "failed"
+    assert outcome.message.startswith("MarketDataTable: Action denied by stack policy")
+    assert "UPDATE_ROLLBACK_COMPLETE" in output(c)
+
+
+def test_a_refused_execute_closes_what_was_opened_for_it(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    replace = [change("Modify", "MarketDataTable", "AWS::DynamoDB::Table", replacement="True")]
+    f.pages(replace)
+    f.pages(replace, include_values=False)
+    everything = protected(OLD, NEW)
+    f.set_policy([i for i in everything if i != "MarketDataTable"])
+    cfn.stubber.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": STACK_ID})
+    cfn.stubber.add_client_error(
+        "execute_change_set", "InvalidChangeSetStatus", "ChangeSet is in an invalid status: OBSOLETE", 400
+    )
+    f.set_policy(everything)  # closed again at once
+    options = d.DeployOptions(
+        assume_yes=True, drift_check=False, overrides=d.Overrides(allow_replacement=frozenset({"MarketDataTable"}))
+    )
+    with pytest.raises(ClientError, match="OBSOLETE"):
+        d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)

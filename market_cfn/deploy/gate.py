@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from market_cfn.deploy.backstop import apply_stack_policies, enable_termination_protection, policy_body, retains_data
 from market_cfn.deploy.backstop import stack_policy as build_policy
 from market_cfn.deploy.changeset import delete_change_set
@@ -213,23 +215,36 @@ def execute_with_backstop(
         outcome.backstop += apply_stack_policies(
             cfn, stack_id, protected, console, open_ids=opened, why="for this execution"
         )
+    still_open = sorted(opened & set(protected[""])) if update else []
+    flags = options.where.flags()
+    close_it = (
+        f"aws cloudformation set-stack-policy --stack-name {stack_name} --stack-policy-body "
+        f"'{policy_body(build_policy(protected['']))}'" + (f" {flags}" if flags else "")
+    )
     try:
         result = execute_and_follow(cfn, change_set, review, console, waits)
     except KeyboardInterrupt:
-        flags = options.where.flags()
-        restore = policy_body(build_policy(protected[""]))
         message = (
             f"interrupted: the {context.change_set_type} of stack {stack_name} goes on in CloudFormation (Ctrl-C "
             f"does not stop it). Follow it: aws cloudformation describe-stack-events --stack-name {stack_name}"
             f"{' ' + flags if flags else ''}; or run {options.command} again, which waits for it to finish."
         )
-        if update and opened & set(protected[""]):
+        if still_open:
             message += (
-                f" The stack policy still leaves {', '.join(sorted(opened & set(protected[''])))} open; once the "
-                f"stack settles, close it: aws cloudformation set-stack-policy --stack-name {stack_name} "
-                f"--stack-policy-body '{restore}'{' ' + flags if flags else ''}"
+                f" The stack policy still leaves {', '.join(still_open)} open; once the stack settles: {close_it}"
             )
         raise DeployError(message) from None
+    except ClientError:
+        # ExecuteChangeSet itself was refused (nothing started): close what was opened for it
+        if still_open:
+            outcome.backstop += apply_stack_policies(cfn, stack_id, protected, console, why="execution refused")
+        raise
+    except DeployError as exc:  # stopped following (timeout): the update may still be running
+        if still_open:
+            raise DeployError(
+                f"{exc}. The stack policy still leaves {', '.join(still_open)} open; once the stack settles: {close_it}"
+            ) from exc
+        raise
     render_result(result, stack_name, console)
     if result.template is not None:  # protect what is deployed now, whatever the review could see
         deployed_ids = stateful_logical_ids(result.template, options.overrides.extra_stateful_types)
