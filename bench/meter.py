@@ -253,6 +253,13 @@ class AwsMeter:
                 response_bytes = self._bill(service, op, frame["api"], parsed or {})
             else:
                 self.failed_calls[(service, op)] += 1
+                code = ((parsed or {}).get("Error") or {}).get("Code", "")
+                if service == "dynamodb" and code == "ConditionalCheckFailedException":
+                    # A conditional write whose condition is false still consumes write
+                    # units (DynamoDB developer guide, "Condition expressions"): at least
+                    # one; the size of the item it was checked against is not seen here.
+                    self.usage.requests[(service, op)] += 1
+                    self.usage.ddb_wru += 1
         if self._current is not None:
             inv = self._current
             wait_ms = 0.0
@@ -316,6 +323,23 @@ class AwsMeter:
             elif op == "Query":
                 size = sum(costing.dynamodb_item_bytes(i) for i in parsed.get("Items", ()))
                 u.ddb_rru += costing.dynamodb_read_units(size, consistent=bool(params.get("ConsistentRead")))
+                return size
+            elif op == "BatchGetItem":
+                # Each key is read as its own GetItem: the item's size rounded up to 4 KB,
+                # a key with no item still one unit; halved when eventually consistent
+                # (the default). Unprocessed keys are not read (the caller re-sends them).
+                # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html
+                responses = parsed.get("Responses") or {}
+                unprocessed = parsed.get("UnprocessedKeys") or {}
+                size = 0
+                for table, request in params.get("RequestItems", {}).items():
+                    consistent = bool(request.get("ConsistentRead"))
+                    found = [costing.dynamodb_item_bytes(i) for i in responses.get(table, [])]
+                    read = len(request.get("Keys", [])) - len(unprocessed.get(table, {}).get("Keys", []))
+                    for item_bytes in found:
+                        u.ddb_rru += costing.dynamodb_read_units(item_bytes, consistent=consistent)
+                    u.ddb_rru += max(0, read - len(found)) * costing.dynamodb_read_units(0, consistent=consistent)
+                    size += sum(found)
                 return size
             elif op == "GetItem":
                 size = costing.dynamodb_item_bytes(parsed.get("Item", {}))

@@ -206,3 +206,31 @@ def test_template_memory_and_schedule_read_numbers_and_parameter_defaults():
     with pytest.raises(ValueError):
         ours.template_memory_mb(template, "C")
     assert ours.template_schedule(template) == "rate(5 minutes)"
+
+
+def test_meter_bills_batch_get_per_key_and_a_failed_conditional_write():
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        m = AwsMeter(capture_logs=False)
+        m.install()
+        try:
+            ddb = boto3.client("dynamodb", region_name="us-east-1")
+            ddb.create_table(
+                TableName="t",
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+            )
+            ddb.put_item(TableName="t", Item={"k": {"S": "a"}, "pad": {"S": "x" * 5000}})  # ~5 KB
+            m.reset()
+            keys = [{"k": {"S": "a"}}, {"k": {"S": "missing"}}]
+            ddb.batch_get_item(RequestItems={"t": {"Keys": keys}})  # eventually consistent
+            assert m.usage.ddb_rru == pytest.approx(2 / 2 + 1 / 2)  # 8 KB -> 2 units, missing -> 1; halved
+            with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
+                ddb.put_item(TableName="t", Item={"k": {"S": "a"}}, ConditionExpression="attribute_not_exists(k)")
+            assert m.usage.ddb_wru == 1
+            assert m.items_written["point"] == 0
+        finally:
+            m.uninstall()
