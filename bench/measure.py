@@ -140,6 +140,7 @@ def run_ours(files, *, latency_scale: float, verify: bool, import_ms: dict, sche
         if recorder:
             result["moto_requests"] = recorder.stop()
         meter.enabled = False
+        meter.add_idle_pollers()
         for module, ms in import_ms.items():
             name = FUNCTION_NAMES[module]
             for _ in range(COLD_STARTS_PER_FUNCTION):
@@ -208,6 +209,7 @@ def run_naive(files, *, latency_scale: float, verify: bool, every: int, schedule
         finally:
             meter.uninstall()
         meter.enabled = False
+        meter.add_idle_pollers()
         items = stored_items(naive.table)
     result["point_keys"] = [k for k in items if "#" not in k[0]]
     result["aggregates_stored"] = len(items) - len(result["point_keys"])

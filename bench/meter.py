@@ -69,6 +69,16 @@ PLATFORM_LOG_BYTES = costing.log_ingested_bytes(PLATFORM_LOG_LINES)
 _SERVICE = {"dynamodb": "dynamodb", "sqs": "sqs", "eventbridge": "events", "s3": "s3", "cloudwatch-events": "events"}
 PRICED_SERVICES = frozenset(_SERVICE.values())
 
+# The Lambda service polls a queue that triggers a function (the event source mapping)
+# with long polls of up to 20 s, from about five pollers while the queue is idle, and
+# those ReceiveMessage requests are billed to the queue's owner (Lambda developer guide,
+# "Using Lambda with Amazon SQS"; the number of idle pollers is not documented, five is
+# the commonly observed figure). The simulator drains the queue itself, so a day of
+# those polls is added as an estimate: 5 x 86,400 s / 20 s. Both pipelines have one
+# such queue (ProcessingQueue; the naive processor's queue).
+IDLE_POLLERS, IDLE_POLL_SECONDS = 5, 20
+IDLE_POLL_REQUESTS_PER_DAY = IDLE_POLLERS * 86_400 // IDLE_POLL_SECONDS
+
 # An event stored in the bus archive is the full event envelope (version, id, source,
 # account, time, region, resources, detail-type, detail); ~250 bytes more than the
 # PutEvents entry for our short sources and detail types.
@@ -405,6 +415,11 @@ class AwsMeter:
         self.usage.requests[(service, op)] += 1
         if service == "sqs":
             self.usage.sqs_billed_requests += costing.sqs_billed_requests(sqs_payload_bytes)
+
+    def add_idle_pollers(self) -> None:
+        """A day of the SQS event source mapping's own long polls (`IDLE_POLL_REQUESTS_PER_DAY`)."""
+        self.usage.requests[("sqs", "ReceiveMessage (Lambda pollers)")] += IDLE_POLL_REQUESTS_PER_DAY
+        self.usage.sqs_billed_requests += IDLE_POLL_REQUESTS_PER_DAY
 
     # --- Lambda invocations -------------------------------------------------------------
     @contextmanager

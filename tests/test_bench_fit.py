@@ -234,3 +234,10 @@ def test_meter_bills_batch_get_per_key_and_a_failed_conditional_write():
             assert m.items_written["point"] == 0
         finally:
             m.uninstall()
+
+
+def test_idle_pollers_add_a_day_of_20_second_polls_from_five_pollers():
+    m = AwsMeter(capture_logs=False)
+    m.add_idle_pollers()
+    assert m.usage.sqs_billed_requests == 5 * 86_400 // 20 == 21_600
+    assert m.usage.requests[("sqs", "ReceiveMessage (Lambda pollers)")] == 21_600
