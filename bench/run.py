@@ -226,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         ours_fit = fit.fit_days(_days([(o, o["windows"]) for o, _n in measured]))
         naive_fit = fit.fit_days(_days([(n, o["windows"]) for o, n in measured]))
         size_rows = [size_report(o, n, ours_fit, naive_fit, i) for i, (o, n) in enumerate(measured)]
-    projections = fit.projections(ours_fit.total, naive_fit.total)
+    try:
+        projections = fit.projections(ours_fit.total, naive_fit.total)
+    except ValueError as exc:  # a fit through small, noisy days can go negative far away
+        problems.append(f"no projections: {exc}; measure larger or more different sizes")
+        projections = {}
 
     out: dict = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
