@@ -355,24 +355,6 @@ class AwsMeter:
                 size = costing.dynamodb_item_bytes(parsed.get("Item", {}))
                 u.ddb_rru += costing.dynamodb_read_units(size, consistent=bool(params.get("ConsistentRead")))
                 return size
-            elif op == "BatchGetItem":
-                # Each key is read as its own GetItem (item size rounded up to 4 KB, the
-                # minimum unit when the item does not exist); unprocessed keys are not
-                # read (DynamoDB developer guide, "Read and write operations": BatchGetItem).
-                unprocessed = parsed.get("UnprocessedKeys") or {}
-                size_total = 0
-                for table, request in params.get("RequestItems", {}).items():
-                    consistent = bool(request.get("ConsistentRead"))
-                    left = (unprocessed.get(table) or {}).get("Keys", [])
-                    found = parsed.get("Responses", {}).get(table, [])
-                    for key in request.get("Keys", []):
-                        if key in left:
-                            continue
-                        item = next((i for i in found if all(i.get(k) == v for k, v in key.items())), {})
-                        size = costing.dynamodb_item_bytes(item)
-                        size_total += size
-                        u.ddb_rru += costing.dynamodb_read_units(size, consistent=consistent)
-                return size_total
             return 0
         if service == "events":
             if op == "PutEvents":
