@@ -9,7 +9,7 @@ from troposphere import Equals, Not, Parameter, Ref, Sub, Template
 from market_cfn.stack.config import (
     ENVIRONMENT_SUFFIX_PATTERN,
     ENVIRONMENT_TAG_PATTERN,
-    FUNCTION_MEMORY_MB,
+    FUNCTION_DEFAULT_MEMORY_MB,
     StackConfig,
 )
 
@@ -128,7 +128,7 @@ def add_parameters(t: Template, cfg: StackConfig) -> Params:
         base: _number(
             t,
             f"{base}MemorySize",
-            default=FUNCTION_MEMORY_MB,
+            default=FUNCTION_DEFAULT_MEMORY_MB[base],
             low=MEMORY_MIN_MB,
             high=MEMORY_MAX_MB,
             description=f"Memory of {base} in MB (128-10240; accounts with reduced quotas accept at most 3008).",
