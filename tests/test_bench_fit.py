@@ -251,13 +251,3 @@ def test_the_templates_memory_defaults_are_the_right_sized_ones_and_at_most_3008
     for base, mb in config.FUNCTION_DEFAULT_MEMORY_MB.items():
         assert ours.template_memory_mb(template, f"{base}Function") == mb <= config.FUNCTION_MEMORY_MB == 3008
     assert ours.schedule_runs_per_day(ours.template_schedule(template)) == 288
-
-
-def test_the_archive_keeps_exactly_the_pipelines_events():
-    from handlers import contract
-    from market_cfn.local.pipeline import load_template
-
-    (archive,) = [r for r in load_template()["Resources"].values() if r["Type"] == "AWS::Events::Archive"]
-    assert archive["Properties"]["EventPattern"] == {
-        "source": [contract.EVENT_SOURCE_PROCESSOR, contract.EVENT_SOURCE_AGGREGATOR]
-    }

@@ -16,11 +16,8 @@ ARCHIVE_RETENTION_DAYS = 7
 
 
 def add_event_bus(t: Template, cfg: StackConfig, params: Params, enc: Encryption) -> events.EventBus:
-    """The custom bus; its archive keeps the pipeline's events (the processor's PointsStored,
-    the aggregator's BarsComputed) for replay - what `market_cfn replay` (recompute windows)
-    and a consumer replaying bars need - so even an event no rule matches is never
-    published into the void; events other producers put on the bus are not archived
-    (archive processing is billed per GB, EventBridge pricing). Regulated: both
+    """The custom bus; its archive keeps every event (processor and aggregator) for replay,
+    so even an event no rule matches is never published into the void. Regulated: both
     under the stack's key (EventBridge user guide, "Encrypting EventBridge archives"
     recommends the bus's key for its archives too)."""
     bus = events.EventBus("MarketEventBus", Name=params.name("market-data"))
@@ -29,8 +26,7 @@ def add_event_bus(t: Template, cfg: StackConfig, params: Params, enc: Encryption
         ArchiveName=params.name("market-data"),
         SourceArn=GetAtt(bus, "Arn"),
         RetentionDays=ARCHIVE_RETENTION_DAYS,
-        EventPattern={"source": [contract.EVENT_SOURCE_PROCESSOR, contract.EVENT_SOURCE_AGGREGATOR]},
-        Description="The pipeline's events (PointsStored, BarsComputed), replayable for 7 days.",
+        Description="Every event on the market-data bus, replayable for 7 days.",
     )
     if enc.data_key_arn is not None:
         bus.KmsKeyIdentifier = enc.data_key_arn
