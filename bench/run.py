@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    started = time.perf_counter()
+    started, commit = time.perf_counter(), _git_commit()  # the code measured, not the code at the end
     imports, rss = ({}, {}) if args.skip_speed else speed.import_times(args.import_samples)
     import_ms = {m: imports[m] * 1000 for m in FUNCTION_NAMES} if imports else {}
     measured = [] if args.fit_from else measure_all(sizes, args, import_ms=import_ms, schedule_runs=schedule_runs)
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out: dict = {
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": _git_commit(),
+        "commit": commit,
         "seed": args.seed,
         "schedule": schedule,
         "schedule_runs_per_day": schedule_runs,
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             for o, n in measured
         ]
     if validation_run is not None:
-        out["validation"] = _validation(validation_run, ours_fit)
+        out["validation"] = _validation(validation_run, ours_fit, commit)
         problems += [f"validate: {x}" for x in validation_run[0]["problems"]]
     if not args.skip_speed:
         wp = workload.generate(100_000, 500, args.seed)
@@ -293,7 +293,7 @@ def _fit_from_report(saved: dict, sizes: list[dict]) -> fit.Fit:
     return fit.Fit(total, {}, [saved["max_fit_error"]])
 
 
-def _validation(run: tuple[dict, None], ours_fit: fit.Fit) -> dict:
+def _validation(run: tuple[dict, None], ours_fit: fit.Fit, commit: str) -> dict:
     o, _ = run
     usd = sum(o["usd_by_service"].values())
     predicted = ours_fit.total.usd_per_day(windows=o["windows"], points=o["points"])
@@ -309,7 +309,8 @@ def _validation(run: tuple[dict, None], ours_fit: fit.Fit) -> dict:
         "fit_ratio_to_floor": predicted / floor,
         "usd_by_service": per_million_by_service(o["usd_by_service"], o["points"]),
         "sim_wall_seconds": o["sim_wall_seconds"],
-        "commit": _git_commit(),
+        "commit": commit,
+        "memory_mb": o["memory_mb"],
     }
 
 
