@@ -24,21 +24,31 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m market_cfn local", usage=USAGE, description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--port", type=int, default=5000, help="endpoint port on 127.0.0.1; 0 picks a free one (5000)")
-    parser.add_argument("--api-port", type=int, default=0, help="port of POST /ingest; 0 picks a free one (default)")
-    parser.add_argument("--env", default="dev", help="EnvironmentSuffix of the stack (default: dev)")
     parser.add_argument(
-        "--tick", type=float, default=300.0, help="seconds between DataAggregator runs (the schedule; default 300)"
+        "--port", type=int, default=5000, metavar="N", help="endpoint port on 127.0.0.1; 0 picks a free one (5000)"
+    )
+    parser.add_argument(
+        "--api-port", type=int, default=0, metavar="N", help="port of POST /ingest; 0 picks a free one (default)"
+    )
+    parser.add_argument("--env", default="dev", metavar="E", help="EnvironmentSuffix of the stack (default: dev)")
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="seconds between DataAggregator runs (the schedule; default 300)",
     )
     parser.add_argument(
         "--retry-delay",
         type=float,
+        metavar="SECONDS",
         default=None,
         help="seconds before each asynchronous retry (default: Lambda's 60, then 120)",
     )
     parser.add_argument(
         "--redelivery-delay",
         type=int,
+        metavar="SECONDS",
         default=None,
         help="seconds until a message a function failed is visible again (default: the queue's visibility timeout)",
     )
