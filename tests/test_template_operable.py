@@ -55,7 +55,10 @@ def test_error_filters_match_the_level_field_and_crash_lines_never_a_substring(r
     patterns = {f["FilterPattern"] for f in filters.values()}
     # Powertools' JSON lines by their level field; the runtime's own "[ERROR] ..." lines by
     # their first word. No bare terms: "?ERROR ?Exception" matched user data anywhere.
-    assert patterns == {'{ $.level = "ERROR" || $.level = "CRITICAL" }', '[level = "[ERROR]*", ...]'}
+    assert patterns == {
+        '{ $.level = "ERROR" || $.level = "CRITICAL" }',
+        '[level = "[ERROR]*" || level = "ERROR*", ...]',
+    }
     for pattern in patterns:
         assert pattern.startswith(("{", "[")), pattern
     metrics = {json.dumps(t["MetricName"]) for f in filters.values() for t in f["MetricTransformations"]}

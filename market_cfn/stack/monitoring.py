@@ -26,10 +26,11 @@ PERIOD_SECONDS = 300  # SQS publishes its metrics every 5 minutes
 # pattern syntax": JSON property selectors).
 JSON_ERROR_PATTERN = '{ $.level = "ERROR" || $.level = "CRITICAL" }'
 # The runtime's own lines are not JSON: an unhandled exception or a failed init is one
-# log event starting with "[ERROR]" (and the standard library's logger writes
-# "[ERROR]<tab>..."). A space-delimited pattern tests the first word only; a Powertools
-# line's first word is always `{"level":...`, so user data cannot match.
-CRASH_PATTERN = '[level = "[ERROR]*", ...]'
+# log event starting with "[ERROR]" (the standard library's logger writes "[ERROR]<tab>...").
+# A space-delimited pattern tests the first field only; CloudWatch Logs treats text in
+# brackets as one field, so both the bracketed and the bare form are accepted. A
+# Powertools line's first field is always `{"level":...`, so user data cannot match.
+CRASH_PATTERN = '[level = "[ERROR]*" || level = "ERROR*", ...]'
 # Metrics the handlers publish with Powertools (namespace MarketAnalytics, dimension
 # `service` = the function name): read from handlers/, tested against their source.
 POINTS_STORED = "PointsStored"
