@@ -203,6 +203,25 @@ def test_the_dashboard_reads_like_the_data_flow(resources: dict, alarms: dict) -
     assert listed == set(alarms)
 
 
+def test_every_custom_metric_on_the_dashboard_is_published_by_its_handler(resources: dict) -> None:
+    body = json.loads(resources["PipelineDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0])
+    handlers = {
+        "DataIngestion": "data_ingestion",
+        "DataProcessor": "data_processor",
+        "DataAggregator": "data_aggregator",
+    }
+    found = 0
+    for widget in body["widgets"]:
+        for metric in widget.get("properties", {}).get("metrics", []):
+            if metric[0] != "MarketAnalytics":
+                continue
+            name, service = metric[1], metric[3].removesuffix("-${Env}")
+            source = (ROOT / "handlers" / f"{handlers[service]}.py").read_text()
+            assert f'name="{name}"' in source, f"{service} does not publish {name}"
+            found += 1
+    assert found >= 8
+
+
 def test_the_runbook_covers_every_alarm(alarms: dict) -> None:
     runbook = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     assert re.search(r"^## Runbook", runbook, re.M)

@@ -93,7 +93,10 @@ def dashboard_body(alarm_ids: list[str]) -> str:
         _text("## 3. Stored: DynamoDB points, PointsStored events"),
         _graph(
             "Points stored, messages received and failed (DataProcessor)",
-            [_custom(m, "DataProcessor") for m in ("MessagesReceived", POINTS_STORED, "FailedMessages")],
+            [
+                _custom(m, "DataProcessor")
+                for m in ("MessagesReceived", POINTS_STORED, "FailedMessages", "PointsStoredSentDirectly")
+            ],
             width=WIDTH,
         ),
         _text("## 4. AggregationQueue -> DataAggregator -> aggregates"),
@@ -106,8 +109,11 @@ def dashboard_body(alarm_ids: list[str]) -> str:
             stat="Maximum",
         ),
         _graph(
-            "Aggregates written, windows deferred (DataAggregator)",
-            [_custom(m, "DataAggregator") for m in (AGGREGATES_COMPUTED, "WindowsDeferred")],
+            "Aggregates written, windows deferred, retried, dead-lettered (DataAggregator)",
+            [
+                _custom(m, "DataAggregator")
+                for m in (AGGREGATES_COMPUTED, "WindowsDeferred", "WindowsRetried", "WindowsDeadLettered")
+            ],
         ),
         _text("## Dead letters (each needs an operator: docs/operations.md, Runbook)"),
         _graph(
