@@ -163,6 +163,10 @@ class StackView:
         for logical, props in self.of_type("AWS::Lambda::Function"):
             name = resolve(props["FunctionName"])
             self.physical[logical] = {"Ref": name, "Arn": f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"}
+        for logical, props in self.of_type("AWS::SNS::Topic"):  # the alarm topic (an output names it)
+            name = resolve(props["TopicName"])
+            arn = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{name}"
+            self.physical[logical] = {"Ref": arn, "Arn": arn, "TopicName": name}
 
     def declare_extras(self) -> None:
         """Physical values of the log groups and rules, for an emulation that has them."""
