@@ -93,8 +93,8 @@ class LocalService:
         self._bus: Any = None
         self._workers: dict[str, _AsyncWorker] = {}  # one asynchronous-invocation queue per function
         self._workers_lock = threading.Lock()
-        self._ticks_pending: set[str] = set()
-        self._stack_gone = threading.Event()  # schedule rules whose last tick has not started yet
+        self._ticks_pending: set[str] = set()  # schedule rules whose last tick has not started yet
+        self._stack_gone = threading.Event()
 
     # --- lifecycle -------------------------------------------------------------------
     def __enter__(self) -> LocalService:
