@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import pytest
 from conftest import client_error, queue_bodies
 from test_handlers_aggregator import T0, W, aggregates, csv, ingest, watch_aggregate_events
 
@@ -234,3 +235,38 @@ def test_a_round_is_bounded_by_windows_too(pipeline, faults, monkeypatch):
     totals = pipeline.invoke("DataAggregatorFunction", scheduled_event(datetime.now(UTC)))
     assert totals["windows"] == 12 and totals["rounds"] == 2
     assert pipeline.queue_depth("AggregationQueue") == 0
+
+
+@pytest.mark.parametrize("pause_at", ["batch_get_item", "query", "put_item"])
+@pytest.mark.parametrize("late_point", ["before_b", "after_b"])
+def test_every_interleaving_ends_with_the_newest_bar(pipeline, faults, pause_at, late_point):
+    """Run A is paused after its version read, its Query, or just before its write;
+    meanwhile a late point is stored before or after a run B. Whatever the order, once
+    the queue is drained the stored bar is computed from every point, never stale."""
+    ingest(pipeline, "AAPL/a.csv", [(T0, "10", 1), (T0 + 1000, "11", 1)])
+    state = {"paused": False}
+
+    def interleave(original, n, **kwargs):
+        if pause_at == "put_item" and not state["paused"]:
+            state["paused"] = True
+            meanwhile()
+            return original(**kwargs)
+        result = original(**kwargs)
+        if pause_at != "put_item" and not state["paused"]:
+            state["paused"] = True
+            meanwhile()
+        return result
+
+    def meanwhile():
+        if late_point == "before_b":
+            ingest(pipeline, "AAPL/late.csv", [(T0 + 200_000, "13", 2)])
+        pipeline.run_aggregator()  # run B
+        if late_point == "after_b":
+            ingest(pipeline, "AAPL/late.csv", [(T0 + 200_000, "13", 2)])
+
+    faults.wrap("dynamodb", pause_at, interleave)
+    pipeline.run_aggregator()  # run A
+    pipeline.run_aggregator()  # the next scheduled run takes whatever is left
+    item = aggregate_item(pipeline, "AAPL", T0)
+    assert (item["count"], item["close"], item["volume"]) == ({"N": "3"}, {"N": "13"}, {"N": "4"})
+    assert pipeline.queue_depth("AggregationQueue") == 0 and pipeline.dead_letters() == 0
