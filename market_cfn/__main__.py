@@ -8,6 +8,16 @@ COMMANDS = {
     "simulate": "Run the whole pipeline on an in-process AWS emulation (moto).",
     "deploy": "Package, create a change set, review it, and execute on confirmation.",
     "local": "Run the pipeline as a local AWS endpoint on 127.0.0.1 (moto), until Ctrl-C.",
+    "ingest": "Send points to POST /ingest, SigV4-signed, split at 1 MiB, 429/503 retried.",
+    "upload": "Upload market-data files into the data bucket under their symbol's key.",
+    "bars": "Read one symbol's 5-minute aggregates over a time range (Query).",
+    "points": "Read one symbol's stored points over a time range (Query).",
+    "status": "Stack, queues, dead letters, alarms, newest aggregates, recent rejections.",
+    "logs": "Read or follow a function's log lines (FilterLogEvents).",
+    "rejects": "List, show or download the rejection reports.",
+    "redrive": "Move dead letters back to their queue, or re-invoke failed invocations.",
+    "replay": "Replay the event archive into the bus over a time range.",
+    "destroy": "Review, empty the buckets (--delete-data) and delete the stack.",
 }
 
 

@@ -1,0 +1,172 @@
+"""What every day-2 command shares: the common options, the AWS session, and errors -> exit codes.
+
+Each command module builds its parser with `command_parser`, then hands `run` a body that
+takes a `Context` and returns (exit code, JSON document). `run` turns every expected
+failure into one line on stderr (and, with --json, a JSON document on stdout) and the
+documented exit code, in the style of bin/deploy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+EXIT_CODES = """\
+exit codes:
+  0  done
+  1  failed (an AWS error, a failed operation, records rejected or not delivered)
+  2  bad arguments or input (unknown stack, bad time or file, no region or credentials)
+  3  declined at the prompt, no terminal to confirm on without --yes, or refused
+"""
+
+Body = Callable[["Context"], tuple[int, dict[str, Any]]]
+
+
+def command_parser(command: str, description: str, *, exit_codes: str = EXIT_CODES) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m market_cfn {command}",
+        description=description,
+        epilog=exit_codes,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = parser.add_argument_group("which stack, where")
+    where.add_argument("--env", default="dev", help="environment suffix (default: dev)")
+    where.add_argument("--stack-name", help="stack name (default: market-data-<env>)")
+    where.add_argument("--region", help="AWS region (default: from the profile or AWS_REGION)")
+    where.add_argument("--profile", help="AWS named profile")
+    where.add_argument("--endpoint-url", help="a local endpoint, e.g. the one `python -m market_cfn local` prints")
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout (for scripts)")
+    return parser
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    stdout: TextIO
+    stderr: TextIO
+    stdin: TextIO
+    _session: Any = None
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stack_name(self) -> str:
+        return str(self.args.stack_name or f"market-data-{self.args.env}")
+
+    @property
+    def out(self) -> TextIO:
+        """Human-readable output: stdout, or stderr when stdout carries --json."""
+        return self.stderr if self.args.json else self.stdout
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    @property
+    def show_progress(self) -> bool:
+        return not self.args.json and self.stderr.isatty()
+
+    def console(self) -> Any:
+        from market_cfn.deploy.common import Console
+
+        return Console(
+            out=self.out,
+            interactive=self.stdin.isatty(),
+            ask=lambda prompt: (self.out.write(prompt), self.out.flush(), self.stdin.readline())[2] or "",
+        )
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            import boto3
+
+            from market_cfn.ops.common import UsageError
+
+            session = boto3.Session(profile_name=self.args.profile, region_name=self.args.region)
+            region = session.region_name or os.environ.get("AWS_REGION")
+            if not region:
+                raise UsageError("no region: pass --region, or set AWS_REGION / AWS_DEFAULT_REGION / a profile region")
+            session = boto3.Session(profile_name=self.args.profile, region_name=region)
+            if session.get_credentials() is None:
+                raise UsageError("no AWS credentials found (environment, --profile, or instance role)")
+            self._session = session
+        return self._session
+
+    def client(self, service: str) -> Any:
+        if service not in self._clients:
+            from botocore.config import Config
+
+            endpoint = self.args.endpoint_url
+            config = Config(
+                retries={"mode": "standard", "max_attempts": 5},
+                s3={"addressing_style": "path"} if endpoint else {},
+            )
+            self._clients[service] = self.session.client(service, endpoint_url=endpoint, config=config)
+        return self._clients[service]
+
+
+def run(
+    parser: argparse.ArgumentParser,
+    argv: list[str],
+    body: Body,
+    *,
+    validate: Callable[[argparse.Namespace], None] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+        ProfileNotFound,
+    )
+
+    from market_cfn.deploy.common import DeployError
+    from market_cfn.ops.common import OpsError, Refused, UsageError
+
+    stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the help (0) or a one-line usage error (2)
+        return 0 if exc.code in (0, None) else 2
+    prog = parser.prog
+
+    def fail(code: int, message: str) -> int:
+        print(f"{prog}: {' '.join(str(message).split())}", file=stderr)
+        if getattr(args, "json", False):
+            print(json.dumps({"result": "error", "exit_code": code, "message": message}), file=stdout)
+        return code
+
+    ctx = Context(args, stdout, stderr, stdin)
+    try:
+        if validate is not None:
+            validate(args)
+        code, document = body(ctx)
+    except UsageError as exc:
+        return fail(2, str(exc))
+    except (ProfileNotFound, NoCredentialsError, NoRegionError) as exc:
+        return fail(2, str(exc))
+    except Refused as exc:
+        return fail(3, str(exc))
+    except (OpsError, DeployError) as exc:
+        return fail(1, str(exc))
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        return fail(1, f"{exc.operation_name} failed: {error.get('Code')}: {error.get('Message')}")
+    except EndpointConnectionError as exc:
+        return fail(1, str(exc))
+    except BotoCoreError as exc:
+        return fail(1, str(exc)[:300])
+    except KeyboardInterrupt:
+        return fail(3, "interrupted")
+    if args.json:
+        from market_cfn.ops.common import pretty_json
+
+        print(pretty_json(document | {"exit_code": code}), file=stdout)
+    return code

@@ -1,0 +1,50 @@
+"""`python -m market_cfn upload FILE...`: put market-data files into the stack's data bucket."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TextIO
+
+from market_cfn.cli._common import EXIT_CODES, Context, command_parser, run
+
+DESCRIPTION = """\
+Upload files (CSV, JSON, JSON Lines, optionally gzip) into the stack's data bucket, where
+each upload starts DataIngestion. The key is SYMBOL/FILENAME, the symbol being --symbol or
+the file's parent folder when its name is a symbol as written (upper case) (tests/data/AAPL/2024-06-03.csv ->
+AAPL/2024-06-03.csv); records without a symbol field take it from the key
+(docs/input-contract.md). Without either, the key is the file name alone.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser("upload", DESCRIPTION, exit_codes=EXIT_CODES)
+    parser.add_argument("files", nargs="+", metavar="FILE", help="files to upload")
+    parser.add_argument("--symbol", help="the symbol of every file (default: each file's parent folder)")
+    parser.add_argument("--gzip", action="store_true", help="gzip each file on the way (key gets .gz)")
+    return parser
+
+
+def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
+    from market_cfn.ops.common import progress
+    from market_cfn.ops.stack import load_stack
+    from market_cfn.ops.upload import plan, upload
+
+    args = ctx.args
+    uploads = plan(args.files, symbol=args.symbol, compress=args.gzip)
+    stack = load_stack(ctx.client("cloudformation"), ctx.stack_name)
+    bucket = stack.data_bucket()
+    total = sum(u.size for u in uploads)
+    with progress(total, desc="upload", unit="B", enabled=ctx.show_progress, out=ctx.stderr) as bar:
+        results = upload(ctx.client("s3"), bucket, uploads, compress=args.gzip, on_bytes=bar.update)
+    for r in results:
+        version = f" (version {r['version_id']})" if r["version_id"] else ""
+        ctx.say(f"  {r['file']} -> {r['uri']}{version}  {r['bytes']:,} bytes")
+    sent = sum(r["bytes"] for r in results)
+    ctx.say(f"Uploaded {len(results)} files, {sent:,} bytes, to s3://{bucket}/")
+    return 0, {"result": "ok", "bucket": bucket, "files": len(results), "bytes": sent, "uploads": results}
+
+
+def main(
+    argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None = None, stdin: TextIO | None = None
+) -> int:
+    return run(build_parser(), argv, _body, stdout=stdout, stderr=stderr, stdin=stdin)
