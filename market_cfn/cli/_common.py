@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 EXIT_CODES = """\
 exit codes:
@@ -27,8 +27,18 @@ exit codes:
 Body = Callable[["Context"], tuple[int, dict[str, Any]]]
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit 2), like every other error."""
+
+    err: TextIO | None = None  # where the error goes (run() sets it); sys.stderr otherwise
+
+    def error(self, message: str) -> NoReturn:
+        print(f"{self.prog}: {message} (see --help)", file=self.err or sys.stderr)
+        raise SystemExit(2)
+
+
 def command_parser(command: str, description: str, *, exit_codes: str = EXIT_CODES) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=f"python -m market_cfn {command}",
         description=description,
         epilog=exit_codes,
@@ -131,6 +141,8 @@ def run(
     from market_cfn.ops.common import OpsError, Refused, UsageError
 
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
+    if isinstance(parser, OneLineParser):
+        parser.err = stderr
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the help (0) or a one-line usage error (2)

@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import EXIT_CODES, Context, command_parser, run
+from market_cfn.cli._common import Context, command_parser, run
 
+EXIT_CODES = """\
+exit codes:
+  0  done (an empty range is not an error)
+  1  failed (an AWS error)
+  2  bad arguments (a bad symbol or time, --to not after --from, unknown stack,
+     no region or credentials)
+"""
 TIMES = "T: ISO 8601 (no offset = UTC), epoch seconds or milliseconds, now, or a DURATION ago (2h: two hours ago)"
 
 

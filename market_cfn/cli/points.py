@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import TextIO
 
+from market_cfn.cli import bars
 from market_cfn.cli._common import run
-from market_cfn.cli.bars import body, build_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    return bars.build_parser("points")
 
 
 def main(
     argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None = None, stdin: TextIO | None = None
 ) -> int:
-    return run(build_parser("points"), argv, body("points"), stdout=stdout, stderr=stderr, stdin=stdin)
+    return run(build_parser(), argv, bars.body("points"), stdout=stdout, stderr=stderr, stdin=stdin)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import EXIT_CODES, Context, command_parser, run
+from market_cfn.cli._common import Context, command_parser, run
 
 DESCRIPTION = """\
 processing, aggregation: move ProcessingDLQ / AggregationDLQ messages back to the queue
@@ -16,6 +16,14 @@ the original event under requestPayload; EventBridge dead letters are the event)
 stack's function they name; anything else stays in the queue. Shows what will move and
 asks first; --yes skips the question. Fix the cause first: a redriven message that fails
 again returns to its dead-letter queue.
+"""
+
+EXIT_CODES = """\
+exit codes:
+  0  every message was moved or re-invoked (or there was nothing to move)
+  1  some messages failed or were left in the queue, the move task failed, or an AWS error
+  2  bad arguments (unknown stack, no region or credentials)
+  3  declined at the prompt, or no terminal to confirm on without --yes (nothing moved)
 """
 
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import EXIT_CODES, Context, command_parser, run
+from market_cfn.cli._common import Context, command_parser, run
 
 DESCRIPTION = """\
 The rejection reports in the stack's rejects bucket: one per source object version,
 rejects/<source key>@<version id>.jsonl. Without options: every report (oldest first).
 --source KEY: the reports of that data-bucket key, with each rejection's position and
 reason. --download DIR: save the listed reports under DIR (keys kept as paths).
+"""
+
+EXIT_CODES = """\
+exit codes:
+  0  done
+  1  failed (an AWS error, a report key that would be written outside DIR)
+  2  bad arguments (unknown stack, --download is a file, no region or credentials)
 """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import EXIT_CODES, Context, command_parser, run
+from market_cfn.cli._common import Context, command_parser, run
 
 DESCRIPTION = """\
 Replay the events the stack's archive (MarketEventArchive) holds from [--from, --to) into
@@ -13,6 +13,15 @@ its bus (EventBridge StartReplay), then follow it (DescribeReplay) to COMPLETED.
 on the bus receives the replayed events: PointsStored events make the aggregator recompute
 the windows they name. Shows the archive, range and rules and asks first (--yes skips).
 T: ISO 8601 (no offset = UTC), epoch seconds or ms, now, or a DURATION ago (2h).
+"""
+
+EXIT_CODES = """\
+exit codes:
+  0  the replay COMPLETED
+  1  the replay FAILED or was CANCELLED, the wait timed out, or an AWS error
+  2  bad arguments (a bad time, --to not after --from or in the future, unknown stack)
+  3  declined at the prompt, no terminal to confirm on without --yes, or Ctrl-C while
+     following (the replay goes on)
 """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import EXIT_CODES, Context, command_parser, run
+from market_cfn.cli._common import Context, command_parser, run
 
 DESCRIPTION = """\
 One read-only look at a deployed pipeline: stack status and outputs; each queue's depth
@@ -13,6 +13,13 @@ One read-only look at a deployed pipeline: stack status and outputs; each queue'
 "unknown" when the endpoint has no datapoint); each dead-letter queue's depth; the alarms'
 states; the newest aggregate of each --symbol (one Query each; never a Scan) and the last
 DataAggregator run (from its log group); the newest rejection reports.
+"""
+
+EXIT_CODES = """\
+exit codes:
+  0  shown (a figure the endpoint cannot give is shown as unknown, not an error)
+  1  failed (an AWS error reading the stack or its resources)
+  2  bad arguments (unknown stack, bad --symbol, no region or credentials)
 """
 
 

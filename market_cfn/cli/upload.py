@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import EXIT_CODES, Context, command_parser, run
+from market_cfn.cli._common import Context, command_parser, run
 
 DESCRIPTION = """\
 Upload files (CSV, JSON, JSON Lines, optionally gzip) into the stack's data bucket, where
@@ -13,6 +13,14 @@ each upload starts DataIngestion. The key is SYMBOL/FILENAME, the symbol being -
 the file's parent folder when its name is a symbol as written (upper case) (tests/data/AAPL/2024-06-03.csv ->
 AAPL/2024-06-03.csv); records without a symbol field take it from the key
 (docs/input-contract.md). Without either, the key is the file name alone.
+"""
+
+EXIT_CODES = """\
+exit codes:
+  0  every file was uploaded
+  1  an upload failed (an AWS error; the files before it are uploaded)
+  2  bad arguments (a missing file, a bad --symbol, a key DataIngestion would misread,
+     unknown stack, no region or credentials)
 """
 
 
