@@ -167,11 +167,11 @@ def recent_rejections(s3: Any, bucket: str, limit: int = 5) -> dict[str, Any]:
 def status(clients: dict[str, Any], stack: Stack, *, symbols: list[str], now: datetime | None = None) -> dict[str, Any]:
     """Everything `status` shows, as plain data. `clients` maps service name -> boto3 client."""
     now = now or datetime.now(UTC)
-    outputs, outputs_note = dict(stack.outputs), ""
-    if not outputs:
-        from market_cfn.deploy.follow import resolve_outputs_locally
+    from market_cfn.deploy.follow import resolve_outputs_locally
 
-        outputs, outputs_note = resolve_outputs_locally(clients["cloudformation"], stack.stack_id, stack.raw)
+    # Every declared Output: those the endpoint reports, the rest resolved from physical IDs (and said so).
+    resolved = resolve_outputs_locally(clients["cloudformation"], stack.stack_id, stack.raw)
+    outputs, outputs_note = dict(resolved.values), resolved.note()
     try:
         alarm_rows = alarms(clients["cloudwatch"], stack)
     except ClientError as exc:
