@@ -293,3 +293,22 @@ def test_destroy_lifts_termination_protection_only_after_confirmation(monkeypatc
         code, out = run("y\n")
         stub.assert_no_pending_responses()
     assert code == 0 and "Termination protection lifted" in out and "DELETE_COMPLETE" in out
+
+
+def test_a_failed_upload_does_not_stop_the_others_and_is_counted(tmp_path):
+    from market_cfn.ops import upload
+
+    (tmp_path / "AAPL").mkdir()
+    first, second = tmp_path / "AAPL" / "a.csv", tmp_path / "AAPL" / "b.csv"
+    first.write_text("timestamp,price\n1717421400,1\n")
+    second.write_text("timestamp,price\n1717421460,2\n")
+    plan = upload.plan([str(first), str(second)])
+    s3 = client("s3")
+    with Stubber(s3) as stub:
+        stub.add_client_error(
+            "put_object", service_error_code="AccessDenied", service_message="no", http_status_code=403
+        )
+        stub.add_response("put_object", {"VersionId": "v2"}, None)
+        results = upload.upload(s3, "bucket", plan)
+    assert results[0]["error"] == "PutObject failed: AccessDenied: no"
+    assert (results[1]["key"], results[1]["version_id"]) == ("AAPL/b.csv", "v2")

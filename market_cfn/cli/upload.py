@@ -45,11 +45,17 @@ def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
     with progress(total, desc="upload", unit="B", enabled=ctx.show_progress, out=ctx.stderr) as bar:
         results = upload(ctx.client("s3"), bucket, uploads, compress=args.gzip, on_bytes=bar.update)
     for r in results:
-        version = f" (version {r['version_id']})" if r["version_id"] else ""
-        ctx.say(f"  {r['file']} -> {r['uri']}{version}  {r['bytes']:,} bytes")
-    sent = sum(r["bytes"] for r in results)
-    ctx.say(f"Uploaded {len(results)} files, {sent:,} bytes, to s3://{bucket}/")
-    return 0, {"result": "ok", "bucket": bucket, "files": len(results), "bytes": sent, "uploads": results}
+        if "error" in r:
+            ctx.say(f"  {r['file']} -> {r['uri']}  NOT UPLOADED: {r['error']}")
+        else:
+            version = f" (version {r['version_id']})" if r["version_id"] else ""
+            ctx.say(f"  {r['file']} -> {r['uri']}{version}  {r['bytes']:,} bytes")
+    done = [r for r in results if "error" not in r]
+    failed = len(results) - len(done)
+    sent = sum(r["bytes"] for r in done)
+    ctx.say(f"Uploaded {len(done)} files, {sent:,} bytes, to s3://{bucket}/" + (f"; {failed} failed" if failed else ""))
+    document = {"bucket": bucket, "files": len(done), "failed": failed, "bytes": sent, "uploads": results}
+    return (1 if failed else 0), document | {"result": "ok" if not failed else "incomplete"}
 
 
 def main(

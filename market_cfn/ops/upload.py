@@ -20,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
 
-from market_cfn.ops.common import OpsError, UsageError
+from botocore.exceptions import BotoCoreError, ClientError
+
+from market_cfn.ops.common import UsageError
 
 CONTENT_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson", ".ndjson": "application/x-ndjson"}
 CONTENT_TYPES[".json"] = "application/json"
@@ -82,6 +84,8 @@ def plan(paths: list[str], *, symbol: str | None = None, compress: bool = False)
             raise UsageError(
                 f"{path}: no key layout makes DataIngestion read the symbol {wanted} (tried {', '.join(candidates)})"
             )
+        if os.path.getsize(path) > PUT_OBJECT_LIMIT_BYTES:
+            raise UsageError(f"{path}: over PutObject's 5 GiB limit; split the file")
         if key in seen:
             raise UsageError(f"{path} and {seen[key]} would both be uploaded as {key}")
         seen[key] = path
@@ -114,37 +118,36 @@ def upload(
     compress: bool = False,
     on_bytes: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """PutObject each file (SHA-256 checksum checked by S3); the results, in order."""
+    """PutObject each file (S3 checks the SHA-256 checksum); one result per file, in order.
+
+    A file whose upload fails does not stop the others: its result carries `error`
+    (one line) instead of a version, and the caller counts it.
+    """
     results = []
     for item in uploads:
+        result: dict[str, Any] = {
+            "file": item.path,
+            "key": item.key,
+            "symbol": item.symbol,
+            "uri": f"s3://{bucket}/{item.key}",
+        }
         body = _body(item.path, compress)
         try:
             body.seek(0, os.SEEK_END)
-            size = body.tell()
+            result["bytes"] = body.tell()
             body.seek(0)
-            if size > PUT_OBJECT_LIMIT_BYTES:
-                raise UsageError(f"{item.path}: {size:,} bytes, over PutObject's 5 GiB; split the file")
             answer = s3.put_object(
-                Bucket=bucket,
-                Key=item.key,
-                Body=body,
-                ContentType=_content_type(item.key),
-                ChecksumAlgorithm="SHA256",
+                Bucket=bucket, Key=item.key, Body=body, ContentType=_content_type(item.key), ChecksumAlgorithm="SHA256"
             )
+            result["version_id"] = answer.get("VersionId")
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            result["error"] = f"{exc.operation_name} failed: {error.get('Code')}: {error.get('Message')}"
+        except BotoCoreError as exc:
+            result["error"] = " ".join(str(exc).split())[:300]
         finally:
             body.close()
         if on_bytes:
             on_bytes(item.size)
-        results.append(
-            {
-                "file": item.path,
-                "key": item.key,
-                "symbol": item.symbol,
-                "bytes": size,
-                "version_id": answer.get("VersionId"),
-                "uri": f"s3://{bucket}/{item.key}",
-            }
-        )
-    if len(results) != len(uploads):
-        raise OpsError(f"{len(uploads) - len(results)} files were not uploaded")
+        results.append(result)
     return results
