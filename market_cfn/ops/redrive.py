@@ -26,14 +26,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from market_cfn.deploy.common import Waits
 from market_cfn.ops.common import OpsError, UsageError
-from market_cfn.ops.stack import DEAD_LETTER_QUEUES, FUNCTIONS, Stack, queue_arn
+from market_cfn.ops.stack import DEAD_LETTER_QUEUES, FUNCTIONS, Stack
 
 KINDS = {"processing": "ProcessingDLQ", "aggregation": "AggregationDLQ", "invocation": "InvocationDLQ"}
 # Answers that mean "this endpoint has no StartMessageMoveTask": move by hand instead.
@@ -286,10 +285,3 @@ def reinvoke(
 
 def stack_functions(stack: Stack) -> dict[str, str]:
     return {name: stack.function(name) for name in FUNCTIONS}
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
-__all__ = ["KINDS", "Outcome", "Plan", "move_by_hand", "move_with_task", "plan", "queue_arn", "reinvoke"]

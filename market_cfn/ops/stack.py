@@ -161,6 +161,3 @@ def load_stack(cfn: Any, stack_name: str) -> Stack:
         template=template if isinstance(template, dict) else {},
     )
 
-
-def queue_arn(sqs: Any, url: str) -> str:
-    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
