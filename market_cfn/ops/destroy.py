@@ -28,7 +28,7 @@ from market_cfn.deploy.model import Review
 from market_cfn.deploy.preflight import wait_for_stack
 from market_cfn.deploy.review import build_review
 from market_cfn.ops.common import OpsError
-from market_cfn.ops.stack import Stack
+from market_cfn.ops.stack import Resource, Stack
 
 DELETE_BATCH = 1000  # DeleteObjects: at most 1,000 keys per request (S3 API reference)
 COUNT_LIMIT = 100_000  # the review counts a bucket's versions up to this many
@@ -49,8 +49,13 @@ def deletion_policies(stack: Stack) -> dict[str, str]:
 def review(stack: Stack) -> Review:
     """The deletion as a change set of Removes, reviewed by the deploy's machinery."""
     policies = deletion_policies(stack)
+    resources = dict(stack.resources)
+    if stack.unnamed:  # the endpoint did not name some: the deployed template's own list completes it
+        for logical, declared in (stack.template.get("Resources") or {}).items():
+            if logical not in resources and isinstance(declared, dict):
+                resources[logical] = Resource(logical, str(declared.get("Type", "")), "", "(not named by the endpoint)")
     changes = []
-    for resource in sorted(stack.resources.values(), key=lambda r: r.logical_id):
+    for resource in sorted(resources.values(), key=lambda r: r.logical_id):
         if resource.status == "DELETE_COMPLETE":
             continue
         changes.append(
@@ -110,7 +115,7 @@ def holdings(clients: dict[str, Any], stack: Stack, rev: Review) -> list[dict[st
                 has = int(probe.get("Count", 0)) > 0 or bool(probe.get("LastEvaluatedKey"))
                 row |= {
                     "items": 1 if has else 0,
-                    "holds": "items" if has else "no items",
+                    "holds": "at least one item" if has else "no items",
                     "deletion_protection": bool(table.get("DeletionProtectionEnabled")),
                 }
             elif change.resource_type == "AWS::SQS::Queue":

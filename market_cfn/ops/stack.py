@@ -44,6 +44,9 @@ class Stack:
     termination_protection: bool
     raw: dict[str, Any] = field(repr=False, compare=False)
     template: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Resources the endpoint listed without a logical ID (moto does so for types it does not
+    # model); AWS always names them.
+    unnamed: int = 0
 
     def declared_name(self, logical_id: str, resource_type: str) -> str:
         """The name the deployed template gives a resource, resolved with the stack's parameters."""
@@ -135,8 +138,12 @@ def load_stack(cfn: Any, stack_name: str) -> Stack:
     if raw is None or raw.get("StackStatus") == "DELETE_COMPLETE":
         raise UsageError(f"stack {stack_name} does not exist (pass --stack-name or --env)")
     resources: dict[str, Resource] = {}
+    unnamed = 0
     for page in cfn.get_paginator("list_stack_resources").paginate(StackName=raw["StackId"]):
         for summary in page.get("StackResourceSummaries", []):
+            if not summary.get("LogicalResourceId"):
+                unnamed += 1
+                continue
             resources[summary["LogicalResourceId"]] = Resource(
                 summary["LogicalResourceId"],
                 summary.get("ResourceType", ""),
@@ -159,5 +166,5 @@ def load_stack(cfn: Any, stack_name: str) -> Stack:
         termination_protection=bool(raw.get("EnableTerminationProtection")),
         raw=raw,
         template=template if isinstance(template, dict) else {},
+        unnamed=unnamed,
     )
-
