@@ -86,18 +86,28 @@ def alarms(cloudwatch: Any, stack: Stack) -> list[dict[str, Any]]:
         for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=names[start : start + 100]):
             for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
                 found[alarm["AlarmName"]] = alarm
-    declared = {r.physical_id: r.logical_id for r in stack.of_type("AWS::CloudWatch::Alarm")}
     rows = []
-    for name, logical in sorted(declared.items(), key=lambda kv: kv[1]):
-        alarm = found.get(name)
+    for resource in stack.of_type("AWS::CloudWatch::Alarm"):
+        alarm = found.get(resource.physical_id)
         rows.append(
             {
-                "alarm": logical,
-                "name": name,
+                "alarm": resource.logical_id,
+                "name": resource.physical_id,
                 "state": alarm.get("StateValue") if alarm else "unknown (not found on the endpoint)",
                 "reason": (alarm or {}).get("StateReason", ""),
             }
         )
+    if stack.unnamed:  # an emulator that lists some resources without a name: the template's alarms
+        listed = {row["alarm"] for row in rows}
+        for logical, declared in sorted((stack.template.get("Resources") or {}).items()):
+            if (
+                isinstance(declared, dict)
+                and declared.get("Type") == "AWS::CloudWatch::Alarm"
+                and logical not in listed
+            ):
+                rows.append(
+                    {"alarm": logical, "name": "", "state": "unknown (not created by the endpoint)", "reason": ""}
+                )
     return rows
 
 
