@@ -312,3 +312,42 @@ def test_a_failed_upload_does_not_stop_the_others_and_is_counted(tmp_path):
         results = upload.upload(s3, "bucket", plan)
     assert results[0]["error"] == "PutObject failed: AccessDenied: no"
     assert (results[1]["key"], results[1]["version_id"]) == ("AAPL/b.csv", "v2")
+
+
+def test_logs_follow_polls_from_the_newest_timestamp_and_shows_each_event_once():
+    from market_cfn.ops import logs
+
+    client_ = client("logs")
+    first = [{"eventId": "1", "timestamp": 1000, "message": '{"level": "INFO", "message": "a"}', "logStreamName": "s"}]
+    second = first + [
+        {"eventId": "2", "timestamp": 1000, "message": '{"level": "ERROR", "message": "b"}', "logStreamName": "s"}
+    ]
+    shown: list[str] = []
+    slept: list[float] = []
+    with Stubber(client_) as stub:
+        stub.add_response(
+            "filter_log_events",
+            {"events": first, "nextToken": "t"},
+            {"logGroupName": "g", "startTime": 500, "interleaved": True},
+        )
+        stub.add_response(
+            "filter_log_events",
+            {"events": []},
+            {"logGroupName": "g", "startTime": 500, "interleaved": True, "nextToken": "t"},
+        )
+        # the next poll starts at the newest timestamp seen (1000): event 1 comes again and is dropped
+        stub.add_response(
+            "filter_log_events", {"events": second}, {"logGroupName": "g", "startTime": 1000, "interleaved": True}
+        )
+        count = logs.follow(
+            client_,
+            "g",
+            start_ms=500,
+            minimum=None,
+            emit=lambda e: shown.append(e["eventId"]),
+            sleep=slept.append,
+            interval_seconds=2,
+            polls=2,
+        )
+    assert (count, shown, slept) == (2, ["1", "2"], [2])
+    assert logs.keep('{"level": "warn"}', "WARNING") and not logs.keep("START RequestId: 1", "DEBUG")
