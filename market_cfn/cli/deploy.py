@@ -372,7 +372,14 @@ def main(
             core.validate_pipeline(request)  # bad parameters fail before any AWS call
         cfn, s3, region = _clients(args)
         options = dataclasses.replace(
-            options, where=core.Where(region=region, profile=args.profile or "", endpoint_url=args.endpoint_url or "")
+            options,
+            where=core.Where(
+                region=region,
+                profile=args.profile or "",
+                # boto3 sends every client to AWS_ENDPOINT_URL when it is set (AWS SDKs and Tools reference
+                # guide, "Service-specific endpoints"): that is as much an emulator endpoint as --endpoint-url.
+                endpoint_url=args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL", ""),
+            ),
         )
     except (ValueError, core.UsageError) as exc:  # includes config.ConfigError
         return fail(2, str(exc))
