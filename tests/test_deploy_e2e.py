@@ -306,3 +306,27 @@ def test_harmless_changes_still_deploy_with_yes(endpoint, aws_env, monkeypatch):
     assert result["Outputs"]["eventBusName"] == "market-data-hm"  # moto reports no physical id for the bus
     assert "dynamodbTableArn" in result["OutputsResolvedLocally"]
     assert sorted(result["Outputs"]) == sorted(deployed(endpoint, "market-data-hm")["Outputs"])  # every one
+
+
+def test_a_named_replacement_is_executed_and_the_stack_policy_closed_again(endpoint, aws_env, monkeypatch):
+    # GIVEN a deployed stack WHEN its table is renamed (a replacement) and --allow-replacement names it
+    code, out, err = run_main(endpoint, "--env", "rep", "--yes")
+    assert code == 0, out + err
+    patched_render(
+        monkeypatch,
+        lambda t: t["Resources"]["MarketDataTable"]["Properties"].update(
+            TableName={"Fn::Sub": "md-v2-${EnvironmentSuffix}"}
+        ),
+    )
+    code, out, err = run_main(endpoint, "--env", "rep", "--allow-replacement", "MarketDataTable", "--yes")
+    # THEN the guard allows exactly it, the policy opens it for this execution only, and the change
+    # set is executed (moto does not replace resources on an UPDATE, so the table itself is not checked)
+    assert code == 0, out + err
+    assert "allowed by --allow-replacement MarketDataTable" in out + err
+    assert "open for this execution: MarketDataTable" in out
+    assert "UPDATE_COMPLETE" in out
+    policy = json.loads(
+        client(endpoint, "cloudformation").get_stack_policy(StackName="market-data-rep")["StackPolicyBody"]
+    )
+    denied = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert any("LogicalResourceId/MarketDataTable" in json.dumps(s["Resource"]) for s in denied), policy
