@@ -55,13 +55,15 @@ class Lines:
                 return line
 
 
-def test_service_runs_until_sigterm_and_exits_0():
+def test_service_runs_until_sigterm_and_exits_0(tmp_path):
+    # stderr to a file: an unread pipe fills up and blocks the service's threads on a write
+    errors = (tmp_path / "stderr.txt").open("w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "market_cfn", "local", "--port", "0", "--tick", "1", "--retry-delay", "0"],
         cwd=REPO,
         env=_env(),
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
     )
     try:
@@ -89,7 +91,9 @@ def test_service_runs_until_sigterm_and_exits_0():
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=WAIT)
-        stderr = proc.stderr.read() if proc.stderr else ""
+        errors.seek(0)
+        stderr = errors.read()
+        errors.close()
     assert code == 0, stderr
     assert "stopping ..." in lines.seen or lines.until("stopping")
 
