@@ -35,7 +35,8 @@ SIZES = [(1_500, 10), (600, 300), (3_000, 30)]
 
 
 @pytest.fixture(scope="module")
-def report() -> dict:
+def report_text() -> str:
+    """bench/run.py's whole output (the report docs/performance.md tells users to save)."""
     proc = subprocess.run(
         [
             sys.executable,
@@ -53,8 +54,24 @@ def report() -> dict:
         timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    last = proc.stdout.strip().splitlines()[-1]
-    return json.loads(last)
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def report(report_text: str) -> dict:
+    return json.loads(report_text.strip().splitlines()[-1])
+
+
+def test_the_saved_report_feeds_markdown(report_text, tmp_path):
+    """docs/performance.md's command after the run: `python bench/markdown.py report.txt` prints the page's
+    tables from the saved report."""
+    saved = tmp_path / "report.txt"
+    saved.write_text(report_text)
+    tables = subprocess.run(
+        [sys.executable, "bench/markdown.py", str(saved)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert tables.returncode == 0, tables.stderr[-2000:]
+    assert tables.stdout.count("\n|") >= 4 and "1M/5000" in tables.stdout
 
 
 def _size(report: dict, points: int, symbols: int) -> dict:
