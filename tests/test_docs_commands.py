@@ -213,6 +213,8 @@ def _wait_ready(block: Block, service: subprocess.Popen[str], port: int, *, loca
 
 @pytest.mark.parametrize("block", [b for b in ALL if b.kind in ("run", "aws", "server")], ids=lambda b: b.id)
 def test_run_blocks_succeed(block: Block, tmp_path: Path) -> None:
+    if any(c.startswith("aws ") for c in block.commands) and shutil.which("aws") is None:
+        pytest.skip("the AWS CLI is not installed here (it is no dependency; CI installs it in its own venv)")
     checkout = _scratch(tmp_path)
     cwd = checkout
     for option in block.arg.split():
