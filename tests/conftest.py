@@ -97,3 +97,33 @@ def client_error(code: str, operation: str, message: str = "injected fault") -> 
     return ClientError(
         {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": 400}}, operation
     )
+
+
+# --- Stubber-based deploy tests (tests/stubs_cfn.py holds their helpers) ------------------
+
+
+@pytest.fixture
+def fake_time() -> Any:
+    from stubs_cfn import FakeTime
+
+    return FakeTime()
+
+
+@pytest.fixture
+def waits(fake_time: Any) -> Any:
+    from stubs_cfn import make_waits
+
+    return make_waits(fake_time)
+
+
+@pytest.fixture
+def cfn() -> Any:
+    """A CloudFormation client behind botocore's Stubber; every queued response must be used."""
+    from botocore.stub import Stubber
+    from stubs_cfn import make_client
+
+    client = make_client()
+    with Stubber(client) as stubber:
+        client.stubber = stubber
+        yield client
+        stubber.assert_no_pending_responses()

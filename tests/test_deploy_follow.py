@@ -8,18 +8,15 @@ import io
 import json
 
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 from stubs_cfn import (
     CS_ARN,
     STACK,
     STACK_ID,
-    FakeTime,
     Flow,
     change,
     console,
     event,
-    make_client,
-    make_waits,
     output,
     stack,
     template,
@@ -29,25 +26,6 @@ from market_cfn import deploy as d
 
 NEW = template()
 REQUEST = d.ChangeSetRequest(STACK, {"CodeS3Key": "k.zip"}, template_body=json.dumps(NEW))
-
-
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-def waits(fake_time: FakeTime) -> d.Waits:
-    return make_waits(fake_time)
-
-
-@pytest.fixture
-def cfn():
-    client = make_client()
-    with Stubber(client) as stubber:
-        client.stubber = stubber
-        yield client
-        stubber.assert_no_pending_responses()
 
 
 def review_of(cs: dict, changes: list[dict]) -> d.Review:

@@ -10,20 +10,17 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import ANY, Stubber
+from botocore.stub import ANY
 from stubs_cfn import (
     ACCOUNT,
     CS_ARN,
     REGION,
     STACK,
     STACK_ID,
-    FakeTime,
     Flow,
     change,
     console,
     event,
-    make_client,
-    make_waits,
     output,
     stack,
     target,
@@ -46,25 +43,6 @@ HARMLESS = [
         details=[target("VisibilityTimeout", "Never", "900", "1800")],
     )
 ]
-
-
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
-
-
-@pytest.fixture
-def waits(fake_time: FakeTime) -> d.Waits:
-    return make_waits(fake_time)
-
-
-@pytest.fixture
-def cfn():
-    client = make_client()
-    with Stubber(client) as stubber:
-        client.stubber = stubber
-        yield client
-        stubber.assert_no_pending_responses()
 
 
 @pytest.fixture
