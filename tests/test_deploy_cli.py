@@ -254,3 +254,21 @@ def test_a_blocked_change_set_exits_3_with_the_review_in_json(monkeypatch, tmp_p
     assert code == 3
     assert '"ExitCode": 3' in out and '"Review"' in out and '"CleanedUp"' in out
     assert err == "bin/deploy: not executed: blocked by the guard: X\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "emulator"),
+    [
+        ("http://127.0.0.1:5055", True),
+        ("http://localhost:4566", True),
+        ("http://[::1]:5000", True),
+        ("https://vpce-0abc.cloudformation.us-east-1.vpce.amazonaws.com", False),
+        ("http://10.0.0.5:4566", False),
+        ("", False),
+    ],
+)
+def test_aws_endpoint_url_counts_as_an_emulator_only_on_loopback(monkeypatch, url, emulator):
+    """The emulator degradations (drift, termination protection) apply to AWS_ENDPOINT_URL only when it
+    names this machine; a proxy or VPC endpoint may be real AWS, where a failure must fail the deploy."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)
+    assert bool(deploy_cli._local_env_endpoint()) is emulator

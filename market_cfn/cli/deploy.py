@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import ipaddress
 import json
 import os
 import re
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -281,6 +283,22 @@ def _render(env: str, retain_data: bool, render_profile: str | None) -> str:
     return render_json(StackConfig(**config))
 
 
+def _local_env_endpoint() -> str:
+    """AWS_ENDPOINT_URL when it names this machine, else "".
+
+    boto3 sends every client to AWS_ENDPOINT_URL (AWS SDKs and Tools reference guide, "Service-specific
+    endpoints"). On loopback that is a local emulator, as --endpoint-url is; anywhere else (a proxy, a
+    VPC or FIPS endpoint) it may be real AWS, so the emulator degradations must not apply: fail closed.
+    """
+    url = os.environ.get("AWS_ENDPOINT_URL", "")
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return url if loopback else ""
+
+
 def main(
     argv: list[str],
     *,
@@ -376,9 +394,7 @@ def main(
             where=core.Where(
                 region=region,
                 profile=args.profile or "",
-                # boto3 sends every client to AWS_ENDPOINT_URL when it is set (AWS SDKs and Tools reference
-                # guide, "Service-specific endpoints"): that is as much an emulator endpoint as --endpoint-url.
-                endpoint_url=args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL", ""),
+                endpoint_url=args.endpoint_url or _local_env_endpoint(),
             ),
         )
     except (ValueError, core.UsageError) as exc:  # includes config.ConfigError
