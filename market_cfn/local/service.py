@@ -234,7 +234,11 @@ class LocalService:
         self._bus.install()
         notifications = view.notifications()
         if notifications:
-            self._spawn("local-s3", lambda: self._watch_buckets(notifications))
+            # The objects from before the start, listed here and not in the watcher's thread: once
+            # start() returns (and `local` says Ready), every object created is new to the watcher,
+            # however late its thread first runs.
+            baseline = {n.bucket: {v[:3] for v in self._versions(n.bucket)} for n in notifications}
+            self._spawn("local-s3", lambda: self._watch_buckets(notifications, baseline))
         for mapping in view.mappings():
             if mapping.enabled:
                 self._spawn(f"local-esm-{mapping.queue}", functools.partial(self._poll_mapping, mapping))
@@ -314,11 +318,9 @@ class LocalService:
                 self._spawn(f"local-async-{function}", worker.run)
         worker.submit(AsyncInvocation(function, event, source=source))
 
-    def _watch_buckets(self, notifications: list[Notification]) -> None:
-        """S3 -> Lambda: every new object version in a notifying bucket is one ObjectCreated event."""
-        seen: dict[str, set[tuple[str, str, str]]] = {n.bucket: set() for n in notifications}
-        for bucket in seen:
-            seen[bucket] = {v[:3] for v in self._versions(bucket)}  # objects from before the start
+    def _watch_buckets(self, notifications: list[Notification], seen: dict[str, set[tuple[str, str, str]]]) -> None:
+        """S3 -> Lambda: every object version in a notifying bucket that is not in `seen` (the
+        baseline taken before start() returned) is one ObjectCreated event."""
         while not self._stop.wait(self.poll_seconds):
             if not self.active:
                 continue
