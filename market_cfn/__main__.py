@@ -1,7 +1,11 @@
 """`python -m market_cfn COMMAND [ARGS...]`: a small dispatcher, one module per command."""
 
 import importlib
+import os
 import sys
+from collections.abc import Callable
+
+CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 
 COMMANDS = {
     "render": "Render the CloudFormation template to build/template.json.",
@@ -40,5 +44,28 @@ def main(argv: list[str]) -> int:
     return module.main(rest)
 
 
+def quiet_on_closed_pipe(call: Callable[[], int]) -> int:
+    """Run a command; when its reader has gone (`... | head`), end quietly with 141.
+
+    Python ignores SIGPIPE, so a write to a closed pipe raises BrokenPipeError, and a traceback
+    would follow. As the Python documentation advises (signal module, "Note on SIGPIPE"),
+    stdout is pointed at /dev/null so the interpreter's last flush cannot raise again, and the
+    exit code is the one a shell gives a writer killed by SIGPIPE (docs/operations.md).
+    """
+    try:
+        code = call()
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return CLOSED_PIPE
+
+
+def run() -> int:
+    """The `market-cfn` console script and `python -m market_cfn`."""
+    return quiet_on_closed_pipe(lambda: main(sys.argv[1:]))
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run())

@@ -41,7 +41,7 @@ def test_render_out_dash_writes_the_template_to_stdout_and_no_file(tmp_path: Pat
 def test_render_out_empty_is_a_one_line_usage_error(tmp_path: Path) -> None:
     proc = run("-m", "market_cfn", "render", "--out", "", cwd=tmp_path)
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("render: ")
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("python -m market_cfn render: ")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -122,4 +122,4 @@ def test_taken_port_exits_1_with_one_line(capsys):
         code = local_cli.main(["--port", str(busy.getsockname()[1])])
     out, err = capsys.readouterr()
     assert code == 1
-    assert err.startswith("local: ") and "in use" in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("python -m market_cfn local: ") and "in use" in err and len(err.strip().splitlines()) == 1

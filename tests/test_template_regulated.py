@@ -51,7 +51,7 @@ def key_statements(template: dict) -> dict[str, dict]:
 def test_render_profile_regulated_writes_the_regulated_template(tmp_path: Path) -> None:
     out = tmp_path / "regulated.json"
     result = subprocess.run(
-        [sys.executable, "-m", "market_cfn", "render", "--profile", "regulated", "--out", str(out)],
+        [sys.executable, "-m", "market_cfn", "render", "--render-profile", "regulated", "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -62,7 +62,7 @@ def test_render_profile_regulated_writes_the_regulated_template(tmp_path: Path) 
 
 def test_an_unknown_profile_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "market_cfn", "render", "--profile", "strict", "--out", str(tmp_path / "t.json")],
+        [sys.executable, "-m", "market_cfn", "render", "--render-profile", "strict", "--out", str(tmp_path / "t.json")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -28,9 +28,25 @@ Body = Callable[["Context"], tuple[int, dict[str, Any]]]
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line on stderr (exit 2), like every other error."""
+    """The one command-line convention (docs/operations.md "Conventions"), for every command:
+
+    - a usage error is one line on stderr, `<prog>: <reason> (see --help)`, exit 2;
+    - options are never abbreviated (`--del` is not `--delete-data`: an abbreviation that
+      works today breaks the day an option with the same prefix is added);
+    - `--version` prints `market_cfn <version>` and exits 0; `--help` ends with the exit codes.
+    """
 
     err: TextIO | None = None  # where the error goes (run() sets it); sys.stderr otherwise
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from market_cfn import __version__
+
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument(
+            "--version", action="version", version=f"market_cfn {__version__}", help="print the version and exit"
+        )
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: {message} (see --help)", file=self.err or sys.stderr)
@@ -38,12 +54,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def command_parser(command: str, description: str, *, exit_codes: str = EXIT_CODES) -> argparse.ArgumentParser:
-    parser = OneLineParser(
-        prog=f"python -m market_cfn {command}",
-        description=description,
-        epilog=exit_codes,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = OneLineParser(prog=f"python -m market_cfn {command}", description=description, epilog=exit_codes)
     where = parser.add_argument_group("which stack, where")
     where.add_argument("--env", default="dev", help="environment suffix (default: dev)")
     where.add_argument("--stack-name", help="stack name (default: market-data-<env>)")

@@ -16,7 +16,9 @@ import re
 import sys
 import urllib.parse
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, TextIO
+
+from market_cfn.cli._common import OneLineParser
 
 EXIT_CODES = """\
 exit codes:
@@ -52,13 +54,6 @@ ENV_HELP = (
 KEY_VALUE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.:/+=@-]*)=(.*)$", re.DOTALL)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (`bin/deploy: ...`), as every other usage error here."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {message} (see --help)\n")
-
-
 def _text(value: str) -> str:
     """An option value that must not be empty (`--region ''` is a mistake, not "the default")."""
     if not value.strip():
@@ -77,12 +72,7 @@ def _minutes(value: str) -> int:
 
 
 def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=prog,
-        description=DESCRIPTION,
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    parser = OneLineParser(prog=prog, description=DESCRIPTION, epilog=EXIT_CODES)
     target = parser.add_argument_group("what to deploy")
     target.add_argument("--env", type=_text, default="dev", help=ENV_HELP)
     target.add_argument(

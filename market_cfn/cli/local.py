@@ -19,10 +19,19 @@ USAGE = (
     "[--retry-delay SECONDS] [--redelivery-delay SECONDS] [--verbose]"
 )
 
+EXIT_CODES = """\
+exit codes:
+  0  stopped cleanly (SIGINT or SIGTERM)
+  1  the service could not start (one line on stderr)
+  2  bad arguments
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m market_cfn local", usage=USAGE, description=__doc__.split("\n\n")[0]
+    from market_cfn.cli._common import OneLineParser
+
+    parser = OneLineParser(
+        prog="python -m market_cfn local", usage=USAGE, description=__doc__.split("\n\n")[0], epilog=EXIT_CODES
     )
     parser.add_argument(
         "--port", type=int, default=5000, metavar="N", help="endpoint port on 127.0.0.1; 0 picks a free one (5000)"
@@ -82,7 +91,7 @@ def main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None
     try:
         _check(args)
     except ValueError as exc:
-        print(f"local: {exc}", file=err)
+        print(f"python -m market_cfn local: {exc}", file=err)
         return 2
 
     from market_cfn.local.service import LocalService, ServiceError
@@ -109,7 +118,7 @@ def main(argv: list[str], *, stdout: TextIO | None = None, stderr: TextIO | None
         try:
             service.start()
         except (ServiceError, WiringError, OSError) as exc:
-            print(f"local: {exc}", file=err)
+            print(f"python -m market_cfn local: {exc}", file=err)
             return 1
         _print_outputs(service, out)
         stop.wait()

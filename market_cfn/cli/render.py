@@ -1,32 +1,45 @@
-"""`python -m market_cfn render [--out PATH] [--env NAME] [--environment-tag VALUE] [--retain-data] [--profile P]`."""
+"""`python -m market_cfn render [--out PATH] [--env NAME] [--environment-tag VALUE] [--retain-data]
+[--render-profile P]`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any
 
-from market_cfn import __version__
+from market_cfn.cli._common import OneLineParser
 from market_cfn.stack.config import PROFILES, ConfigError, StackConfig
 from market_cfn.stack.render import DEFAULT_OUT, render_json, write_template
 
+PROG = "python -m market_cfn render"
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line, exit 2, nothing written
-        print(f"render: {message}", file=sys.stderr)
-        raise SystemExit(2)
+EXIT_CODES = """\
+exit codes:
+  0  the template was written
+  2  bad arguments (an invalid parameter default, an --out that is not a writable file)
+"""
+
+
+class _AwsProfileIsNotATemplateProfile(argparse.Action):
+    """`--profile` is the AWS named profile on every command; render reads no AWS account."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        parser.error(
+            "--profile is the AWS named profile on every command and render uses none; "
+            "the template profile is --render-profile (default|regulated), as in bin/deploy"
+        )
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="python -m market_cfn render",
+    p = OneLineParser(
+        prog=PROG,
         description="Render the market-data pipeline's CloudFormation template as JSON.",
+        epilog=EXIT_CODES,
     )
     p.add_argument(
         "--out", default=str(DEFAULT_OUT), metavar="PATH", help=f"output file, or - for stdout (default: {DEFAULT_OUT})"
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument(
         "--env",
         default=StackConfig.env_suffix,
@@ -44,8 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Retain the buckets and the table on stack deletion or replacement (production)",
     )
+    p.add_argument("--profile", nargs="?", action=_AwsProfileIsNotATemplateProfile, help=argparse.SUPPRESS)
     p.add_argument(
-        "--profile",
+        "--render-profile",
         choices=PROFILES,
         default=StackConfig.profile,
         help="default: the original design (SSE-S3, destroyable); regulated: customer managed KMS key, "
@@ -61,25 +75,25 @@ def main(argv: list[str]) -> int:
             env_suffix=args.env,
             environment_tag=args.environment_tag,
             retain_data=args.retain_data,
-            profile=args.profile,
+            profile=args.render_profile,
         )
     except ConfigError as exc:
-        print(f"render: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     if args.out == "-":  # the template itself on stdout, nothing else there
         sys.stdout.write(render_json(cfg))
         return 0
     if not args.out:
-        print("render: --out needs a file path (or - for stdout)", file=sys.stderr)
+        print(f"{PROG}: --out needs a file path (or - for stdout)", file=sys.stderr)
         return 2
     path = Path(args.out)
     if path.is_dir():
-        print(f"render: --out {path} is a directory; give a file path", file=sys.stderr)
+        print(f"{PROG}: --out {path} is a directory; give a file path", file=sys.stderr)
         return 2
     try:
         out = write_template(cfg, path)
     except OSError as exc:
-        print(f"render: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"{PROG}: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     print(f"wrote {out}")
     return 0

@@ -15,10 +15,19 @@ from typing import Any
 
 USAGE = "python -m market_cfn simulate [--env NAME] [--verbose] FILE..."
 
+EXIT_CODES = """\
+exit codes:
+  0  the run completed (rejected records are counted in the document, not errors)
+  1  the emulation failed (one line on stderr)
+  2  bad arguments (a file that cannot be read or lies outside the current directory)
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m market_cfn simulate", usage=USAGE, description=__doc__.split("\n\n")[0]
+    from market_cfn.cli._common import OneLineParser
+
+    parser = OneLineParser(
+        prog="python -m market_cfn simulate", usage=USAGE, description=__doc__.split("\n\n")[0], epilog=EXIT_CODES
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="market-data files (CSV, JSON, JSON Lines, maybe .gz)")
     parser.add_argument("--env", default="dev", help="EnvironmentSuffix of the emulated stack (default: dev)")
@@ -58,15 +67,19 @@ def main(argv: list[str]) -> int:
 
         StackConfig(env_suffix=args.env)
     except _UsageError as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
+        print(f"python -m market_cfn simulate: {exc}", file=sys.stderr)
         return 2
     except ConfigError as exc:
-        print(f"simulate: {exc}", file=sys.stderr)
+        print(f"python -m market_cfn simulate: {exc}", file=sys.stderr)
         return 2
     from market_cfn.local.pipeline import Pipeline
 
-    with Pipeline(env_suffix=args.env, log_stream=sys.stderr if args.verbose else None) as pipe:
-        summary = pipe.run(files)
+    try:
+        with Pipeline(env_suffix=args.env, log_stream=sys.stderr if args.verbose else None) as pipe:
+            summary = pipe.run(files)
+    except Exception as exc:  # noqa: BLE001  # the emulation itself failed: one line, not moto's traceback
+        print(f"python -m market_cfn simulate: the emulation failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     sys.stdout.write(format_summary(summary))
     return 0
 

@@ -47,7 +47,7 @@ _SCALARS: dict[str, tuple[type, str]] = {
     "endpoint_url": (str, "endpoint of a local AWS emulation"),
     "bootstrap_stack_name": (str, "stack that provides the artifacts bucket"),
     "retain_data": (bool, "DeletionPolicy/UpdateReplacePolicy Retain on the data stores"),
-    "render_profile": (str, "template render profile (market_cfn render --profile)"),
+    "render_profile": (str, "template render profile (market_cfn render --render-profile)"),
     "rollback_alarms": (bool, "pass the stack's alarms as rollback triggers"),
     "rollback_monitoring_minutes": (int, "monitoring time after the update, 0-180"),
     "drift_check": (bool, "detect drift of the stateful resources before executing"),
