@@ -203,3 +203,23 @@ def change_set_template(cfn: Any, change_set_arn: str, stack_id: str) -> dict[st
         "TemplateBody"
     )
     return parse_template(body, what=f"the template of change set {change_set_arn}")
+
+
+def has_transform(template: dict[str, Any] | None) -> bool:
+    """A template-level Transform (SAM, macros): the submitted template is not what is deployed."""
+    return bool(template and template.get("Transform"))
+
+
+def processed_template(cfn: Any, stack_id: str, change_set_arn: str | None = None) -> dict[str, Any] | None:
+    """GetTemplate(TemplateStage=Processed): the template "after CloudFormation has processed all
+    transforms" (GetTemplate reference; botocore shape TemplateStage: Original | Processed), of the stack
+    or, with a change set ARN, of the change set. None when CloudFormation (or an emulator) refuses."""
+    kwargs: dict[str, Any] = {"StackName": stack_id, "TemplateStage": "Processed"}
+    if change_set_arn:
+        kwargs["ChangeSetName"] = change_set_arn
+    try:
+        body = cfn.get_template(**kwargs).get("TemplateBody")
+    except ClientError:
+        return None
+    what = f"the processed template of {change_set_arn or stack_id}"
+    return parse_template(body, what=what)

@@ -106,9 +106,10 @@ class GateContext:
 
 def protected_ids(inputs: ReviewInput, extra_types: frozenset[str]) -> dict[str, list[str]]:
     """ "" -> the root stack's stateful logical ids (deployed and new template); path -> a nested stack's."""
-    root = set(stateful_logical_ids(inputs.new_template, extra_types))
-    if inputs.deployed_template:
-        root |= set(stateful_logical_ids(inputs.deployed_template, extra_types))
+    root: set[str] = set()
+    for template in (inputs.new_template, inputs.deployed_template, inputs.processed_new, inputs.processed_deployed):
+        if template:  # the processed ones name what a Transform deploys
+            root |= set(stateful_logical_ids(template, extra_types))
     protected = {"": sorted(root)}
     for path, template in nested_templates(inputs).items():
         protected[path] = sorted(stateful_logical_ids(template, extra_types))

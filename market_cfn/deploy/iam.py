@@ -1,9 +1,10 @@
 """The security diff: what a change to a policy-bearing resource really grants or takes away, and which
 of those are dangerous broadenings (kind "broadening": blocked under --yes unless --allow-broadening).
-Computed from the resolved templates where they are known, else from the change set's values."""
+Read from every source of values (sources.py): the resolved templates and the change set's own values."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Mapping
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from market_cfn.deploy.diff import ResourceDiff, StackIdentity
-from market_cfn.deploy.model import Finding, IamFinding, ResourceChangeView, _properties_of
+from market_cfn.deploy.model import Finding, IamFinding, ResourceChangeView
 from market_cfn.deploy.network import ingress_review
 from market_cfn.deploy.policy import (
     Grant,
@@ -25,6 +26,7 @@ from market_cfn.deploy.policy import (
     principal_covers,
     term_covers,
 )
+from market_cfn.deploy.sources import TEMPLATE, Reading, readings, unite
 
 # Where each policy-bearing type keeps its policy documents (CloudFormation template reference).
 DOCUMENTS: dict[str, tuple[str, ...]] = {
@@ -350,76 +352,84 @@ def _auth(out: _Out, resource_type: str, before: Mapping[str, Any], after: Mappi
     out.danger(f"authorization: {text}", "callable without credentials")
 
 
-def _props_from_details(view: ResourceChangeView, side: str) -> dict[str, Any]:
-    props = {}
-    for p in view.properties:
-        if p.attribute == "Properties" and "/" not in p.name:
-            value = p.before if side == "before" else p.after
-            if value is not None:
-                try:
-                    props[p.name] = json.loads(value)
-                except ValueError:
-                    props[p.name] = value
-    return props
-
-
 def security_review(
     views: list[ResourceChangeView],
     diffs: Mapping[str, ResourceDiff],
     stack: StackIdentity,
     new_template: Mapping[str, Any],
-) -> tuple[list[IamFinding], list[Finding]]:
-    """Every policy-bearing change. With templates, both sides come from the resolved templates (so a
-    change the change set describes without values is still computed); without, from the change set's
-    BeforeContext/AfterContext or, failing those, its details."""
+    template_ids: frozenset[str] = frozenset(),
+) -> tuple[list[IamFinding], list[Finding], list[str]]:
+    """Every policy-bearing change, read from every source (sources.py): the resolved templates, the
+    change set's BeforeContext/AfterContext and its details. A danger any reading shows is a finding (the
+    more dangerous reading wins); one that a whole reading does not show is said to be disputed.
+    `template_ids`: the logical ids the templates hold. Returns the lines, the findings and the notes."""
     iam: list[IamFinding] = []
     dangerous: list[Finding] = []
-    if new_template:
-        for lid, diff in sorted(diffs.items()):
-            if diff.resource_type in SECURITY_TYPES:
-                i, d = review_resource(lid, diff.resource_type, _properties(diff.old), _properties(diff.new), stack)
-                iam += i
-                dangerous += d
-        return iam, dangerous
-    for view in views:
-        if view.resource_type not in SECURITY_TYPES or view.action not in ("Add", "Modify", "Remove", "Import"):
+    notes: list[str] = []
+    by_id = {v.logical_id: v for v in views}
+    ids = {lid for lid, d in diffs.items() if d.resource_type in SECURITY_TYPES} if new_template else set()
+    ids |= {v.logical_id for v in views if v.resource_type in SECURITY_TYPES}
+    for lid in sorted(ids):
+        view, diff = by_id.get(lid), diffs.get(lid) if new_template else None
+        rtype = diff.resource_type if diff else view.resource_type if view else ""
+        if view is not None and view.action not in ("Add", "Modify", "Remove", "Import") and diff is None:
             continue
-        before = _properties_of(view.before_context) if view.action not in ("Add", "Import") else {}
-        after = _properties_of(view.after_context) if view.action != "Remove" else {}
-        if view.action == "Modify" and not before and not after:
-            before, after = _props_from_details(view, "before"), _props_from_details(view, "after")
-        if not before and not after and view.resource_type in DATA_WITH_POLICY:
-            policy_keys = {path.split(".")[0] for path in DOCUMENTS.get(view.resource_type, ())}
-            if not any(p.attribute == "Properties" and p.name.split("/")[0] in policy_keys for p in view.properties):
-                continue  # the change set names no change to its policy
-        if not before and not after and view.action != "Remove":
-            verb = {"Add": "new", "Import": "imported"}.get(view.action, "changed")
-            iam.append(
-                IamFinding(
-                    view.logical_id,
-                    view.resource_type,
-                    "policy",
-                    True,
-                    f"+ {verb} {view.resource_type}; no values reported: review it",
-                )
-            )
-            dangerous.append(
-                Finding(
-                    "broadening",
-                    view.logical_id,
-                    view.resource_type,
-                    f"{verb} {view.resource_type} without values",
-                    ("what it grants is unknown",),
-                    "",
-                    False,
-                    False,
-                )
-            )
+        found = readings(view, diff, template_knows=bool(new_template) and lid in template_ids, top_level_details=True)
+        with_values = [r for r in found if r.before or r.after]
+        if not with_values and not new_template and view is not None:
+            i, d = _without_values(view)
+            iam += i
+            dangerous += d
             continue
-        i, d = review_resource(view.logical_id, view.resource_type, before, after, stack)
-        iam += i
-        dangerous += d
-    return iam, dangerous
+        lines: dict[tuple[str, str], IamFinding] = {}
+        per_reading: list[tuple[Reading, list[Finding]]] = []
+        for reading in found:
+            i, d = review_resource(lid, rtype, _properties(reading.before), _properties(reading.after), stack)
+            per_reading.append((reading, d))
+            for line in i:
+                if (line.where, line.text) not in lines:
+                    extra = "" if reading.source == TEMPLATE or not new_template else f"  ({reading.source})"
+                    lines[(line.where, line.text)] = dataclasses.replace(line, text=line.text + extra)
+        iam += list(lines.values())
+        united, disputed = unite(lid, per_reading, _danger_key, lambda f: f.what)
+        dangerous += united
+        notes += disputed
+    return iam, dangerous, notes
+
+
+def _danger_key(f: Finding) -> tuple[str, tuple[str, ...]]:
+    # where (the text before ": ") and why: the same danger read from two sources, whose values may be
+    # spelled differently (a template token against the deployed ARN)
+    return f.what.split(": ", 1)[0], f.causes
+
+
+def _without_values(view: ResourceChangeView) -> tuple[list[IamFinding], list[Finding]]:
+    """A policy-bearing change that no source gives values for: what it grants is unknown."""
+    if view.action == "Remove":
+        return [], []
+    if view.resource_type in DATA_WITH_POLICY:
+        policy_keys = {path.split(".")[0] for path in DOCUMENTS.get(view.resource_type, ())}
+        if not any(p.attribute == "Properties" and p.name.split("/")[0] in policy_keys for p in view.properties):
+            return [], []  # the change set names no change to its policy
+    verb = {"Add": "new", "Import": "imported"}.get(view.action, "changed")
+    line = IamFinding(
+        view.logical_id,
+        view.resource_type,
+        "policy",
+        True,
+        f"+ {verb} {view.resource_type}; no values reported: review it",
+    )
+    finding = Finding(
+        "broadening",
+        view.logical_id,
+        view.resource_type,
+        f"{verb} {view.resource_type} without values",
+        ("what it grants is unknown",),
+        "",
+        False,
+        False,
+    )
+    return [line], [finding]
 
 
 def _properties(resource: Mapping[str, Any]) -> dict[str, Any]:

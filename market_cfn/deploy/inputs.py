@@ -1,6 +1,7 @@
 """Every input the guard decides from, fetched from CloudFormation into one ReviewInput (model.py):
 both descriptions of the change set (every page), every nested change set, the deployed and
-the new template, the old and new parameter values, NoEcho names and drift.
+the new template (and both processed, when one has a Transform), the old and new parameter values,
+NoEcho names and drift.
 
 AWS semantics: DescribeChangeSet's `Parameters` lists the values the change set passes
 (NoEcho ones masked); DescribeStacks' `Parameters` the stack's current values; GetTemplate
@@ -16,7 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from market_cfn.deploy.changeset import change_set_template, deployed_template, describe_change_set_all
+from market_cfn.deploy.changeset import (
+    change_set_template,
+    deployed_template,
+    describe_change_set_all,
+    has_transform,
+    processed_template,
+)
 from market_cfn.deploy.drift import DriftResult
 from market_cfn.deploy.model import ReviewInput
 from market_cfn.deploy.preflight import describe_stack
@@ -68,6 +75,7 @@ def gather_review_input(
 ) -> ReviewInput:
     """The ReviewInput of a described change set (`change_set`: with property values, every page)."""
     plain = describe_change_set_all(cfn, change_set["ChangeSetId"], include_values=False)
+    processed = _processed(cfn, change_set, new_template, deployed)
     return ReviewInput(
         change_set=change_set,
         plain_change_set=plain,
@@ -79,7 +87,20 @@ def gather_review_input(
         no_echo=no_echo_names(new_template) | (no_echo_names(deployed) if deployed else frozenset()),
         drifted=dict(drift.drifted) if drift else {},
         drift_checked=drift.checked if drift else False,
+        processed_deployed=processed[0],
+        processed_new=processed[1],
     )
+
+
+def _processed(
+    cfn: Any, change_set: Mapping[str, Any], new: Mapping[str, Any], deployed: Mapping[str, Any] | None
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Both sides' processed templates when either side has a Transform, so the diff compares like with like."""
+    if not (has_transform(dict(new)) or has_transform(dict(deployed) if deployed else None)):
+        return None, None
+    stack_id = str(change_set.get("StackId") or "")
+    old = processed_template(cfn, stack_id) if deployed is not None else None
+    return old, processed_template(cfn, stack_id, str(change_set["ChangeSetId"]))
 
 
 def nested_inputs(cfn: Any, change_set: Mapping[str, Any], *, depth: int) -> dict[str, ReviewInput]:
@@ -107,6 +128,8 @@ def nested_inputs(cfn: Any, change_set: Mapping[str, Any], *, depth: int) -> dic
             old_parameters=stack_parameters(child_stack),
             new_parameters=new_parameter_values(described, child_template),
             no_echo=no_echo_names(child_template),
+            processed_deployed=(processed := _processed(cfn, described, child_template, child_deployed))[0],
+            processed_new=processed[1],
         )
     return children
 

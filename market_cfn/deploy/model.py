@@ -24,6 +24,9 @@ class ReviewInput:
         default_factory=dict
     )  # logical id -> StackResourceDriftStatus (MODIFIED | DELETED)
     drift_checked: bool = False  # whether drift detection ran to completion
+    # GetTemplate(TemplateStage="Processed") of each side, read when a template has a Transform; None: not read
+    processed_deployed: dict[str, Any] | None = None
+    processed_new: dict[str, Any] | None = None
 
     @classmethod
     def from_change_set(cls, change_set: dict[str, Any], *, no_echo: frozenset[str] = frozenset()) -> ReviewInput:

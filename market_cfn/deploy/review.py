@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from market_cfn.deploy.changeset import has_transform
 from market_cfn.deploy.common import MASK
 from market_cfn.deploy.diff import ResourceDiff, StackIdentity, leaf_changes, parse_json_value, show, template_diff
 from market_cfn.deploy.guard import (
@@ -29,6 +30,7 @@ from market_cfn.deploy.model import (
 )
 from market_cfn.deploy.protection import unprotections
 from market_cfn.deploy.schema import DEFAULT_REGION
+from market_cfn.deploy.sources import readings, unite
 
 # DescribeChangeSet StatusReason when the IncludePropertyValues description left changes out
 # ("[WARN] --include-property-values option can return incomplete ChangeSet data", aws/aws-cdk-cli#1780).
@@ -159,49 +161,25 @@ def _leaves(view: ResourceChangeView, diff: ResourceDiff | None) -> tuple[tuple[
     return tuple((leaf.path, show(leaf.before), show(leaf.after)) for leaf in leaves)
 
 
-def _from_details(view: ResourceChangeView, side: str) -> dict[str, Any]:
-    """A partial resource (only the changed keys) rebuilt from the change set's details."""
-    resource: dict[str, Any] = {}
-    for p in view.properties:
-        value = p.before if side == "before" else p.after
-        if value is None:
-            continue
-        if p.attribute in ("DeletionPolicy", "UpdateReplacePolicy"):
-            resource[p.attribute] = value
-        elif p.attribute == "Properties":
-            node = resource.setdefault("Properties", {})
-            keys = [k for k in p.name.split("/") if k]
-            for key in keys[:-1]:
-                node = node.setdefault(key, {})
-                if not isinstance(node, dict):
-                    break
-            else:
-                node[keys[-1]] = parse_json_value(value)
-    return resource
-
-
-def _unprotect_findings(view: ResourceChangeView | None, diff: ResourceDiff | None) -> list[Finding]:
-    sources: list[tuple[dict[str, Any], dict[str, Any]]] = []
+def _unprotect_findings(
+    view: ResourceChangeView | None, diff: ResourceDiff | None, template_knows: bool
+) -> tuple[list[Finding], list[str]]:
+    """Unprotections from every reading of the resource (sources.py), united by property: the more
+    dangerous reading wins, and a disagreement between whole readings is said."""
     rtype = (view.resource_type if view else "") or (diff.resource_type if diff else "")
-    if diff is not None and diff.action == "Modify":
-        sources.append((diff.old, diff.new))
-    if view is not None and view.action == "Modify":
-        # The full BeforeContext/AfterContext only when the templates say nothing about the resource: they
-        # carry {{changeSet:KNOWN_AFTER_APPLY}} for values that merely depend on other changes.
-        if diff is None and view.before_context is not None and view.after_context is not None:
-            sources.append(
-                (
-                    {"Properties": _properties_of(view.before_context)},
-                    {"Properties": _properties_of(view.after_context)},
-                )
-            )
-        sources.append((_from_details(view, "before"), _from_details(view, "after")))
-    seen: dict[str, Finding] = {}
     lid = view.logical_id if view else diff.logical_id if diff else ""
-    for before, after in sources:
-        for u in unprotections(rtype, before, after):
-            seen.setdefault(u.label, Finding("unprotect", lid, rtype, u.what, (u.why,), "", False, True))
-    return list(seen.values())
+    modified = diff if diff is not None and diff.action == "Modify" else None
+    knows = template_knows and (diff is None or modified is not None)
+    in_place = view if view is not None and view.action == "Modify" else None
+    label: dict[str, str] = {}
+    per_reading = []
+    for reading in readings(in_place, modified, template_knows=knows, top_level_details=False):
+        found = []
+        for u in unprotections(rtype, reading.before, reading.after):
+            label[u.what] = u.label
+            found.append(Finding("unprotect", lid, rtype, u.what, (u.why,), "", False, True))
+        per_reading.append((reading, found))
+    return unite(lid, per_reading, lambda f: label[f.what], lambda f: label[f.what])
 
 
 def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
@@ -209,17 +187,19 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
     region = stack.region or DEFAULT_REGION
     views, notes = _reconcile(inputs, change_views(inputs.change_set, inputs.no_echo))
     diffs: dict[str, ResourceDiff] = {}
-    if inputs.new_template:
+    deployed_template, new_template = reviewed_templates(inputs, notes)
+    if new_template:
         diffs = template_diff(
-            inputs.deployed_template,
-            inputs.new_template,
+            deployed_template,
+            new_template,
             inputs.old_parameters,
             inputs.new_parameters,
             stack,
             inputs.no_echo,
         )
-    old_resources = (inputs.deployed_template or {}).get("Resources") or {}
-    new_resources = inputs.new_template.get("Resources") or {}
+    old_resources = (deployed_template or {}).get("Resources") or {}
+    new_resources = new_template.get("Resources") or {}
+    template_ids = frozenset(old_resources) | frozenset(new_resources) if new_template else frozenset()
     extra = overrides.extra_stateful_types
     types = STATEFUL_TYPES | extra
 
@@ -280,7 +260,9 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
         rtype = seen.resource_type if seen else known.resource_type if known else ""
         if not stateful(lid, rtype):
             continue
-        findings += _unprotect_findings(seen, known)
+        unprotect, disputed = _unprotect_findings(seen, known, lid in template_ids)
+        findings += unprotect
+        notes += disputed
         if warned and inputs.plain_change_set is None and not (seen and seen.action == "Add"):
             findings.append(
                 Finding(
@@ -314,15 +296,34 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
             notes.append(f"drift: {lid} is {drift} (not changed by this change set)")
     if warned:
         notes.append(f"StatusReason: {reason}")
-    if not inputs.drift_checked and prefix == "" and inputs.deployed_template is not None:
+    if not inputs.drift_checked and prefix == "" and deployed_template is not None:
         notes.append("drift detection was not run")
     for lid in sorted(set(diffs) - set(by_id)):
         notes.append(f"{lid}: the template diff shows a {diffs[lid].action} the change set does not list")
-    iam, security = security_review(views, diffs, stack, inputs.new_template)
+    iam, security, disputed = security_review(views, diffs, stack, new_template, template_ids)
     findings += security
+    notes += disputed
     findings = [_finalize(f, prefix, overrides) for f in _merge(findings)]
     review = Review(inputs.change_set, views, _parameters(inputs), iam, findings, nested, [], notes)
     return review
+
+
+def reviewed_templates(inputs: ReviewInput, notes: list[str]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """The two templates the diff compares: as submitted, or processed when either has a Transform (the
+    submitted one names macros, not the resources CloudFormation deploys)."""
+    if not (has_transform(inputs.new_template) or has_transform(inputs.deployed_template)):
+        return inputs.deployed_template, inputs.new_template
+    deployed_ok = inputs.deployed_template is None or inputs.processed_deployed is not None
+    if inputs.processed_new is not None and deployed_ok:
+        notes.append(
+            "Transform: the template diff compares the processed templates (GetTemplate TemplateStage=Processed)"
+        )
+        return inputs.processed_deployed, inputs.processed_new
+    notes.append(
+        "Transform: the processed templates could not be read; the template diff compares the templates as "
+        "submitted, and the change set's own values decide the rest"
+    )
+    return inputs.deployed_template, inputs.new_template
 
 
 def notes_for(lid: str, notes: list[str]) -> str:
