@@ -21,6 +21,32 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MarketAnalytics")
 
 
+# The everyday run, `pytest -m "not slow"` (CONTRIBUTING.md), leaves these out; CI runs plain `pytest`,
+# everything. Each starts servers or subprocesses, or runs a whole pipeline end to end: together about
+# two thirds of the suite's time. A module name marks every test in it; `module::test` marks one test.
+SLOW_TESTS = frozenset(
+    {
+        "test_bench_smoke.py",  # the benchmark on small workloads
+        "test_docs_commands.py",  # every documented command, in a scratch copy of the checkout
+        "test_deploy_e2e.py",  # bin/deploy against moto's server
+        "test_deploy_bootstrap_flow.py",  # the bootstrap stack against moto's server
+        "test_ops_e2e.py",  # the day-2 commands against moto's server
+        "test_ops_local.py",  # the day-2 commands against the `local` service
+        "test_local_cli.py",  # `local` as a subprocess
+        "test_local_service.py",  # the `local` service, deployed through the deploy path
+        "test_simulate.py",  # whole `simulate` runs, some as subprocesses
+        "test_deploy_bootstrap.py::test_checkov_passes_with_the_one_documented_skip",  # checkov itself
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        if item.path.name in SLOW_TESTS or f"{item.path.name}::{name}" in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 def load_event(name: str) -> dict[str, Any]:
     """A realistic Lambda event from tests/events/<name>.json."""
     return json.loads((EVENTS_DIR / f"{name}.json").read_text())
