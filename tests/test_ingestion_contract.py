@@ -320,3 +320,54 @@ def test_cr_only_lines_over_many_chunks_keep_their_numbers():
     data = b"\r".join(b'{"symbol":"A","price":1,"timestamp":%d}' % (TS + i) for i in range(20_000)) + b"\r"
     points, rejections = run(data + b"oops\r", "x.jsonl")
     assert len(points) == 20_000 and [r.position for r in rejections] == ["line 20001"]
+
+
+# --- issue 16 item 1: bounds before arithmetic, one reason each -------------------------
+@pytest.mark.parametrize(
+    "stamp,reason",
+    [
+        (b"1e999999999", "timestamp out of range (exponent of more than 6 digits)"),
+        (b'"1E+1000000"', "timestamp out of range (exponent of more than 6 digits)"),
+        (b"1e99999999999999999999", "timestamp out of range (exponent of more than 6 digits)"),
+        (b'"1e999999"', "timestamp out of range: "),  # would be a million-digit integer
+        (b"1E+999999", "timestamp out of range: "),
+        (b"1e-99999999999999999999", "timestamp out of range (exponent of more than 6 digits)"),
+        (b'"0001-01-01T00:00:00+01:00"', "timestamp before 1900-01-01"),  # .NET DateTime.MinValue
+        (b'"9999-12-31T23:59:59.9999999-05:00"', "timestamp more than 24 h in the future"),  # MaxValue
+        (b'"0000-01-01T00:00:00Z"', "timestamp is not a valid date and time"),
+        (b'"2024-02-30T00:00:00Z"', "timestamp is not a valid date and time"),
+        (b'"2024-06-03T13:30:00+24:00"', "timestamp offset out of range"),
+        (b"1717421400.%s" % (b"1" * 40), "timestamp has more than 40 digits"),
+    ],
+)
+def test_extreme_timestamps_are_rejected_with_their_bound(stamp, reason):
+    line = b'{"symbol":"A","price":1,"timestamp":%s}\n' % stamp
+    for points, rejections in (
+        run(line),
+        run_api(line),
+        run(b"symbol,price,timestamp\nA,1,%s\n" % stamp.strip(b'"'), "x.csv"),
+    ):
+        assert points == [] and [r.reason[: len(reason)] for r in rejections] == [reason]
+
+
+@pytest.mark.parametrize(
+    "price,reason",
+    [
+        (b"1e-99999999999999999999", "price out of range (exponent of more than 6 digits)"),
+        (b"1e99999999999999999999", "price out of range (exponent of more than 6 digits)"),
+        (b"1e999999", "price out of range: must be below 1E+15"),
+    ],
+)
+def test_extreme_prices_are_rejected_with_their_bound(price, reason):
+    points, rejections = run(b'{"symbol":"A","price":%s,"timestamp":%d}\n' % (price, TS))
+    assert points == [] and [r.reason[: len(reason)] for r in rejections] == [reason]
+
+
+@pytest.mark.parametrize(
+    "stamp", [b"1717421699.99999999999999999999", b'"1717421699.99999999999999999999"', b"1717421699999.99999999999999"]
+)
+def test_epoch_seconds_with_many_decimals_are_floored_not_rounded_into_the_next_window(stamp):
+    # 28-digit arithmetic would round 1717421699999.99999999999999999 up to ...700000, the
+    # first millisecond of the next 5-minute window.
+    points, _ = run(b'{"symbol":"A","price":1,"timestamp":%s}\n' % stamp)
+    assert [p.timestamp for p in points] == [1717421699999]

@@ -8,6 +8,7 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_fast_path import assert_same
 
 from handlers.core.ingest import Rejection, Tally, validate_records
 from handlers.core.parsing import iter_api_records, iter_raw_records
@@ -90,3 +91,78 @@ def test_validate_returns_a_point_or_raises_rejected(rec):
         packer = MessagePacker()
         bodies = [b for batch in packer.add(point) + packer.flush() for b in batch]
         assert decode_message(bodies[0]) == [point]
+
+
+# --- issue 16 item 1: the number and timestamp grammars at their extremes ---------------
+# Exponents, digit counts, years and offsets far beyond every bound: each must give a
+# point or a rejection with a reason, never an exception, on the reference path and the
+# fast path alike (and the fast path must agree with the reference).
+EXPONENTS = st.one_of(
+    st.integers(-40, 40),
+    st.sampled_from([-(10**20), -(10**9), -1_000_000, -999_999, -130, 125, 999_999, 1_000_000, 10**9, 10**20]),
+)
+
+
+@st.composite
+def number_text(draw):
+    sign = draw(st.sampled_from(["", "-", "+"]))
+    whole = draw(st.sampled_from(["0", "1", "1717236000", "1717236000123", "9" * 19, "1" + "0" * 60]))
+    frac = draw(st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=45)))
+    text = sign + whole + ("." + frac if frac else "")
+    if draw(st.booleans()):
+        exp = draw(EXPONENTS)
+        pad = "0" * draw(st.integers(0, 3))
+        text += draw(st.sampled_from(["e", "E"])) + ("-" if exp < 0 else draw(st.sampled_from(["", "+"])))
+        text += pad + str(abs(exp))
+    return text
+
+
+@st.composite
+def iso_text(draw):
+    year = draw(st.sampled_from([0, 1, 1899, 1900, 1969, 1970, 2024, 9999]))
+    text = f"{year:04d}-{draw(st.integers(0, 13)):02d}-{draw(st.integers(0, 32)):02d}"
+    if draw(st.booleans()):
+        text += f"T{draw(st.integers(0, 25)):02d}:{draw(st.integers(0, 61)):02d}:{draw(st.integers(0, 61)):02d}"
+        text += draw(st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=30).map(lambda f: "." + f)))
+        text += draw(
+            st.one_of(
+                st.sampled_from(["", "Z", "z"]),
+                st.tuples(st.sampled_from("+-"), st.integers(0, 99), st.integers(0, 99)).map(
+                    lambda o: f"{o[0]}{o[1]:02d}:{o[2]:02d}"
+                ),
+            )
+        )
+    return text
+
+
+def _both_paths(data: bytes, key: str) -> None:
+    reference = assert_same(data, key)
+    for item in reference:
+        if isinstance(item, Rejection):
+            assert item.reason and "\n" not in item.reason
+
+
+@SETTINGS
+@given(price=number_text(), stamp=number_text(), volume=number_text(), quoted=st.booleans())
+def test_extreme_numbers_are_points_or_rejections(price, stamp, volume, quoted):
+    stamp_json = f'"{stamp}"' if quoted else stamp
+    line = f'{{"symbol":"A","price":{price},"timestamp":{stamp_json},"volume":{volume}}}\n'
+    _both_paths(line.encode() * 2, "x.jsonl")
+    _both_paths(f"symbol,price,timestamp,volume\nA,{price},{stamp},{volume}\n".encode(), "x.csv")
+    records = list(iter_api_records(line.encode()))
+    out = list(validate_records(records, source="api", now_ms=NOW_MS, tally=Tally()))
+    assert len(out) == 1
+
+
+@SETTINGS
+@given(stamp=iso_text())
+def test_extreme_iso_timestamps_are_points_or_rejections(stamp):
+    line = f'{{"symbol":"A","price":1,"timestamp":"{stamp}"}}\n'
+    _both_paths(line.encode(), "x.jsonl")
+    _both_paths(f"symbol,price,timestamp\nA,1,{stamp}\n".encode(), "x.csv")
+    try:
+        point = validate({"symbol": "A", "price": 1, "timestamp": stamp}, now_ms=NOW_MS)
+    except Rejected as exc:
+        assert str(exc)
+    else:
+        assert point.timestamp <= NOW_MS + 86_400_000

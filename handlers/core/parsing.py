@@ -37,9 +37,9 @@ import csv
 import json
 import re
 from collections.abc import Callable, Iterator
-from decimal import Decimal
 from typing import Any, NamedTuple
 
+from .numeric import json_number
 from .sources import READ_CHUNK_BYTES, BytesReader, GzipDamage, open_source
 
 __all__ = ["GzipDamage", "RawRecord", "detect_format", "iter_api_records", "iter_raw_records", "loads"]
@@ -79,11 +79,11 @@ def _bad_json_constant(name: str) -> float:
     return float(name.replace("Infinity", "inf"))
 
 
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_bad_json_constant)
+_DECODER = json.JSONDecoder(parse_float=json_number, parse_constant=_bad_json_constant)
 
 
 def loads(text: str) -> Any:
-    """Decode JSON with exact decimals (`parse_float=Decimal`)."""
+    """Decode JSON with exact decimals (`numeric.json_number`: a Decimal, or `HugeNumber`)."""
     return _DECODER.decode(text)
 
 

@@ -40,15 +40,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
-from decimal import Context, Decimal, InvalidOperation
+from decimal import Context, Decimal
 from typing import Any, NamedTuple
 
+from .numeric import SECONDS_MS_THRESHOLD, HugeNumber, Rejected, decimal_from_text, epoch_ms, iso_ms, out_of_range, show
+
+__all__ = ["SECONDS_MS_THRESHOLD", "Point", "Rejected", "key_symbol", "validate"]
+
 SYMBOL_RE = re.compile(r"[A-Z0-9.\-]{1,12}")
-# Epoch numbers with an absolute value below this are seconds, otherwise milliseconds.
+# SECONDS_MS_THRESHOLD (numeric.py): epoch numbers below 1e11 are seconds, others ms.
 # 1e11 s is the year 5138; 1e11 ms is 1973-03-03, so millisecond timestamps before
 # March 1973 cannot be written as plain numbers (use ISO 8601 for those).
-SECONDS_MS_THRESHOLD = 100_000_000_000
 MIN_TIMESTAMP_MS = -2_208_988_800_000  # 1900-01-01T00:00:00Z
 MAX_FUTURE_MS = 24 * 3600 * 1000  # a timestamp may lie at most 24 h in the future
 MAX_DIGITS = 38  # DynamoDB numbers: up to 38 significant digits
@@ -56,10 +58,10 @@ DYNAMODB_MAX_EXPONENT = 125  # largest adjusted exponent of a DynamoDB number
 DYNAMODB_MIN_EXPONENT = -130  # smallest
 PRICE_DECIMALS = 17  # a price is a multiple of 1E-17
 MAX_NOTIONAL = Decimal("1E+15")  # price, and price x volume, are below this
-MAX_POINTS_PER_WINDOW = 300_000  # one point per (symbol, millisecond) in 300 s
+MAX_POINTS_PER_WINDOW = 300_000
+MAX_INT_BITS = 199  # an integer below 2**199 (about 8E+59) has at most 60 digits; beyond, no field can hold it  # one point per (symbol, millisecond) in 300 s
 _MIN_PRICE_EXPONENT = -PRICE_DECIMALS
 _EXACT = Context(prec=80)  # price x volume below 1E+16 with <= 17 decimals: exact in 80 digits
-_NUMERIC_RE = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def _check_limits() -> None:
@@ -85,13 +87,7 @@ class Point(NamedTuple):
     volume: int | None
 
 
-class Rejected(ValueError):
-    """A record failed validation; `str(exc)` is the one-line reason."""
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+_show = show
 
 
 def _type_name(value: Any) -> str:
@@ -192,24 +188,26 @@ def _to_decimal(value: Any, field: str, *, text_ok: bool) -> Decimal:
     if isinstance(value, Decimal):
         return value
     if isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:  # converting or printing it costs quadratic time
+            raise Rejected(f"{field} out of range (an integer of more than 60 digits)")
         return Decimal(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             shown = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
             raise Rejected(f"{field} must be finite, got {shown}")
         return Decimal(repr(value))
+    if isinstance(value, HugeNumber):
+        raise out_of_range(field, value)
     if isinstance(value, str) and text_ok:
         text = value.strip()
         if _has_bad_text(text):
             raise Rejected(f"{field} is not valid UTF-8")
         if text.lower() in ("nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"):
             raise Rejected(f"{field} must be finite, got {_show(value)}")
-        if not _NUMERIC_RE.fullmatch(text):
+        number = decimal_from_text(text, field, value)
+        if number is None:
             raise Rejected(f"{field} is not a number: {_show(value)}")
-        try:
-            return Decimal(text)
-        except InvalidOperation:  # pragma: no cover - the regex admits only valid text
-            raise Rejected(f"{field} is not a number: {_show(value)}") from None
+        return number
     raise Rejected(f"{field} must be a number, got {_type_name(value)}")
 
 
@@ -238,11 +236,18 @@ def parse_price(value: Any, *, text_ok: bool) -> Decimal:
     return price
 
 
+def _is_integral(value: Decimal) -> bool:
+    """Whether a finite value is a whole number, from its digits (no arithmetic, any exponent)."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    return exponent >= 0 or not any(digits[exponent:])
+
+
 def parse_volume(value: Any, price: Decimal, *, text_ok: bool) -> int | None:
     if value is None or value == "":
         return None
     volume = _to_decimal(value, "volume", text_ok=text_ok)
-    if not volume.is_finite() or volume != volume.to_integral_value() or volume < 0:
+    if not volume.is_finite() or not _is_integral(volume) or volume < 0:
         raise Rejected(f"volume must be an integer >= 0, got {_show(value)}")
     # Compare magnitudes before multiplying: a 10**9-digit exponent must not be expanded.
     if volume and (volume.adjusted() + price.adjusted() >= 16 or _EXACT.multiply(price, volume) >= MAX_NOTIONAL):
@@ -253,71 +258,20 @@ def parse_volume(value: Any, price: Decimal, *, text_ok: bool) -> int | None:
     return int(volume)
 
 
-def _epoch_ms(number: Decimal) -> int:
-    if abs(number) < SECONDS_MS_THRESHOLD:
-        number = number * 1000
-    return math.floor(number)
-
-
-# RFC 3339 date-time (`T`/`t`/space, `Z`/`z`, seconds and fraction optional as ISO
-# 8601 extended format allows; `,` or `.` before the fraction); or a date alone.
-_ISO_RE = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})"
-    r"(?:[Tt ]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:[.,]([0-9]+))?)?"
-    r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)?)?"
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _iso_ms(text: str) -> int | None:
-    """Epoch ms of an ISO 8601 / RFC 3339 date-time, or None if it is not one."""
-    match = _ISO_RE.fullmatch(text)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    sec = int(second or 0)
-    try:
-        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), min(sec, 59), tzinfo=UTC)
-    except ValueError:
-        return None
-    if sec > 60:
-        return None
-    if offset and offset not in ("Z", "z"):
-        digits = offset[1:].replace(":", "")
-        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
-        if hours > 23 or minutes > 59:
-            return None
-        shift = timedelta(hours=hours, minutes=minutes)
-        moment = moment - shift if offset[0] == "+" else moment + shift
-    delta = moment - _EPOCH
-    ms = (delta.days * 86_400 + delta.seconds) * 1000
-    if sec == 60:
-        # A leap second exists only as 23:59:60 UTC; epoch time has no slot for it, so
-        # it is folded into the day's last millisecond (same day, same 5-minute window).
-        if moment.hour != 23 or moment.minute != 59:
-            raise Rejected(f"second 60 is only valid as the leap second 23:59:60 UTC: {_show(text)}")
-        return ms + 999
-    return ms + int((fraction or "0")[:3].ljust(3, "0"))
-
-
 def parse_timestamp(value: Any, *, now_ms: int) -> int:
     if isinstance(value, bool):
         raise Rejected("timestamp must be a number or an ISO 8601 string, got boolean")
-    if isinstance(value, (int, float, Decimal)):
-        number = _to_decimal(value, "timestamp", text_ok=False)
-        if not number.is_finite():
-            raise Rejected(f"timestamp must be finite, got {_show(value)}")
-        if abs(number) > Decimal(10) ** 18:
-            raise Rejected(f"timestamp out of range: {_show(value)}")
-        ms = _epoch_ms(number)
+    if isinstance(value, (int, float, Decimal, HugeNumber)):
+        ms = epoch_ms(_to_decimal(value, "timestamp", text_ok=False), value)
     elif isinstance(value, str):
         text = value.strip()
         if _has_bad_text(text):
             raise Rejected("timestamp is not valid UTF-8")
-        if _NUMERIC_RE.fullmatch(text) and len(text) <= 40:
-            ms = _epoch_ms(Decimal(text))
+        number = decimal_from_text(text, "timestamp", value)
+        if number is not None:
+            ms = epoch_ms(number, value)
         else:
-            found = _iso_ms(text)
+            found = iso_ms(text, value)
             if found is None:
                 raise Rejected(f"unparsable timestamp {_show(value)}")
             ms = found
