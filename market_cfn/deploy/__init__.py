@@ -20,7 +20,6 @@ from market_cfn.deploy.backstop import (
 )
 from market_cfn.deploy.bootstrap import (
     API_LOGGING_POLICY,
-    ARTIFACT_EXPIRATION_DAYS,
     BUCKET_OUTPUT,
     DEFAULT_STACK_NAME,
     NONCURRENT_EXPIRATION_DAYS,
@@ -135,7 +134,6 @@ __all__ = [
     "enable_termination_protection",
     "apply_stack_policies",
     "API_LOGGING_POLICY",
-    "ARTIFACT_EXPIRATION_DAYS",
     "BUCKET_OUTPUT",
     "CANCELLED_REASONS",
     "ChangeSetRequest",

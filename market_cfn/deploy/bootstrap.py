@@ -8,10 +8,13 @@ every environment: artifacts are content-addressed (`market-data/<sha256>.zip`,
 The bucket is private (all four public-access blocks, ACLs disabled), encrypted at rest
 (SSE-S3), reachable over TLS only (a bucket policy denies aws:SecureTransport=false) and
 versioned, so an accidental delete or overwrite of an artifact that a stack still points
-at can be undone. Lifecycle: a current artifact expires a year after upload (bin/deploy
-re-uploads anything missing, because it checks with HeadObject before each deploy, and a
-year is far longer than any rollback needs the previous code), noncurrent versions 30
-days after that, unfinished multipart uploads after 1 day. The bucket survives the
+at can be undone. Lifecycle: current artifacts never expire, noncurrent versions (left
+only by a delete or an overwrite, which bin/deploy never does: keys name their content)
+30 days after they became noncurrent, unfinished multipart uploads after 1 day. A current
+object must not expire: a stack references its code and template by key until its next
+successful update, and a rollback of a later update reads the old code again, so an
+expired key turns a failed update into UPDATE_ROLLBACK_FAILED (NoSuchKey) however old the
+stack is. Unreferenced artifacts cost cents (one zip per code change). The bucket survives the
 stack's deletion (DeletionPolicy Retain): deleting a stack must not take the artifacts
 of running stacks with it.
 
@@ -47,7 +50,7 @@ from market_cfn.deploy.common import Console, DeployError, Refused, Waits, _erro
 from market_cfn.deploy.preflight import describe_stack, stack_outputs
 from market_cfn.stack import policies
 from market_cfn.stack.protection import protect
-from market_cfn.stack.storage import expiring_lifecycle, private_bucket
+from market_cfn.stack.storage import INCOMPLETE_UPLOAD_DAYS, private_bucket
 from market_cfn.stack.suppressions import suppress
 
 DEFAULT_STACK_NAME = "market-data-bootstrap"
@@ -56,13 +59,12 @@ VERSION_OUTPUT = "BootstrapVersion"
 ROLE_OUTPUT = "ApiGatewayCloudWatchRoleArn"
 # 1: bucket, role, AWS::ApiGateway::Account. 2: the Account resource removed (bin/deploy
 # sets the role only where none is set), version and role outputs.
-BOOTSTRAP_VERSION = 2
+BOOTSTRAP_VERSION = 3  # 3: current artifacts no longer expire
 USABLE_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
 # UpdateAccount right after the role is created: bounded exponential backoff, ~2 minutes.
 ROLE_PROPAGATION_DELAYS_SECONDS = (2, 4, 8, 15, 30, 30, 30)
 ROLE_NOT_READY = "The role ARN does not have required permissions"
 API_LOGGING_POLICY = "arn:${AWS::Partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
-ARTIFACT_EXPIRATION_DAYS = 365
 NONCURRENT_EXPIRATION_DAYS = 30
 
 
@@ -75,8 +77,19 @@ def build_bootstrap_template() -> Template:
     t.set_version("2010-09-09")
     bucket = private_bucket(
         "ArtifactsBucket",
-        lifecycle=expiring_lifecycle(
-            "ExpireOldArtifacts", days=ARTIFACT_EXPIRATION_DAYS, noncurrent_days=NONCURRENT_EXPIRATION_DAYS
+        lifecycle=s3.LifecycleConfiguration(
+            Rules=[
+                s3.LifecycleRule(
+                    Id="ExpireNoncurrentArtifacts",
+                    Status="Enabled",
+                    NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(
+                        NoncurrentDays=NONCURRENT_EXPIRATION_DAYS
+                    ),
+                    AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
+                        DaysAfterInitiation=INCOMPLETE_UPLOAD_DAYS
+                    ),
+                )
+            ]
         ),
     )
     suppress(

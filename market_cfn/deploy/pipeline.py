@@ -257,8 +257,13 @@ def check_parameters(template: dict[str, Any], values: dict[str, str], *, tool_o
         spec = declared[key]
         pattern = spec.get("AllowedPattern")
         if pattern and not re.fullmatch(pattern, value):
+            if key == "AggregationSchedule":
+                from market_cfn.stack.schedule import schedule_problem
+
+                raise UsageError(f"parameter {key}: {schedule_problem(value)}")
+            shown = pattern if len(pattern) <= 120 else "its AllowedPattern"
             raise UsageError(
-                f"parameter {key}={value!r} does not match {pattern}"
+                f"parameter {key}={value!r} does not match {shown}"
                 + (f" ({spec['ConstraintDescription']})" if spec.get("ConstraintDescription") else "")
             )
         allowed = spec.get("AllowedValues")

@@ -167,7 +167,7 @@ def add_dashboard(t: Template, params: Params, *, alarm_ids: list[str]) -> cloud
     return t.add_resource(
         cloudwatch.Dashboard(
             "PipelineDashboard",
-            DashboardName=params.name("market-data"),
+            DashboardName=params.account_name("market-data"),
             DashboardBody=Sub(dashboard_body(alarm_ids), Env=params.env_suffix.ref()),
         )
     )

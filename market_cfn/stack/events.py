@@ -15,11 +15,19 @@ from market_cfn.stack.parameters import Params
 ARCHIVE_RETENTION_DAYS = 7
 
 
-def add_event_bus(t: Template, cfg: StackConfig, params: Params, enc: Encryption) -> events.EventBus:
+def add_event_bus(
+    t: Template, cfg: StackConfig, params: Params, enc: Encryption, *, invocation_dlq: sqs.Queue
+) -> events.EventBus:
     """The custom bus; its archive keeps every event (processor and aggregator) for replay,
     so even an event no rule matches is never published into the void. Regulated: both
     under the stack's key (EventBridge user guide, "Encrypting EventBridge archives"
-    recommends the bus's key for its archives too)."""
+    recommends the bus's key for its archives too), and the bus has a dead-letter queue:
+    with a customer managed key, an event that meets a non-retriable KMS error on the bus
+    (the key disabled or its policy changed) goes to the bus's DLQ or is lost ("Using
+    dead-letter queues to capture encrypted event errors in EventBridge"; "Encrypting
+    EventBridge event buses with AWS KMS keys": "We strongly recommend specifying a DLQ for
+    event buses"). It is InvocationDLQ, already alarmed and already open to EventBridge
+    under the key (encryption.EVENTS_TARGET_QUEUES); its queue policy names the bus."""
     bus = events.EventBus("MarketEventBus", Name=params.name("market-data"))
     archive = events.Archive(
         "MarketEventArchive",
@@ -30,6 +38,7 @@ def add_event_bus(t: Template, cfg: StackConfig, params: Params, enc: Encryption
     )
     if enc.data_key_arn is not None:
         bus.KmsKeyIdentifier = enc.data_key_arn
+        bus.DeadLetterConfig = events.DeadLetterConfig(Arn=GetAtt(invocation_dlq, "Arn"))
         archive.KmsKeyIdentifier = enc.data_key_arn
     t.add_resource(bus)
     t.add_resource(archive)
@@ -128,7 +137,8 @@ def add_points_stored_routing(
         )
     )
     # EventBridge sends events it could not deliver to the rules' DLQ with its own
-    # service principal, so the DLQ needs a resource policy naming both rules.
+    # service principal, so the DLQ needs a resource policy naming both rules (and, where
+    # the bus has InvocationDLQ as its own DLQ, the bus: the source of those events).
     t.add_resource(
         sqs.QueuePolicy(
             "InvocationDLQPolicy",
@@ -140,7 +150,8 @@ def add_points_stored_routing(
                         "AllowRuleDeadLetters",
                         "events.amazonaws.com",
                         GetAtt(invocation_dlq, "Arn"),
-                        [GetAtt(rule, "Arn"), GetAtt(schedule_rule, "Arn")],
+                        [GetAtt(rule, "Arn"), GetAtt(schedule_rule, "Arn")]
+                        + ([GetAtt(bus, "Arn")] if "DeadLetterConfig" in bus.properties else []),
                     )
                 ],
             ),

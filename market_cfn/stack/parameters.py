@@ -12,6 +12,7 @@ from market_cfn.stack.config import (
     FUNCTION_DEFAULT_MEMORY_MB,
     StackConfig,
 )
+from market_cfn.stack.schedule import SCHEDULE_PATTERN
 
 HAS_ALARM_ACTION = "HasAlarmAction"
 HAS_ALARM_EMAIL = "HasAlarmEmail"
@@ -30,7 +31,6 @@ PROCESSOR_MAX_CONCURRENCY = 5
 # 10,000/10,000 remains available through the parameters.
 API_RATE_LIMIT, API_BURST_LIMIT, API_LIMIT_MAX = 2_500, 1_250, 10_000
 SCHEDULE = "rate(5 minutes)"
-SCHEDULE_PATTERN = r"^(rate\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\)|cron\([^()]+\))$"
 KMS_KEY_ARN_PATTERN = r"^(|arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)$"
 
 
@@ -52,6 +52,13 @@ class Params:
     def name(self, base: str) -> Sub:
         """`<base>-<EnvironmentSuffix>`, the physical name of a resource in this environment."""
         return Sub(f"{base}-${{Env}}", Env=self.env_suffix.ref())
+
+    def account_name(self, base: str) -> Sub:
+        """`<base>-<EnvironmentSuffix>-<Region>`: a name unique per account, not per region
+        (CloudWatch dashboards: their ARN has no Region, arn:aws:cloudwatch::ACCOUNT:dashboard/NAME,
+        and PutDashboard replaces a dashboard of the same name), so the same environment
+        deployed in two regions of one account gets two."""
+        return Sub(f"{base}-${{Env}}-${{AWS::Region}}", Env=self.env_suffix.ref())
 
     def global_name(self, base: str) -> Sub:
         """A name that must be unique per partition (S3 buckets): add account and region."""
@@ -149,7 +156,8 @@ def add_parameters(t: Template, cfg: StackConfig) -> Params:
             Type="String",
             Default=SCHEDULE,
             AllowedPattern=SCHEDULE_PATTERN,
-            ConstraintDescription="an EventBridge rate(...) or cron(...) expression",
+            ConstraintDescription="an EventBridge rate(VALUE UNIT) or six-field cron(...) expression as the "
+            "EventBridge user guide documents them",
             Description="When DataAggregator runs: rate(5 minutes), or a market-hours cron such as "
             "cron(0/5 13-21 ? * MON-FRI *) (UTC).",
         )

@@ -29,7 +29,7 @@ def build_template(cfg: StackConfig) -> Template:
     invocation_dlq = queues.add_dead_letter_queue(t, cfg, params, enc, logical_id="InvocationDLQ")
 
     table = storage.add_table(t, cfg, params, enc)
-    bus = events.add_event_bus(t, cfg, params, enc)
+    bus = events.add_event_bus(t, cfg, params, enc, invocation_dlq=invocation_dlq)
     access_logs = storage.add_access_logs_bucket(t, cfg, params) if cfg.regulated else None
 
     # 1. S3 and POST /ingest -> DataIngestion -> ProcessingQueue (rejections -> RejectsBucket)
@@ -108,7 +108,7 @@ def build_template(cfg: StackConfig) -> Template:
             "dataProcessorFunctionName": ("DataProcessor function.", processor.function.ref()),
             "dataAggregatorFunctionName": ("DataAggregator function.", aggregator.function.ref()),
             "alarmTopicArn": ("SNS topic every alarm notifies (subscribe your on-call here).", topic.ref()),
-            "dashboardName": ("CloudWatch dashboard of the data flow.", params.name("market-data")),
+            "dashboardName": ("CloudWatch dashboard of the data flow.", params.account_name("market-data")),
         },
     )
     tag_all(t, params)
