@@ -157,12 +157,15 @@ def test_replacing_a_data_holding_type_blocks(resource_type):
     assert kinds(review_of(cs)) == [("replacement", "Store")]
 
 
-def test_stateless_changes_are_not_guarded():
+def test_stateless_changes_are_not_guarded_as_data_loss():
     cs = change_set(
         resource_change("Modify", "Fn", "AWS::Lambda::Function", replacement="True", policy_action="ReplaceAndDelete"),
         resource_change("Remove", "Alarm", "AWS::CloudWatch::Alarm", policy_action="Delete"),
     )
-    assert review_of(cs).findings == []
+    review = review_of(cs)
+    assert review.violations == []
+    # a function runs with a role: a change nobody names is not known to be harmless (--yes only)
+    assert [(f.kind, f.logical_id, f.override) for f in review.findings] == [("change", "Fn", "--allow-change Fn")]
 
 
 def test_a_retained_resource_of_any_type_is_stateful():
@@ -204,7 +207,9 @@ def test_a_parameter_that_renames_the_table_is_resolved_on_both_sides():
     same = review_of(
         cs, tpl, tpl, old_parameters={"EnvironmentSuffix": "dev"}, new_parameters={"EnvironmentSuffix": "dev"}
     )
-    assert same.findings == []
+    assert same.violations == []
+    # a Modify no source explains is not known to be harmless: it waits for a human or --allow-change
+    assert kinds(same) == [("change", "MarketDataTable")]
     renamed = review_of(
         cs, tpl, tpl, old_parameters={"EnvironmentSuffix": "dev"}, new_parameters={"EnvironmentSuffix": "prod"}
     )
@@ -295,8 +300,10 @@ def test_a_warning_without_a_plain_description_makes_every_stateful_change_dange
         resource_change("Modify", "Fn", "AWS::Lambda::Function", replacement="False"),
         status_reason=INCOMPLETE_WARNING,
     )
-    assert kinds(review_of(cs)) == [("incomplete", "ProcessingQueue")]
-    assert kinds(review_of({**cs, "StatusReason": ""})) == []
+    review = review_of(cs)
+    assert [(f.kind, f.logical_id) for f in review.violations] == [("incomplete", "ProcessingQueue")]
+    assert kinds(review) == [("change", "Fn"), ("incomplete", "ProcessingQueue")]  # Fn: under --yes only
+    assert review_of({**cs, "StatusReason": ""}).violations == []
 
 
 def test_nested_change_sets_are_reviewed_recursively_with_paths():

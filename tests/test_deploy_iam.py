@@ -60,11 +60,12 @@ def test_a_trust_policy_opened_to_aws_star_is_a_broadening_that_blocks_under_yes
     assert "public principal *" in finding.causes and finding.what.startswith("trust policy: Allow sts:AssumeRole")
     assert not finding.needs_human and finding.override == "--allow-broadening"
     assert review.blocking(assume_yes=False) == []  # a human at the prompt sees it and decides
-    assert review.blocking(assume_yes=True) == [finding]  # --yes alone does not execute it
+    assert finding in review.blocking(assume_yes=True)  # --yes alone does not execute it
     allowed = security(
         template(Role=role(READ)), template(Role=role(READ, trust=opened)), overrides=Overrides(allow_broadening=True)
     )
-    assert allowed.blocking(assume_yes=True) == []
+    # the broadening is allowed; the trust policy change itself still needs its own name (harmless.py)
+    assert [f.override for f in allowed.blocking(assume_yes=True)] == ["--allow-change Role.AssumeRolePolicyDocument"]
 
 
 def test_a_new_allow_s3_star_on_star_is_a_broadening():

@@ -38,7 +38,9 @@ execute it on confirmation, following the stack events.
 
 The guard blocks, with --yes too, a change set that removes, replaces or unprotects a
 stateful resource (or overwrites a drifted one) unless an --allow-* option names it, and,
-without a human at a terminal, security broadening unless --allow-broadening. A blocked
+without a human at a terminal, security broadening unless --allow-broadening and an in-place
+change of a stateful, policy- or role-bearing resource that is not on the allow-list of
+harmless changes unless --allow-change LOGICAL_ID.PROPERTY names it. A blocked
 change set is deleted. A stack policy on the stack denies replacing or deleting its
 stateful resources, whoever executes the change set. See docs/deploy.md.
 
@@ -150,6 +152,14 @@ def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.Argument
     )
     overrides.add_argument(
         "--allow-broadening", action="store_true", help="let security broadening execute without a human (--yes, CI)"
+    )
+    overrides.add_argument(
+        "--allow-change",
+        action="append",
+        default=[],
+        type=_text,
+        metavar="LOGICAL_ID.PROPERTY",
+        help="let this in-place change, not on the allow-list of harmless changes, execute under --yes",
     )
     overrides.add_argument(
         "--stateful-type",
@@ -351,6 +361,7 @@ def main(
                 allow_unprotect=frozenset(args.allow_unprotect),
                 allow_drift=frozenset(args.allow_drift),
                 allow_broadening=args.allow_broadening,
+                allow_change=frozenset(args.allow_change),
                 extra_stateful_types=frozenset(args.stateful_type) | frozenset(settings.stateful_types),
             ),
             keep_change_set=args.keep_change_set,

@@ -87,6 +87,7 @@ def render_review(review: Review, console: Console) -> None:
             say(f"  {note}")
         say("")
     _render_security(review, console)
+    _render_unlisted(review, console)
     _render_guard(review, console)
 
 
@@ -101,7 +102,9 @@ def _render_changes(review: Review, console: Console, indent: str) -> None:
     for c in review.changes:
         rows.append([c.action, c.logical_id, c.resource_type, c.replacement or "-", c.policy_action or "-"])
     danger = {
-        f.logical_id.rsplit("/", 1)[-1] for f in review.findings if f.kind != "broadening" and "/" not in f.logical_id
+        f.logical_id.rsplit("/", 1)[-1]
+        for f in review.findings
+        if f.kind not in ("broadening", "change") and "/" not in f.logical_id
     }
     colors = {"Add": "32", "Modify": "33", "Remove": "31"}
     for i, line in enumerate(table(rows, indent=indent + "  ")):
@@ -142,6 +145,27 @@ def _render_security(review: Review, console: Console) -> None:
             for cause in f.causes:
                 say(f"      {cause}")
     say("")
+
+
+def _render_unlisted(review: Review, console: Console) -> None:
+    """The in-place changes not on the allow-list of harmless changes (harmless.py)."""
+    unlisted = [f for f in review.findings if f.kind == "change"]
+    if not unlisted:
+        return
+    say = console.say
+    say(console.paint(UNLISTED_TITLE + ":", "1;33"))
+    for f in unlisted:
+        state = f"  [allowed by {f.override}]" if f.allowed else ""
+        say(f"  {f.logical_id} ({f.resource_type}): {f.what}{state}")
+        for cause in f.causes:
+            say(f"      {cause}")
+    names = [f.override for f in unlisted if not f.allowed]
+    if names:
+        say("  To execute them under --yes, name each one: " + " ".join(dict.fromkeys(names)))
+    say("")
+
+
+UNLISTED_TITLE = "Changes not known to be harmless (not executed under --yes without --allow-change)"
 
 
 def _all_iam(review: Review, prefix: str = "") -> list[tuple[str, IamFinding]]:
@@ -193,7 +217,15 @@ def review_markdown(review: Review) -> str:
             allowed = " (allowed)" if f.allowed else ""
             out.append(f"- `{f.logical_id}` ({f.resource_type}): {_md(f.what)}{allowed} — {_md('; '.join(f.causes))}")
         out.append("")
-    if not blocking and not broadening:
+    unlisted = [f for f in review.findings if f.kind == "change"]
+    if unlisted:
+        out += [f"**{UNLISTED_TITLE}:**", ""]
+        for f in unlisted:
+            allowed = " (allowed)" if f.allowed else ""
+            out.append(f"- `{f.logical_id}` ({f.resource_type}): {_md(f.what)}{allowed} — {_md('; '.join(f.causes))}")
+            out.append(f"  - to allow: `{f.override}`")
+        out.append("")
+    if not blocking and not broadening and not unlisted:
         out += ["Guard: nothing blocks this change set.", ""]
     if review.unmatched_overrides:
         out += [f"- override matching nothing: `{o}`" for o in review.unmatched_overrides] + [""]

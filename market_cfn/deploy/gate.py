@@ -144,7 +144,7 @@ def review_and_execute(
         outcome.cleaned_up = cleanup(cfn, change_set, console, options)
         raise UsageError(
             f"{', '.join(review.unmatched_overrides)}: names nothing this change set removes, replaces, "
-            "unprotects or overwrites (check the logical id; nothing was executed)"
+            "unprotects, overwrites or changes (check the logical id and property; nothing was executed)"
         )
     # Without a human (--yes, or no terminal to ask on) broadening blocks too; a change set left for
     # review (--no-execute) is blocked only by what no answer at a prompt could allow (data loss),
@@ -166,6 +166,8 @@ def review_and_execute(
         return outcome
     if any(f.kind == "broadening" and not f.allowed for f in review.findings):
         console.say("Security broadening (listed above) executes only if you answer y here.")
+    if any(f.kind == "change" and not f.allowed for f in review.findings):
+        console.say("Changes not known to be harmless (listed above) execute only if you answer y here.")
     for line in context.rollback.describe() if context.rollback else []:
         console.say(line)
     console.say("")

@@ -43,6 +43,7 @@ class Overrides:
     allow_unprotect: frozenset[str] = frozenset()  # --allow-unprotect ID: in-place unprotection of ID
     allow_drift: frozenset[str] = frozenset()  # --allow-drift ID: overwrite a drifted stateful resource
     allow_broadening: bool = False  # --allow-broadening: IAM/network broadening under --yes
+    allow_change: frozenset[str] = frozenset()  # --allow-change ID.PROPERTY: a change not on the allow-list
     extra_stateful_types: frozenset[str] = frozenset()  # user-added stateful types
 
 
@@ -50,7 +51,7 @@ class Overrides:
 class Finding:
     """One thing the guard refuses to execute unless an override names it."""
 
-    kind: str  # "removal" | "replacement" | "unprotect" | "broadening" | "drift" | "incomplete"
+    kind: str  # "removal" | "replacement" | "unprotect" | "broadening" | "change" | "drift" | "incomplete"
     logical_id: str  # nested: "Parent/Child"
     resource_type: str
     what: str  # one line: "DeletionPolicy Retain -> Delete", "replaced (RequiresRecreation: Always on TableName)"

@@ -17,6 +17,7 @@ from market_cfn.deploy.guard import (
     is_stateful,
     template_findings,
 )
+from market_cfn.deploy.harmless import GATED_TYPES, change_findings
 from market_cfn.deploy.iam import security_review
 from market_cfn.deploy.model import (
     Finding,
@@ -254,6 +255,13 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
     for lid, diff in diffs.items():
         if stateful(lid, diff.resource_type):
             findings += template_findings(diff, region)
+    for view in views:  # fail closed: an in-place change of what matters must be known to be harmless
+        if stateful(view.logical_id, view.resource_type) or view.resource_type in GATED_TYPES:
+            knows = view.logical_id in template_ids
+            # a nested stack's own change is explained by its child change set, reviewed above
+            explained = view.resource_type == NESTED_STACK and view.logical_id in nested
+            found = change_findings(view, diffs.get(view.logical_id), region, template_knows=knows)
+            findings += [f for f in found if not (explained and not f.override)]
     changed = {v.logical_id for v in views} | {lid for lid, d in diffs.items() if d.action != "Add"}
     for lid in sorted(changed):
         seen, known = by_id.get(lid), diffs.get(lid)
@@ -303,7 +311,7 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
     iam, security, disputed = security_review(views, diffs, stack, new_template, template_ids)
     findings += security
     notes += disputed
-    findings = [_finalize(f, prefix, overrides) for f in _merge(findings)]
+    findings = _covered([_finalize(f, prefix, overrides) for f in _merge(findings)])
     review = Review(inputs.change_set, views, _parameters(inputs), iam, findings, nested, [], notes)
     return review
 
@@ -334,7 +342,8 @@ def _merge(findings: list[Finding]) -> list[Finding]:
     """One finding per (kind, id, what-prefix): causes from every signal that found it."""
     merged: dict[tuple[str, str, str], Finding] = {}
     for f in findings:
-        key = (f.kind, f.logical_id, f.what if f.kind in ("unprotect", "broadening") or "/" in f.logical_id else "")
+        by_what = f.kind in ("unprotect", "broadening", "change") or "/" in f.logical_id
+        key = (f.kind, f.logical_id, f.what if by_what else "")
         if key in merged:
             old = merged[key]
             causes = old.causes + tuple(c for c in f.causes if c not in old.causes)
@@ -345,9 +354,14 @@ def _merge(findings: list[Finding]) -> list[Finding]:
 
 
 def _finalize(f: Finding, prefix: str, overrides: Overrides) -> Finding:
-    if f.override:  # a nested finding, already final
+    if f.override.startswith("--"):  # a nested finding, already final
         return f
     lid = prefix + f.logical_id
+    if f.kind == "change":  # harmless.py leaves the property in `override`
+        target = f"{lid}.{f.override}" if f.override else lid
+        return dataclasses.replace(
+            f, logical_id=lid, override=f"--allow-change {target}", allowed=target in overrides.allow_change
+        )
     if f.kind == "broadening":
         return dataclasses.replace(
             f, logical_id=lid, override="--allow-broadening", allowed=overrides.allow_broadening, needs_human=False
@@ -361,6 +375,25 @@ def _finalize(f: Finding, prefix: str, overrides: Overrides) -> Finding:
     return dataclasses.replace(f, logical_id=lid, override=f"{option} {lid}", allowed=lid in named[option])
 
 
+def _covered(findings: list[Finding]) -> list[Finding]:
+    """Leave out a change that a stronger finding already gates: a replacement or removal of the resource
+    or an incomplete description (each blocks even at a prompt; --allow-replacement ID allows the whole
+    resource), or an unprotection of
+    that property (--allow-unprotect ID)."""
+    replaced = {f.logical_id for f in findings if f.kind in ("replacement", "removal", "incomplete")}
+    unprotected = {
+        (f.logical_id, f.what.split(" ", 1)[0].split(".")[0].split("[")[0]) for f in findings if f.kind == "unprotect"
+    }
+    out = []
+    for f in findings:
+        if f.kind == "change":
+            prop = f.override.removeprefix("--allow-change ")[len(f.logical_id) + 1 :]
+            if f.logical_id in replaced or (f.logical_id, prop) in unprotected:
+                continue
+        out.append(f)
+    return out
+
+
 def _unmatched(findings: list[Finding], overrides: Overrides) -> list[str]:
     used = {f.override for f in findings}
     out = []
@@ -368,6 +401,7 @@ def _unmatched(findings: list[Finding], overrides: Overrides) -> list[str]:
         ("--allow-replacement", overrides.allow_replacement),
         ("--allow-unprotect", overrides.allow_unprotect),
         ("--allow-drift", overrides.allow_drift),
+        ("--allow-change", overrides.allow_change),
     ):
         out += [f"{option} {n}" for n in sorted(names) if f"{option} {n}" not in used]
     return out

@@ -35,6 +35,11 @@ def create_only_paths(resource_type: str, region: str = DEFAULT_REGION) -> tuple
     return tuple(sorted(set(paths)))
 
 
+def resource_schema(resource_type: str, region: str = DEFAULT_REGION) -> dict[str, Any]:
+    """The CloudFormation registry schema of a type as cfn-lint ships it. Raises UnknownSchema."""
+    return _schema(resource_type, region)
+
+
 def _schema(resource_type: str, region: str) -> dict[str, Any]:
     if not resource_type.startswith("AWS::"):
         # Custom::*, third-party and private registry types: cfn-lint has no provider schema for them.
