@@ -120,6 +120,46 @@ def stored_items(table_name: str) -> list[tuple[str, int]]:
     return keys
 
 
+def stored_footprint(table_name: str, rejects_bucket: str, files) -> dict[str, int]:
+    """What the day leaves in storage, read from moto's backend state (no API call): the
+    DynamoDB item sizes of points and bars (bench/costing.py, the developer guide's rules),
+    the raw objects and rejection reports in S3, and the gzipped size of the lines an
+    incremental export would write for these items (NEW_IMAGE view, DynamoDB JSON: a
+    `Keys` and a `NewImage` object per item, developer guide "DynamoDB table export output
+    format"; gzip level 6, the export's own compression level is not documented)."""
+    import gzip
+    import json
+
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.s3.models import s3_backends
+
+    from handlers.contract import AGGREGATE_KEY_SUFFIX
+
+    table = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].tables[table_name]
+    out: Counter = Counter()
+    lines: dict[str, list[str]] = {"point": [], "bar": []}
+    for partition in table.items.values():
+        for item in partition.values():
+            wire = item.to_json()["Attributes"]
+            kind = "bar" if str(item.hash_key.value).endswith(AGGREGATE_KEY_SUFFIX) else "point"
+            out[f"{kind}_items"] += 1
+            out[f"{kind}_bytes"] += costing.dynamodb_item_bytes(wire)
+            record = {
+                "Metadata": {"WriteTimestampMicros": {"N": "1717421400000000"}},
+                "Keys": {"symbol": wire["symbol"], "timestamp": wire["timestamp"]},
+                "NewImage": wire,
+            }
+            lines[kind].append(json.dumps(record, separators=(",", ":")))
+    for kind, text in lines.items():
+        body = "\n".join(text).encode()
+        out[f"history_{kind}_gzip_bytes"] = len(gzip.compress(body, compresslevel=6)) if text else 0
+    out["raw_bytes"] = sum(len(f.body) for f in files)
+    bucket = s3_backends[DEFAULT_ACCOUNT_ID]["global"].buckets[rejects_bucket]
+    out["rejects_bytes"] = sum(key.size for key in bucket.keys.values())
+    return dict(out)
+
+
 def run_ours(files, *, latency_scale: float, verify: bool, import_ms: dict, schedule_runs: int) -> dict:
     from bench.ours import metered_pipeline_class, run_day
 
@@ -151,6 +191,7 @@ def run_ours(files, *, latency_scale: float, verify: bool, import_ms: dict, sche
         items = stored_items(pipe.table)
         point_keys = [k for k in items if not k[0].endswith(AGGREGATE_KEY_SUFFIX)]
         result["aggregates_stored"] = len(items) - len(point_keys)
+        result["stored"] = stored_footprint(pipe.table, pipe.rejects_bucket, files)
         result["point_keys"] = point_keys
         result["stats"] = stats
         result["dead_letters"] = pipe.dead_letters()
@@ -343,6 +384,7 @@ def measure_ours(
             "objects": len(files),
             "windows": run["aggregates_stored"],
             "aggregates_written": run["aggregates_stored"],
+            "stored": run["stored"],
             "usd_by_service": {r["service"]: r["usd"] for r in rows},
             "rows": rows,
             "requests": _requests(meter.usage),

@@ -90,7 +90,7 @@ PRICES: dict[tuple[str, str], Price] = {
         1,
         "GB archived",
         "https://aws.amazon.com/eventbridge/pricing/",
-        "archive processing; storage ($0.023/GB-month) is left out, 7-day retention",
+        "archive processing; its storage is priced below (archive_stored_gb_month)",
     ),
     # SNS standard topic publishes (bench/bar_delivery.py compares bar delivery options):
     # "each 64 KB chunk of published data is billed as 1 request"; PublishBatch sends up
@@ -115,7 +115,7 @@ PRICES: dict[tuple[str, str], Price] = {
         1,
         "GB ingested",
         "https://aws.amazon.com/cloudwatch/pricing/",
-        "Standard log class, collect (data ingestion); storage left out (7-day retention)",
+        "Standard log class, collect (data ingestion); storage is stored_gb_month",
     ),
     ("xray", "traces_recorded"): Price(
         5.00,
@@ -123,6 +123,58 @@ PRICES: dict[tuple[str, str], Price] = {
         "trace recorded",
         "https://aws.amazon.com/xray/pricing/",
         "$0.000005 per trace recorded beyond the free tier",
+    ),
+    # --- Storage: what keeping the data costs each month (issue 18) ---------------------
+    # DynamoDB bills the table's size: attribute names and values plus 100 bytes of
+    # per-item overhead ("All items in DynamoDB require 100 bytes of storage overhead for
+    # indexing", developer guide, "DynamoDB item sizes and formats",
+    # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html).
+    ("dynamodb", "storage_gb_month"): Price(
+        0.25,
+        1,
+        "GB-month of table storage",
+        "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+        "Standard table class, beyond the first 25 GB (free tier left out)",
+    ),
+    # Point-in-time recovery is billed on the table's size, whatever the recovery period.
+    ("dynamodb", "pitr_gb_month"): Price(
+        0.20,
+        1,
+        "GB-month of continuous backup (table size)",
+        "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+        "continuous backups (PITR), billed on the size of the table",
+    ),
+    # Export to S3 (full or incremental) is billed per GB of data processed; an
+    # incremental export is billed at least 10 MB.
+    ("dynamodb", "export_gb"): Price(
+        0.10,
+        1,
+        "GB of data exported (incremental: changed data processed, min 10 MB)",
+        "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+        "export to Amazon S3; the S3 PUTs and storage of the output are billed by S3",
+    ),
+    ("s3", "standard_gb_month"): Price(
+        0.023,
+        1,
+        "GB-month in S3 Standard",
+        "https://aws.amazon.com/s3/pricing/",
+        "first 50 TB a month",
+    ),
+    # Logs are stored compressed; the ratio is not documented, so the benchmark bills the
+    # ingested (uncompressed) bytes: an upper bound.
+    ("logs", "stored_gb_month"): Price(
+        0.03,
+        1,
+        "GB-month archived (stored)",
+        "https://aws.amazon.com/cloudwatch/pricing/",
+        "Standard log class, store (archival)",
+    ),
+    ("events", "archive_stored_gb_month"): Price(
+        0.023,
+        1,
+        "GB-month archived",
+        "https://aws.amazon.com/eventbridge/pricing/",
+        "archive storage",
     ),
 }
 

@@ -96,3 +96,30 @@ def print_memory(memory_mb: dict[str, int], by_memory: dict[str, dict], max_ms: 
             + " ".join(f"{table[mb]:>8.5f}" for mb in sizes)
             + f" {max_ms.get(function, 0.0):>8.0f}"
         )
+
+
+def print_ownership(own: dict) -> None:
+    fp, keep = own["footprint"], own["retention"]
+    print(
+        f"cost over time (US$ a month of operation), storage included: points kept {keep['points_days'] or 'for good'}"
+        f" days, bars {keep['bars_days'] or 'for good'}, raw objects {keep['raw_days']}, logs {keep['logs_days']}; "
+        f"history on S3 {'on' if keep['history'] else 'off'}; PITR {'on' if keep['pitr'] else 'off'}"
+    )
+    print(
+        f"measured item sizes: point {fp['point_item_bytes']:.1f} B, bar {fp['bar_item_bytes']:.1f} B (+100 B "
+        f"overhead each); raw {fp['raw_bytes_per_point']:.1f} B/point; history gzip "
+        f"{fp['history_bytes_per_point']:.1f} B/point, {fp['history_bytes_per_bar']:.1f} B/bar"
+    )
+    lines = list(next(iter(next(iter(own["projections"].values()))["months"].values()))["by_line"])
+    print(
+        f"{'size':<10} {'month':>5} {'US$':>10} {'floor':>10} {'x floor':>7}  "
+        + " ".join(f"{x[:12]:>12}" for x in lines)
+    )
+    for name, row in own["projections"].items():
+        for m, v in row["months"].items():
+            print(
+                f"{name:<10} {m:>5} {v['usd']:>10.2f} {v['floor_usd']:>10.2f} {v['ratio_to_floor']:>7.3f} "
+                f"{v['ratio_pitr_above_floor']:>8.3f}  " + " ".join(f"{v['by_line'][x]:>12.2f}" for x in lines)
+            )
+    for t in own["targets"]:
+        print(f"target {t['target']}: {t['value']:.4f} {'met' if t['met'] else 'MISSED'}")

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import costing, fit, report, speed, workload  # noqa: E402
+from bench import costing, fit, ownership, report, speed, workload  # noqa: E402
 from bench.measure import FUNCTION_NAMES, measure_naive, measure_ours, per_million_by_service  # noqa: E402
 from bench.prices import CHECKED  # noqa: E402
 
@@ -186,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--validate-symbols", type=int, default=500, help="symbols of the --validate day")
     p.add_argument("--fit-from", type=Path, help="with --validate: take the fit from this report (its last line)")
+    p.add_argument(
+        "--points-retention-days", type=int, help="cost over time: points' TTL (default: the template's; 0 = for good)"
+    )
+    p.add_argument("--bars-retention-days", type=int, help="cost over time: bars' TTL (default: the template's)")
+    p.add_argument("--no-history", action="store_true", help="cost over time without the cold tier (S3 exports)")
     args = p.parse_args(argv)
     try:
         sizes = parse_sizes(args.sizes)
@@ -251,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         "projections_detail": projections,
     }
     if measured:
+        out["ownership"] = ownership_report(args, ours_fit, [o for o, _n in measured])
         largest_o, largest_n = max(measured, key=lambda r: r[0]["points"])
         big = next(r for r in size_rows if r["points"] == largest_o["points"] and r["symbols"] == largest_o["symbols"])
         out.update({k: big[k] for k in ("usd_per_million_points", "ratio_to_floor", "naive_ratio", "usd_by_service")})
@@ -284,6 +290,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ACCOUNTING PROBLEM: {problem}", file=sys.stderr)
     print(json.dumps(out, sort_keys=True, default=str))
     return 0 if not problems else 1
+
+
+def ownership_report(args, ours_fit: fit.Fit, measured: list[dict]) -> dict:
+    """Cost over 1-36 months with storage (bench/ownership.py) at the template's retention."""
+    keep = ownership.default_retention(history=not args.no_history)
+    overrides = {"points_days": args.points_retention_days, "bars_days": args.bars_retention_days}
+    keep = ownership.Retention(**{**keep.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
+    fp = ownership.footprint_from_days(measured, ours_fit.by_service)
+    return ownership.report(ours_fit.total, fp, keep)
 
 
 def _fit_from_report(saved: dict, sizes: list[dict]) -> fit.Fit:
@@ -333,6 +348,9 @@ def _print(out: dict, measured, ours_fit: fit.Fit, naive_fit: fit.Fit, projectio
     report.print_fit(ours_fit, naive_fit) if ours_fit.by_service else print(f"fit (from file): {out['fit']}")
     print()
     report.print_projections(projections)
+    if "ownership" in out:
+        print()
+        report.print_ownership(out["ownership"])
     if "validation" in out:
         v = out["validation"]
         print(

@@ -146,6 +146,39 @@ def test_the_fit_passes_through_three_days_and_feeds_the_projections(report):
     assert sum(s["usd_per_million_points"] for s in by_service.values()) == pytest.approx(fit["usd_per_million_points"])
 
 
+def test_the_cost_over_time_prices_the_measured_items_for_their_retention(report):
+    """bench/ownership.py gets the item sizes of the items the day stored: the attribute bytes of a point
+    (symbol, timestamp, price, volume and the TTL attribute) are tens of bytes, a bar's more; every month of
+    the grid costs more than its floor, and the storage of month 36 is that of month 12 when TTL bounds it."""
+    own = report["ownership"]
+    fp, keep = own["footprint"], own["retention"]
+    assert 30 < fp["point_item_bytes"] < fp["bar_item_bytes"] < 200
+    assert 0 < fp["history_bytes_per_point"] < fp["point_item_bytes"]  # gzip of the export's lines
+    assert fp["raw_bytes_per_point"] > 20
+    assert set(own["projections"]) == {"1M/500", "1M/5000", "10M/5000", "100M/5000"}
+    for row in own["projections"].values():
+        assert set(row["months"]) == {"1", "12", "36"}
+        for month in row["months"].values():
+            assert month["usd"] == pytest.approx(sum(month["by_line"].values()))
+            assert month["ratio_to_floor"] > 1.0
+    assert all(len(months) == 36 for months in own["curve"].values())
+    if keep["points_days"] and keep["bars_days"]:
+        row = own["projections_history_off"]["1M/5000"]["months"]
+        assert row["36"]["by_line"]["DynamoDB storage"] == pytest.approx(row["12"]["by_line"]["DynamoDB storage"])
+
+
+def test_the_saved_report_draws_the_cost_over_time_png(report_text, tmp_path):
+    """docs/performance.md's plot: `python bench/plot.py report.txt OUT.png` (the bench extra)."""
+    pytest.importorskip("matplotlib")
+    saved, png = tmp_path / "report.txt", tmp_path / "cost.png"
+    saved.write_text(report_text)
+    proc = subprocess.run(
+        [sys.executable, "bench/plot.py", str(saved), str(png)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 10_000
+
+
 @pytest.mark.parametrize(
     "args",
     [
