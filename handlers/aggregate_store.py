@@ -43,7 +43,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from handlers import common
-from handlers.contract import AGGREGATE_KEY_SUFFIX, AGGREGATE_VERSION_ATTRIBUTE, WINDOW_MS
+from handlers.contract import AGGREGATE_KEY_SUFFIX, AGGREGATE_VERSION_ATTRIBUTE, ENV_BARS_RETENTION_DAYS, WINDOW_MS
 from handlers.core.aggregation import compute_aggregate, unstorable_reason
 from handlers.core.window_retry import Failure, WindowTask
 from handlers.core.wire import window_start
@@ -231,6 +231,7 @@ def aggregate_item(agg: dict[str, Any], version: int) -> dict[str, Any]:
         item[field] = common.number(agg[field])
     if agg["vwap"] is not None:
         item["vwap"] = common.number(agg["vwap"])
+    item.update(common.expiry(ENV_BARS_RETENTION_DAYS))
     return item
 
 

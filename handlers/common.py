@@ -31,6 +31,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from handlers.contract import TTL_ATTRIBUTE
+
 MAX_ATTEMPTS = 8  # our own attempts for partial failures (each call also has botocore's)
 BACKOFF_BASE_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 2.0
@@ -219,3 +221,20 @@ def put_events(calls_of_entries: Iterable[list[dict[str, Any]]]) -> int:
 def number(value: Any) -> dict[str, str]:
     """A DynamoDB N attribute value."""
     return {"N": str(value)}
+
+
+DAY_SECONDS = 86_400
+
+
+def expiry(retention_env: str, now: float | None = None) -> dict[str, dict[str, str]]:
+    """The TTL attribute of an item stored now and kept the days the environment variable
+    `retention_env` names ({} when it is 0 or unset: kept for good). DynamoDB TTL reads epoch
+    seconds in a Number attribute (developer guide, "Using time to live (TTL) in DynamoDB").
+    A value that is not a whole number of days >= 0 raises: better no write than a wrong expiry."""
+    raw = os.environ.get(retention_env, "0")
+    if not raw.isdigit():
+        raise RuntimeError(f"environment variable {retention_env} must be a whole number of days, got {raw!r}")
+    days = int(raw)
+    if not days:
+        return {}
+    return {TTL_ATTRIBUTE: number(int(time.time() if now is None else now) + days * DAY_SECONDS)}

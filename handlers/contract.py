@@ -12,6 +12,8 @@ ENV_TABLE_NAME = "TABLE_NAME"  # DataProcessor, DataAggregator
 ENV_EVENT_BUS_NAME = "EVENT_BUS_NAME"  # DataProcessor, DataAggregator
 ENV_AGGREGATION_QUEUE_URL = "AGGREGATION_QUEUE_URL"  # DataAggregator; DataProcessor (fallback)
 ENV_AGGREGATION_DLQ_URL = "AGGREGATION_DLQ_URL"  # DataAggregator (windows that keep failing)
+ENV_POINTS_RETENTION_DAYS = "POINTS_RETENTION_DAYS"  # DataProcessor: TTL of points, 0 = for good
+ENV_BARS_RETENTION_DAYS = "BARS_RETENTION_DAYS"  # DataAggregator: TTL of bars, 0 = for good
 
 # --- EventBridge (custom bus) -------------------------------------------------------
 # DataProcessor publishes one PointsStored event per batch of stored points; its detail
@@ -35,6 +37,8 @@ AGGREGATE_KEY_SUFFIX = "#5m"
 # aggregator's conditional write (optimistic concurrency) checks it.
 AGGREGATE_VERSION_ATTRIBUTE = "version"
 WINDOW_MS = 300_000  # 5-minute UTC windows [start, start + 300 s)
+# The table's TTL attribute: epoch seconds after which DynamoDB deletes the item (free).
+TTL_ATTRIBUTE = "expires"
 
 # --- Lambda handler entry points (module paths inside the function zip) -------------
 HANDLER_INGESTION = "handlers.data_ingestion.handler"

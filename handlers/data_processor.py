@@ -36,6 +36,7 @@ from handlers.contract import (
     DETAIL_TYPE_POINTS_STORED,
     ENV_AGGREGATION_QUEUE_URL,
     ENV_EVENT_BUS_NAME,
+    ENV_POINTS_RETENTION_DAYS,
     ENV_TABLE_NAME,
     EVENT_SOURCE_PROCESSOR,
     WINDOW_MS,
@@ -73,8 +74,9 @@ def batch_processor() -> Any:
     return _processor
 
 
-def point_item(point: Point) -> dict[str, Any]:
-    """The DynamoDB item of a point (low-level attribute values)."""
+def point_item(point: Point, expiry: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The DynamoDB item of a point (low-level attribute values), with its TTL attribute
+    (`common.expiry`, computed once per batch) when given."""
     item: dict[str, Any] = {
         "symbol": {"S": point.symbol},
         "timestamp": common.number(point.timestamp),
@@ -82,6 +84,8 @@ def point_item(point: Point) -> dict[str, Any]:
     }
     if point.volume is not None:
         item["volume"] = common.number(point.volume)
+    if expiry:
+        item.update(expiry)
     return item
 
 
@@ -123,7 +127,8 @@ def announce(entries: list[dict[str, Any]]) -> int:
 def record_handler(record: Any) -> int:
     """Store one message's points and announce them; raise to fail this message only."""
     points = decode_message(record["body"])
-    common.batch_write(common.env(ENV_TABLE_NAME), (point_item(p) for p in points), concurrency=WRITE_CONCURRENCY)
+    ttl = common.expiry(ENV_POINTS_RETENTION_DAYS)
+    common.batch_write(common.env(ENV_TABLE_NAME), (point_item(p, ttl) for p in points), concurrency=WRITE_CONCURRENCY)
     announce(points_stored_entries(points, common.env(ENV_EVENT_BUS_NAME)))
     metrics.add_metric(name="PointsStored", unit=MetricUnit.Count, value=len(points))
     return len(points)

@@ -63,9 +63,17 @@ _RETENTION: dict[str, tuple[tuple[str, float | None], ...]] = {
     "AWS::ElastiCache::CacheCluster": (("SnapshotRetentionLimit", 0),),
     "AWS::DynamoDB::Table": (("PointInTimeRecoverySpecification.RecoveryPeriodInDays", 35),),
     "AWS::CloudTrail::EventDataStore": (("RetentionPeriod", 2557),),
+    # The table's TTL retention reaches the items through the writers' environment (PointsRetentionDays,
+    # BarsRetentionDays -> handlers.contract): absent or 0, the handlers write no expiry (kept for good).
+    "AWS::Lambda::Function": (
+        ("Environment.Variables.POINTS_RETENTION_DAYS", None),
+        ("Environment.Variables.BARS_RETENTION_DAYS", None),
+    ),
 }
-# Forever-when-absent also covers 0 for an Events archive ("0 ... indefinitely").
-_ZERO_IS_FOREVER = frozenset({"AWS::Events::Archive"})
+# Stateless types whose retention properties still decide how long data is kept (the review checks them too).
+RETENTION_CARRIERS = frozenset({"AWS::Lambda::Function"})
+# Forever-when-absent also covers 0 for an Events archive ("0 ... indefinitely") and the TTL retention.
+_ZERO_IS_FOREVER = frozenset({"AWS::Events::Archive", "AWS::Lambda::Function"})
 
 # Case-sensitive on purpose: SSESpecification, SqsManagedSseEnabled, KmsKeyId, KMSMasterKeyId,
 # BucketEncryption, StorageEncrypted - but not "Processed" or "Classes".

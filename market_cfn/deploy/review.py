@@ -29,7 +29,7 @@ from market_cfn.deploy.model import (
     _context,
     _properties_of,
 )
-from market_cfn.deploy.protection import unprotections
+from market_cfn.deploy.protection import RETENTION_CARRIERS, unprotections
 from market_cfn.deploy.schema import DEFAULT_REGION
 from market_cfn.deploy.sources import readings, unite
 
@@ -267,6 +267,8 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
         seen, known = by_id.get(lid), diffs.get(lid)
         rtype = seen.resource_type if seen else known.resource_type if known else ""
         if not stateful(lid, rtype):
+            if rtype in RETENTION_CARRIERS:  # stateless, but carries a data retention (the TTL days)
+                findings += _unprotect_findings(seen, known)
             continue
         unprotect, disputed = _unprotect_findings(seen, known, lid in template_ids)
         findings += unprotect

@@ -224,6 +224,7 @@ def add_processor_function(
             contract.ENV_TABLE_NAME: table.ref(),
             contract.ENV_EVENT_BUS_NAME: GetAtt(bus, "Name"),  # = Ref; moto resolves only this
             contract.ENV_AGGREGATION_QUEUE_URL: aggregation_queue.ref(),
+            contract.ENV_POINTS_RETENTION_DAYS: params.points_retention_days.ref(),
         },
         on_failure=None,
     )
@@ -289,6 +290,7 @@ def add_aggregator_function(
             contract.ENV_EVENT_BUS_NAME: GetAtt(bus, "Name"),  # = Ref; moto resolves only this
             contract.ENV_AGGREGATION_QUEUE_URL: aggregation_queue.ref(),
             contract.ENV_AGGREGATION_DLQ_URL: aggregation_dlq.ref(),
+            contract.ENV_BARS_RETENTION_DAYS: params.bars_retention_days.ref(),
         },
         on_failure=invocation_dlq,
     )

@@ -33,6 +33,12 @@ API_RATE_LIMIT, API_BURST_LIMIT, API_LIMIT_MAX = 2_500, 1_250, 10_000
 SCHEDULE = "rate(5 minutes)"
 KMS_KEY_ARN_PATTERN = r"^(|arn:[a-z-]+:kms:[a-z0-9-]+:[0-9]{12}:key/[a-zA-Z0-9-]+)$"
 
+# How long DynamoDB keeps points and bars after they are stored (TTL; docs/performance.md
+# "Retention"): 0 keeps them for good. Points 35 days, the point-in-time recovery window, so
+# whatever the table held can still be restored or exported; bars 180 days of 5-minute
+# history (a bar is ~2.6-100 points' worth of storage). The cold tier (S3) keeps both beyond.
+POINTS_RETENTION_DAYS, BARS_RETENTION_DAYS, RETENTION_MAX_DAYS = 35, 180, 36_600
+
 
 @dataclass(frozen=True)
 class Params:
@@ -48,6 +54,8 @@ class Params:
     api_rate_limit: Parameter
     api_burst_limit: Parameter
     kms_key_arn: Parameter | None  # regulated profile only
+    points_retention_days: Parameter
+    bars_retention_days: Parameter
 
     def name(self, base: str) -> Sub:
         """`<base>-<EnvironmentSuffix>`, the physical name of a resource in this environment."""
@@ -192,6 +200,23 @@ def add_parameters(t: Template, cfg: StackConfig) -> Params:
             )
         )
         t.add_condition(CREATE_KEY, Equals(Ref(kms_key_arn), ""))
+    points_retention_days = _number(
+        t,
+        "PointsRetentionDays",
+        default=POINTS_RETENTION_DAYS,
+        low=0,
+        high=RETENTION_MAX_DAYS,
+        description="Days DynamoDB keeps a point after storing it (TTL); 0 keeps points for good. Shortening "
+        "it is guarded like a replacement.",
+    )
+    bars_retention_days = _number(
+        t,
+        "BarsRetentionDays",
+        default=BARS_RETENTION_DAYS,
+        low=0,
+        high=RETENTION_MAX_DAYS,
+        description="Days DynamoDB keeps a 5-minute bar after storing it (TTL); 0 keeps bars for good.",
+    )
     t.add_condition(HAS_ALARM_ACTION, Not(Equals(Ref(alarm_action_arn), "")))
     t.add_condition(HAS_ALARM_EMAIL, Not(Equals(Ref(alarm_email), "")))
     return Params(
@@ -207,4 +232,6 @@ def add_parameters(t: Template, cfg: StackConfig) -> Params:
         api_rate_limit,
         api_burst_limit,
         kms_key_arn,
+        points_retention_days,
+        bars_retention_days,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from awacs.aws import PolicyDocument
 from troposphere import GetAtt, Sub, Template, awslambda, dynamodb, s3
 
+from handlers import contract
 from market_cfn.stack import policies
 from market_cfn.stack.config import REGULATED_LOG_RETENTION_DAYS, StackConfig
 from market_cfn.stack.encryption import Encryption
@@ -244,6 +245,10 @@ def add_table(t: Template, cfg: StackConfig, params: Params, enc: Encryption) ->
             dynamodb.KeySchema(AttributeName="timestamp", KeyType="RANGE"),
         ],
         PointInTimeRecoverySpecification=dynamodb.PointInTimeRecoverySpecification(PointInTimeRecoveryEnabled=True),
+        # Items carry their expiry (epoch seconds) in this attribute when PointsRetentionDays /
+        # BarsRetentionDays are not 0; DynamoDB deletes expired items at no cost, typically
+        # within a few days (developer guide, "Using time to live (TTL) in DynamoDB").
+        TimeToLiveSpecification=dynamodb.TimeToLiveSpecification(AttributeName=contract.TTL_ATTRIBUTE, Enabled=True),
         DeletionProtectionEnabled=cfg.retains_data,
     )
     if enc.data_key_arn is not None:
