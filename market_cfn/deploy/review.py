@@ -268,7 +268,9 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
         rtype = seen.resource_type if seen else known.resource_type if known else ""
         if not stateful(lid, rtype):
             if rtype in RETENTION_CARRIERS:  # stateless, but carries a data retention (the TTL days)
-                findings += _unprotect_findings(seen, known)
+                carried, disputed = _unprotect_findings(seen, known, lid in template_ids)
+                findings += carried
+                notes += disputed
             continue
         unprotect, disputed = _unprotect_findings(seen, known, lid in template_ids)
         findings += unprotect
