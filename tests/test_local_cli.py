@@ -96,6 +96,10 @@ def test_service_runs_until_sigterm_and_exits_0(tmp_path):
         errors.close()
     assert code == 0, stderr
     assert "stopping ..." in lines.seen or lines.until("stopping")
+    # What the emulator lacks (moto implements no UpdateTerminationProtection) is one line, once:
+    # no third-party traceback on the service's output.
+    assert "Traceback" not in stderr, stderr
+    assert stderr.count("does not implement this: The update_termination_protection action") == 1, stderr
 
 
 @pytest.mark.parametrize(

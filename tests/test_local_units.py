@@ -198,3 +198,39 @@ def test_the_service_understands_every_integration_the_template_declares(view):
         assert view.timeout_ms(function) > 0 and view.memory_mb(function) >= 128
         assert view.async_config(function).retries >= 0
         assert set(view.function_env(function)) >= {"POWERTOOLS_SERVICE_NAME"}
+
+
+def test_emulator_request_errors_are_one_line_once():
+    import logging
+
+    from market_cfn.local.motoside import OneLineRequestErrors
+
+    errors = OneLineRequestErrors()
+
+    def record_while_handling(exc: Exception) -> logging.LogRecord:
+        try:
+            raise exc
+        except Exception:  # noqa: BLE001
+            import traceback
+
+            record = logging.LogRecord(
+                "werkzeug", logging.ERROR, __file__, 1, "Error on request:\n%s", (traceback.format_exc(),), None
+            )
+            keep = errors.filter(record)
+        return record if keep else None
+
+    first = record_while_handling(
+        NotImplementedError("The update_termination_protection action has not been implemented")
+    )
+    assert first is not None and first.getMessage().count("\n") == 0
+    assert "does not implement this: The update_termination_protection action" in first.getMessage()
+    assert (
+        record_while_handling(NotImplementedError("The update_termination_protection action has not been implemented"))
+        is None
+    )
+    other = record_while_handling(KeyError("Arn"))
+    assert (
+        other is not None and other.getMessage() == "local endpoint: a request failed in the emulator: KeyError: 'Arn'"
+    )
+    plain = logging.LogRecord("werkzeug", logging.ERROR, __file__, 1, "something else", (), None)
+    assert errors.filter(plain) and plain.getMessage() == "something else"

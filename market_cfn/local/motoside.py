@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 import warnings
 from typing import Any
@@ -20,9 +21,43 @@ def quiet() -> None:
     """No request log lines on the service's output; and moto's notes on the template resource
     types its CloudFormation does not create (alarms, policies, EventInvokeConfig, the API's
     model, validator and stage) are listed in docs/local.md instead of on every start."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    werkzeug = logging.getLogger("werkzeug")
+    werkzeug.setLevel(logging.ERROR)
+    if not any(isinstance(f, OneLineRequestErrors) for f in werkzeug.filters):
+        werkzeug.addFilter(OneLineRequestErrors())
     logging.getLogger("moto").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message="Tried to parse AWS::", category=UserWarning)
+
+
+class OneLineRequestErrors(logging.Filter):
+    """moto's server answers a request it cannot serve with a 500, and werkzeug logs the
+    exception's whole traceback (through moto, flask and werkzeug) on the service's stderr.
+    The caller already gets the error; the service's output gets one line instead, once per
+    distinct line: what the emulator lacks (an operation moto does not implement) or the
+    exception's type and message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: set[str] = set()
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # werkzeug formats the traceback into the message ("Error on request:\n...") from
+        # inside its except block, so the exception is the one being handled right now.
+        exc = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+        if exc is None or not str(record.msg).startswith("Error on request"):
+            return True
+        if isinstance(exc, NotImplementedError):
+            line = f"local endpoint: the emulator (moto) does not implement this: {exc}; the request got a 500"
+        else:
+            line = f"local endpoint: a request failed in the emulator: {type(exc).__name__}: {exc}"
+        line = " ".join(line.split())[:300]
+        with self._lock:
+            if line in self.said:
+                return False
+            self.said.add(line)
+        record.msg, record.args, record.exc_info, record.exc_text = line, (), None, None
+        return True
 
 
 def moto_server(port: int) -> Any:
