@@ -298,3 +298,22 @@ def test_boundaries_of_every_fast_check():
         if row["volume"]:
             fields.append(f'"volume":{row["volume"]}')
         assert_same(("{" + ",".join(fields) + "}\n").encode(), "x.jsonl")
+
+
+def test_field_names_twice_and_blank_cells_give_the_reference_result():
+    # issue 16 items 3 and 4: the fast path hands both cases to the reference rules
+    lines = b'{"symbol":"A","price":10,"Price":1000,"timestamp":1717421400}\n'
+    lines += b'{"symbol":"  ","price":1,"timestamp":1717421400,"volume":" "}\n'
+    out = assert_same(lines, "AAPL/x.jsonl")
+    assert [type(o).__name__ for o in out] == ["Rejection", "Point"]
+    rows = b"symbol,price,timestamp,volume\n  ,1.5,1717421400,   \n MSFT , 2 , 1717421400 , 3 \n"
+    out = assert_same(rows, "AAPL/x.csv")
+    assert [(p.symbol, p.volume) for p in out] == [("AAPL", None), ("MSFT", 3)]
+
+
+def test_a_key_repeated_exactly_goes_the_reference_way():
+    lines = b'{"symbol":"A","price":10,"price":1000,"timestamp":1717421400}\n'
+    lines += b'{"symbol":"A","price" :10, "price" : 1000,"timestamp":1717421401}\n'
+    lines += b'{"symbol":"A","price":10,"timestamp":1717421402,"x":"a:b"}\n'
+    out = assert_same(lines, "x.jsonl")
+    assert [type(o).__name__ for o in out] == ["Rejection", "Rejection", "Point"]

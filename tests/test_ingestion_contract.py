@@ -371,3 +371,59 @@ def test_epoch_seconds_with_many_decimals_are_floored_not_rounded_into_the_next_
     # first millisecond of the next 5-minute window.
     points, _ = run(b'{"symbol":"A","price":1,"timestamp":%s}\n' % stamp)
     assert [p.timestamp for p in points] == [1717421699999]
+
+
+# --- issue 16 items 3 and 4: one field-name rule; blank cells are empty --------------------
+@pytest.mark.parametrize(
+    "fields,name",
+    [
+        (b'"price":10,"Price":1000', "price"),
+        (b'"price":10,"symbol":"MSFT"," Symbol ":"AAPL"', "symbol"),
+        (b'"price":10,"TIMESTAMP":1717421401', "timestamp"),
+        (b'"price":10,"volume":1,"Volume":2', "volume"),
+        (b'"price":10,"note":"a","NOTE":"b"', "note"),  # even a field that is dropped
+    ],
+)
+def test_a_field_named_twice_in_any_case_or_padding_is_refused_on_every_path(fields, name):
+    record = b'{"symbol":"AAPL","timestamp":%d,%s}' % (TS, fields)
+    if fields.count(b'"symbol"') or fields.count(b"Symbol"):
+        record = b'{"timestamp":%d,%s}' % (TS, fields)
+    for points, rejections in (run(record + b"\n"), run(b"[%s]" % record, "x.json"), run_api(record)):
+        assert points == []
+        assert [r.reason.split(";")[0][: len(f"field {name!r} given twice")] for r in rejections] == [
+            f"field {name!r} given twice"
+        ]
+
+
+def test_blank_cells_are_empty_on_every_path():
+    csv_rows = b"symbol , price ,timestamp, volume\n   ,1.5,%d,   \n  msft ,  2.5 , %d ,\t7 \n" % (TS, TS)
+    points, rejections = run(csv_rows, "AAPL/2024-06-03.csv")
+    assert rejections == []
+    assert points == [Point("AAPL", TS * 1000, Decimal("1.5"), None), Point("MSFT", TS * 1000, Decimal("2.5"), 7)]
+    line = b'{"symbol":"  ","price":1.5,"timestamp":%d,"volume":" "}\n' % TS
+    points, rejections = run(line, "AAPL/2024-06-03.jsonl")
+    assert rejections == [] and points == [Point("AAPL", TS * 1000, Decimal("1.5"), None)]
+    # an API point with a blank timestamp gets the receipt time, as one without one
+    points, rejections = run_api(b'{"symbol":"A","price":1,"timestamp":"   "}')
+    assert rejections == [] and [p.timestamp for p in points] == [NOW_MS]
+    _, rejections = run(b"symbol,price,timestamp\nA,  ,%d\n" % TS, "x.csv")
+    assert [r.reason for r in rejections] == ["missing price"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b'{"symbol":"A","price":10,"price":1000,"timestamp":%d}' % TS,
+        b'{"symbol":"A","price" : 10, "price" :1000,"timestamp":%d}' % TS,
+        b'{"symbol":"A","price":10,"timestamp":%d,"symbol":"B"}' % TS,
+    ],
+)
+def test_a_key_repeated_exactly_is_refused_not_resolved_by_order(record):
+    # json.loads keeps the last value of a repeated key silently; the parsers do not
+    for points, rejections in (
+        run(record + b"\n"),
+        run(b"[%s]" % record, "x.json"),
+        run(record, "x.json"),
+        run_api(record),
+    ):
+        assert points == [] and len(rejections) == 1 and " given twice " in rejections[0].reason

@@ -28,8 +28,8 @@ from typing import Any
 
 from .ingest import Rejection, Tally, validate_records
 from .parsing import (
-    _DECODER,
     CSV,
+    FAST_DECODER,
     JSON,
     MAX_DEPTH,
     MAX_RECORD_BYTES,
@@ -41,7 +41,7 @@ from .parsing import (
     detect_format,
     loads,
 )
-from .points import MAX_FUTURE_MS, MIN_TIMESTAMP_MS, SECONDS_MS_THRESHOLD, Point, Rejected, validate
+from .points import MAX_FUTURE_MS, MIN_TIMESTAMP_MS, SECONDS_MS_THRESHOLD, Point, Rejected, fold_name, validate
 from .sources import READ_CHUNK_BYTES, GzipDamage, open_source
 
 _SYMBOL = re.compile(r"[A-Za-z0-9.\-]{1,12}")  # ASCII, no blanks: upper() is the whole normalisation
@@ -277,7 +277,7 @@ def _jsonl(
     lines = _Lines(data)
     special = lines.special
     symbols: dict[str, str] = {}
-    scan = _DECODER.scan_once  # type: ignore[attr-defined]  # what decode() runs, minus its Python wrapper
+    scan = FAST_DECODER.scan_once  # type: ignore[attr-defined]  # what decode() runs, minus its Python wrapper
     new = tuple.__new__
     batch_size, seconds, earliest = _BATCH, SECONDS_MS_THRESHOLD, MIN_TIMESTAMP_MS
     bound = _VOLUME_BOUND
@@ -316,8 +316,11 @@ def _jsonl(
                 price = record.get("price")
                 stamp = record.get("timestamp")
                 volume = record.get("volume")
-                if len(record) != 4 - (symbol is None) - (price is None) - (stamp is None) - (volume is None):
-                    symbol = 0  # another key, or a null: the reference rules decide
+                if (
+                    len(record) != 4 - (symbol is None) - (price is None) - (stamp is None) - (volume is None)
+                    or text.count(":") != len(record)  # each key has a colon: more means a key repeats
+                ):
+                    symbol = 0  # another key, a null, a repeated key: the reference rules decide
                 if type(symbol) is str:
                     symbol = symbols.get(symbol) or _fast_symbol(symbol, default_symbol, symbols) or None
                 elif symbol is None and default_symbol is not None:
@@ -479,7 +482,7 @@ def _csv(
                     if not row or all(not cell.strip() for cell in row):
                         continue
                     if header is None:
-                        names = [cell.strip().lower() for cell in row]
+                        names = [fold_name(cell) for cell in row]
                         twice = sorted({n for n in names if n and names.count(n) > 1})
                         if twice:
                             records += 1

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from .numeric import json_number
+from .points import NamedTwice, fold_name, json_object
 from .sources import READ_CHUNK_BYTES, BytesReader, GzipDamage, open_source
 
 __all__ = ["GzipDamage", "RawRecord", "detect_format", "iter_api_records", "iter_raw_records", "loads"]
@@ -79,7 +80,10 @@ def _bad_json_constant(name: str) -> float:
     return float(name.replace("Infinity", "inf"))
 
 
-_DECODER = json.JSONDecoder(parse_float=json_number, parse_constant=_bad_json_constant)
+_DECODER = json.JSONDecoder(parse_float=json_number, parse_constant=_bad_json_constant, object_pairs_hook=json_object)
+# The fast path's decoder: no pairs hook (it costs ~0.5 us a record); fast.py proves a
+# flat record has no repeated key by counting its colons instead.
+FAST_DECODER = json.JSONDecoder(parse_float=json_number, parse_constant=_bad_json_constant)
 
 
 def loads(text: str) -> Any:
@@ -254,7 +258,7 @@ def _iter_csv(source: Any) -> Iterator[RawRecord]:
         if not row or all(not cell.strip() for cell in row):
             continue  # blank line
         if header is None:
-            names = [cell.strip().lower() for cell in row]
+            names = [fold_name(cell) for cell in row]
             twice = sorted({n for n in names if n and names.count(n) > 1})
             if twice:
                 unreadable = f"not read: the CSV header ({position}) names column {twice[0]!r} twice"
@@ -478,6 +482,7 @@ def _object(reader: _JsonReader, position: str, prefix: str) -> Iterator[RawReco
     """A top-level object: a `{"points": [...]}` wrapper (its elements) or one record."""
     reader.pos += 1
     pairs: dict[Any, Any] = {}
+    twice = ""
     size = 2
     problem: str | None = None
     wrapper = False
@@ -513,8 +518,12 @@ def _object(reader: _JsonReader, position: str, prefix: str) -> Iterator[RawReco
             problem = problem if problem == TOO_DEEP else TOO_LARGE
             pairs = {}
         elif problem is None:
+            twice = twice or (key if key in pairs else "")
             pairs[key] = record.value
     if not wrapper:
+        if problem is None and twice:
+            pairs = NamedTwice(pairs)
+            pairs.twice = twice
         yield RawRecord(position, error=problem) if problem else RawRecord(position, pairs)
 
 

@@ -18,7 +18,11 @@ rules (docs/input-contract.md):
   second (`23:59:60` UTC) is folded into 23:59:59.999. Accepted range: 1900-01-01 up
   to 24 h after the current time. A record without one gets `default_timestamp_ms`
   (the API's receipt time) or is rejected (S3 objects).
-- Field names are matched case-insensitively; unknown fields are dropped.
+- Field names are matched case-insensitively and without surrounding blanks
+  (`fold_name`, the CSV header's rule too); a record that gives one name twice
+  (`price` and `Price`) is rejected, never resolved by order. Unknown fields are dropped.
+- A text cell of blanks only is empty (`is_blank`): `" "` is a missing symbol, volume
+  or timestamp, as on every path.
 
 Why these number limits: every aggregate of a 5-minute window must fit DynamoDB's
 Number type - at most 38 significant digits, magnitude 1E-130 to
@@ -167,8 +171,39 @@ def symbol_from_key(key: str) -> str | None:
     return found.symbol if found else None
 
 
+def is_blank(value: Any) -> bool:
+    """Absent, null, or a text of blanks only: a cell is stripped before the empty test."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+class NamedTwice(dict[str, Any]):
+    """A decoded JSON object that gave one key twice (`{"price": 1, "price": 2}`).
+
+    The JSON decoder keeps the last value of a repeated key silently; the parsers'
+    `object_pairs_hook` returns this instead, so that validation refuses the record.
+    """
+
+    twice: str = ""
+
+
+def json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """The parsers' `object_pairs_hook`: a dict, or `NamedTwice` when a key repeats."""
+    found = dict(pairs)
+    if len(found) == len(pairs):
+        return found
+    named = NamedTwice(found)
+    seen: set[str] = set()
+    named.twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+    return named
+
+
+def fold_name(name: str) -> str:
+    """The field-name rule of every path (JSON keys, CSV header): stripped, lower-cased."""
+    return name.strip().lower()
+
+
 def parse_symbol(value: Any, default: str | None) -> str:
-    if value is None or value == "":
+    if is_blank(value):
         if default is None:
             raise Rejected("missing symbol")
         return default
@@ -222,7 +257,7 @@ def _decimal_places(value: Decimal) -> int:
 
 
 def parse_price(value: Any, *, text_ok: bool) -> Decimal:
-    if value is None or value == "":
+    if is_blank(value):
         raise Rejected("missing price")
     price = _to_decimal(value, "price", text_ok=text_ok)
     if not price.is_finite():
@@ -244,7 +279,7 @@ def _is_integral(value: Decimal) -> bool:
 
 
 def parse_volume(value: Any, price: Decimal, *, text_ok: bool) -> int | None:
-    if value is None or value == "":
+    if is_blank(value):
         return None
     volume = _to_decimal(value, "volume", text_ok=text_ok)
     if not volume.is_finite() or not _is_integral(volume) or volume < 0:
@@ -299,14 +334,20 @@ def validate(
     """
     if not isinstance(record, Mapping):
         raise Rejected(f"record must be a JSON object, got {_type_name(record)}")
+    if type(record) is NamedTwice:
+        raise Rejected(f"field {fold_name(record.twice)!r} given twice (the key {record.twice!r} repeats)")
     fields: dict[str, Any] = {}
     for name, value in record.items():
         if isinstance(name, str):
-            fields[name.strip().lower()] = value
+            folded = fold_name(name)
+            if folded in fields:
+                first = next(n for n in record if isinstance(n, str) and fold_name(n) == folded)
+                raise Rejected(f"field {folded!r} given twice ({first!r} and {name!r}); names are case-insensitive")
+            fields[folded] = value
     symbol = parse_symbol(fields.get("symbol"), default_symbol)
     price = parse_price(fields.get("price"), text_ok=text_fields)
     raw_ts = fields.get("timestamp")
-    if raw_ts is None or raw_ts == "":
+    if is_blank(raw_ts):
         if default_timestamp_ms is None:
             raise Rejected("missing timestamp")
         timestamp = default_timestamp_ms
