@@ -8,12 +8,13 @@ packed into SendMessageBatch calls as they come, and the rejected records stream
 version to the RejectsBucket (key `rejects/<source key>@<version>.jsonl`, so a
 re-delivered event overwrites its report instead of adding one). A record without a
 symbol takes the one its key names (`key_symbol`: a `symbol=XYZ/` segment or the
-parent folder); the result, the log line and every report line say so. Any AWS
+parent folder, unless that is a generic name such as `raw/`: then such a record is
+rejected saying so); the result, the log line and every report line say so. Any AWS
 failure raises: S3 invokes asynchronously, retries twice, then the event lands in the
 InvocationDLQ.
 
 API (REST proxy event, POST /ingest): the body is one point, a JSON array of points,
-or {"points": [...]}, at most MAX_API_BODY_BYTES, read by the same parser as an S3
+or {"points": [...]}, at most MAX_API_BODY_BYTES once decoded (base64, gzip), read by the same parser as an S3
 `.json` object (one bad point is one rejection, never the body's). 202 when at least
 one point was accepted, 400 when none was, 413 when the body is too large; the
 response lists the rejections (at most MAX_API_ERRORS). A point without a timestamp
@@ -40,10 +41,28 @@ from handlers.contract import ENV_PROCESSING_QUEUE_URL, ENV_REJECTS_BUCKET
 from handlers.core.fast import ingest_batches
 from handlers.core.ingest import Rejection, Tally, validate_records
 from handlers.core.parsing import iter_api_records
-from handlers.core.points import Point, key_symbol
+from handlers.core.points import Point, generic_folder, key_symbol
+from handlers.core.sources import decoded_size
 from handlers.core.wire import MessagePacker
 
-MAX_API_BODY_BYTES = 1_048_576  # POST /ingest bodies above 1 MiB get 413
+# POST /ingest bodies above 1 MiB get 413: the size after base64 *and* gzip decoding.
+# API Gateway's own REST payload quota (10 MB, not adjustable: API Gateway Developer
+# Guide, "Quotas for configuring and running a REST API in API Gateway") bounds only
+# what is sent, so one small gzip body could otherwise expand without bound.
+MAX_API_BODY_BYTES = 1_048_576
+# A gzip S3 object may decompress to at most the function's memory size
+# (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, MB; Lambda Developer Guide, "Defined runtime
+# environment variables"); the records before the cap are kept, the rest is one rejection.
+DEFAULT_MEMORY_MB = 3008
+
+
+def max_gunzip_bytes() -> int:
+    """The decompressed-size cap of a gzip S3 object: the function's memory, in bytes."""
+    text = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    memory_mb = int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MEMORY_MB
+    return memory_mb * 1024 * 1024
+
+
 MAX_API_ERRORS = 1000  # rejections listed in one API response (the rest are counted)
 API_SOURCE = "api"
 
@@ -213,6 +232,15 @@ def _ingest_body(bucket: str, key: str, version_id: str | None, response: dict[s
     forwarder = _Forwarder(queue_url)
     named = key_symbol(key)
     origin: dict[str, str] = {"key_symbol": named.symbol, "key_symbol_from": named.origin} if named else {}
+    generic = generic_folder(key)
+    missing = "missing symbol"
+    if generic is not None:
+        # A generic folder (`raw/`) is never a symbol: say so in every such rejection.
+        missing = (
+            f"missing symbol (the key names none: folder '{generic}/' is a generic name, not a symbol; "
+            "use a symbol=XYZ/ folder or give each record a symbol)"
+        )
+        origin = {"key_symbol_refused": f"folder '{generic}/' is a generic name"}
     target = report_key(key, version_id)
     report = ReportWriter(rejects_bucket, target)
     # The fast path gives exactly what validate_records(iter_raw_records(...)) gives; the
@@ -225,9 +253,13 @@ def _ingest_body(bucket: str, key: str, version_id: str | None, response: dict[s
         now_ms=_now_ms(),
         tally=tally,
         default_symbol=named.symbol if named else None,
+        max_gunzip_bytes=max_gunzip_bytes(),
     ):
         for rejection in forwarder.packer.add_all(batch, forwarder.send):
-            report.write({**rejection.as_dict(), **origin})
+            line = rejection.as_dict()
+            if generic is not None and line["reason"] == "missing symbol":
+                line["reason"] = missing
+            report.write({**line, **origin})
     forwarder.close()
     result: dict[str, Any] = {
         "source": key,
@@ -276,8 +308,13 @@ def ingest_api(event: dict[str, Any]) -> dict[str, Any]:
         raw = body.encode("utf-8", "surrogatepass")
     if len(raw) > MAX_API_BODY_BYTES:
         return _api_response(413, {"message": f"body larger than {MAX_API_BODY_BYTES} bytes; split it"})
+    # Measured before any point is queued, so that a 413 never follows a partial send.
+    if decoded_size(raw, MAX_API_BODY_BYTES) > MAX_API_BODY_BYTES:
+        return _api_response(
+            413, {"message": f"body larger than {MAX_API_BODY_BYTES} bytes once decompressed (gzip); split it"}
+        )
     receipt_ms = (event.get("requestContext") or {}).get("requestTimeEpoch") or _now_ms()
-    records = iter_api_records(raw)  # the same parser as an S3 .json object
+    records = iter_api_records(raw, MAX_API_BODY_BYTES)  # the same parser as an S3 .json object
     tally = Tally()
     errors: list[dict[str, str]] = []
     forwarder = _Forwarder(common.env(ENV_PROCESSING_QUEUE_URL))

@@ -317,3 +317,38 @@ def test_a_key_repeated_exactly_goes_the_reference_way():
     lines += b'{"symbol":"A","price":10,"timestamp":1717421402,"x":"a:b"}\n'
     out = assert_same(lines, "x.jsonl")
     assert [type(o).__name__ for o in out] == ["Rejection", "Rejection", "Point"]
+
+
+def test_the_gunzip_cap_gives_the_reference_result():
+    # issue 16 item 7: the records before the cap are kept; the rest is one rejection
+    rows = b"symbol,price,timestamp\n" + b"".join(b"A,1,%d\n" % (1717421400 + i) for i in range(5000))
+    data = gzip.compress(rows)
+    results = []
+    for run in ("reference", "fast"):
+        tally = Tally()
+        if run == "reference":
+            records = iter_raw_records(io.BytesIO(data), key="x.csv", max_gunzip_bytes=50_000)
+            out = list(validate_records(records, source="x", now_ms=NOW_MS, tally=tally))
+        else:
+            out = list(
+                ingest_records(
+                    io.BytesIO(data),
+                    key="x.csv",
+                    content_type=None,
+                    source="x",
+                    now_ms=NOW_MS,
+                    tally=tally,
+                    max_gunzip_bytes=50_000,
+                )
+            )
+        assert tally.records_in == tally.accepted + tally.rejected == len(out)
+        results.append(_shown(out))
+    assert results[0] == results[1]
+    lines = rows[:50_000].count(b"\n")
+    assert results[0][-1] == (
+        "R",
+        "x",
+        f"after line {lines}",
+        "gzip data decompresses to more than 50000 bytes; the rest was not read",
+    )
+    assert len(results[0]) == lines  # the rows before the cap (not the header) and the one rejection

@@ -73,7 +73,7 @@ REJECTIONS = [
         "x.jsonl",
         b'{"symbol":"A","price":1.0000000000000000000000000000000000000001,"timestamp":1717236000}',
         "line 1",
-        "more than 17 decimal places",
+        "more than 38 significant digits",
     ),
     ("csv price text", "x.csv", b"symbol,price,timestamp\nA,12a,1717236000\n", "line 2", "price is not a number"),
     ("bad symbol chars", "x.jsonl", b'{"symbol":"AA PL","price":1,"timestamp":1717236000}', "line 1", "invalid symbol"),

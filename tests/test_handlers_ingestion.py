@@ -78,6 +78,20 @@ def test_s3_object_is_validated_and_forwarded_with_rejections_preserved(pipeline
     assert pipeline.pending_s3_events == []
 
 
+def test_a_generic_folder_is_not_a_symbol_and_says_so(pipeline):
+    # issue 16 item 5: raw/x.csv used to store its symbol-less rows as symbol RAW
+    version = pipeline.put_object("raw/x.csv", b"symbol,price,timestamp\nMSFT,1,1717421400\n,2,1717421401\n")
+    [result] = pipeline.deliver_s3_events()
+    assert (result["records_in"], result["accepted"], result["rejected"]) == (2, 1, 1)
+    assert "key_symbol" not in result and result["key_symbol_refused"] == "folder 'raw/' is a generic name"
+    _, points = queued_points(pipeline)
+    assert [p.symbol for p in points] == ["MSFT"]
+    report = pipeline.s3.get_object(Bucket=pipeline.rejects_bucket, Key=f"rejects/raw/x.csv@{version}.jsonl")
+    [line] = [json.loads(x) for x in report["Body"].read().splitlines()]
+    assert line["position"] == "line 3"
+    assert line["reason"].startswith("missing symbol (the key names none: folder 'raw/' is a generic name")
+
+
 def test_rejections_are_counted_in_emf_and_logged_as_warning(pipeline, capsys):
     import io
     import logging
@@ -264,6 +278,37 @@ def test_api_body_over_the_limit_gets_413(pipeline):
     assert len(body) > MAX_API_BODY_BYTES
     code, result = post(pipeline, body)
     assert code == 413 and "1048576" in result["message"]
+
+
+def test_api_gzip_body_is_limited_after_decompression(pipeline):
+    # issue 16 item 7: 1.5 MiB of points compress to a few KB; the limit is on what they decode to
+    from handlers.data_ingestion import MAX_API_BODY_BYTES
+
+    points = [{"symbol": "AAPL", "price": 1, "timestamp": 1717421400 + i} for i in range(MAX_API_BODY_BYTES // 40)]
+    bomb = gzip.compress(json.dumps(points).encode())
+    assert len(bomb) < MAX_API_BODY_BYTES // 10
+    code, result = post(pipeline, bomb, base64_encoded=True)
+    assert code == 413 and "1048576 bytes once decompressed" in result["message"]
+    _, queued = queued_points(pipeline)
+    assert queued == []  # measured before anything was queued
+    # a gzip body that decodes to less than the limit is read as usual
+    small = gzip.compress(json.dumps(points[:1000]).encode())
+    code, result = post(pipeline, small, base64_encoded=True)
+    assert (code, result["accepted"], result["rejected"]) == (202, 1000, 0)
+
+
+def test_a_gzip_object_is_capped_at_the_functions_memory(pipeline, monkeypatch):
+    # AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1 (MB): the object may decompress to 1 MiB
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1")
+    rows = b"".join(b'{"symbol":"A","price":1,"timestamp":%d}\n' % (1717421400 + i) for i in range(40_000))
+    assert len(rows) > 1024 * 1024
+    pipeline.put_object("feed/big.jsonl.gz", gzip.compress(rows))
+    [result] = pipeline.deliver_s3_events()
+    kept = rows[: 1024 * 1024].count(b"\n")
+    assert result["records_in"] == result["accepted"] + result["rejected"] == kept + 1
+    assert result["rejected"] == 1
+    _, points = queued_points(pipeline)
+    assert len(points) == kept
 
 
 def test_api_base64_and_bad_encoding_are_not_500(pipeline):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from decimal import Context, Decimal
 
@@ -15,9 +16,8 @@ import pytest
 from handlers.core.ingest import Rejection, Tally, validate_records
 from handlers.core.parsing import MAX_DEPTH, MAX_RECORD_BYTES, iter_api_records, iter_raw_records
 from handlers.core.points import (
-    MAX_NOTIONAL,
     MAX_POINTS_PER_WINDOW,
-    PRICE_DECIMALS,
+    MAX_VOLUME,
     Point,
     Rejected,
     key_symbol,
@@ -74,14 +74,16 @@ def _fits_dynamodb(value: Decimal) -> bool:
     [
         ({"price": Decimal("9.9999999999999999999999999999999999999E+125")}, "price out of range"),
         ({"price": Decimal("1E+15")}, "price out of range"),
-        ({"price": Decimal("1E-18")}, "more than 17 decimal places"),
+        ({"price": Decimal("1E-131")}, "price out of range: must be at least 1E-130"),
+        ({"price": Decimal("1." + "1" * 38)}, "more than 38 significant digits"),
+        ({"price": Decimal("1E-100"), "volume": 10**32}, "volume out of range: must be below 1E+32"),
         ({"price": 1, "volume": int("9" * 38)}, "price x volume out of range"),
         ({"price": Decimal("1E+14"), "volume": 10}, "price x volume out of range"),
         ({"price": 1, "volume": Decimal("1E+999999999")}, "price x volume out of range"),
     ],
 )
 def test_numbers_whose_window_sums_cannot_be_stored_are_rejected(record, reason):
-    with pytest.raises(Rejected, match=reason):
+    with pytest.raises(Rejected, match=re.escape(reason)):
         validate({"symbol": "A", "timestamp": TS, **record}, now_ms=NOW_MS)
 
 
@@ -92,25 +94,24 @@ def test_two_volumes_of_38_nines_are_rejected_at_ingestion():
 
 
 def test_the_largest_accepted_window_still_fits_dynamodb():
-    # The worst window the limits allow: MAX_POINTS_PER_WINDOW points at the largest price
-    # x volume, with every one of the allowed decimals, plus the largest volumes.
+    # The worst window the limits allow: MAX_POINTS_PER_WINDOW points at the largest
+    # volume and the most precise prices at both ends of the range.
+    from handlers.core.aggregation import compute_aggregate, unstorable_reason
+
     exact = Context(prec=200)
-    step = Decimal(1).scaleb(-PRICE_DECIMALS)
-    price = exact.subtract(MAX_NOTIONAL, step)
-    validate({"symbol": "A", "timestamp": TS, "price": price, "volume": 1}, now_ms=NOW_MS)
-    tiny = validate(
-        {"symbol": "A", "timestamp": TS, "price": step, "volume": int(exact.divide(MAX_NOTIONAL, step)) - 1},
-        now_ms=NOW_MS,
-    )
-    notional = exact.multiply(price, Decimal(MAX_POINTS_PER_WINDOW))
-    volume_sum = Decimal(tiny.volume) * MAX_POINTS_PER_WINDOW
-    assert _fits_dynamodb(notional) and _fits_dynamodb(volume_sum)
-    # vwap (12 significant digits, half-even) of the extremes, and the extremes themselves
-    vwap = Context(prec=12).divide(exact.add(notional, step), Decimal(MAX_POINTS_PER_WINDOW + 1))
-    assert _fits_dynamodb(vwap) and _fits_dynamodb(price) and _fits_dynamodb(step)
+    top = Decimal("9" * 15 + "." + "9" * 23)  # 38 digits, just below 1E+15
+    low = Decimal("1." + "9" * 37 + "E-130")  # 38 digits, just above 1E-130
+    validate({"symbol": "A", "timestamp": TS, "price": top, "volume": 0}, now_ms=NOW_MS)
+    tiny = validate({"symbol": "A", "timestamp": TS, "price": low, "volume": MAX_VOLUME - 1}, now_ms=NOW_MS)
+    assert _fits_dynamodb(Decimal(tiny.volume) * MAX_POINTS_PER_WINDOW)
+    points = [(TS * 1000 + i, low if i % 2 else top, MAX_VOLUME - 1 if i % 2 else 0) for i in range(1000)]
+    agg = compute_aggregate("A", TS * 1000, 300_000, points)
+    assert agg is not None and unstorable_reason(agg) is None
+    assert agg["vwap"] == Context(prec=12).create_decimal(low)  # only the tiny price carries volume
+    assert _fits_dynamodb(exact.multiply(Decimal(MAX_VOLUME - 1), MAX_POINTS_PER_WINDOW))
     # one step further is refused
     with pytest.raises(Rejected):
-        validate({"symbol": "A", "timestamp": TS, "price": step / 10}, now_ms=NOW_MS)
+        validate({"symbol": "A", "timestamp": TS, "price": Decimal("9.9E-131")}, now_ms=NOW_MS)
 
 
 def test_float_noise_from_common_producers_is_accepted_exactly():
@@ -230,6 +231,12 @@ def test_csv_header_naming_a_column_twice_is_refused():
         ("symbol=$$$/AAPL/y.csv", None),  # an explicit but invalid one: no fallback
         ("ſpy/x.csv", None),
         ("x.csv", None),
+        # issue 16 item 5: a generic folder is never a symbol, in any case
+        ("raw/x.csv", None),
+        ("incoming/x.csv", None),
+        ("feeds/2024/Data/x.csv", None),
+        ("symbol=RAW/x.csv", "RAW"),  # unless named explicitly
+        ("raw/AAPL/x.csv", "AAPL"),
     ],
 )
 def test_symbol_comes_only_from_the_documented_key_layout(key, symbol):
@@ -427,3 +434,16 @@ def test_a_key_repeated_exactly_is_refused_not_resolved_by_order(record):
         run_api(record),
     ):
         assert points == [] and len(rejections) == 1 and " given twice " in rejections[0].reason
+
+
+# --- issue 16 item 6: what float encoders print is accepted, aggregates stay exact --------
+@pytest.mark.parametrize(
+    "text", [repr(1 / 150), repr(1 / 3e9), "1e-08", "1e-7", "6.666666666666667e-05", "1.2345678901234567e-12"]
+)
+def test_prices_as_float_encoders_print_them_are_accepted_exactly(text):
+    for points, rejections in (
+        run(b'{"symbol":"A","price":%s,"timestamp":%d}\n' % (text.encode(), TS)),
+        run(b"symbol,price,timestamp\nA,%s,%d\n" % (text.encode(), TS), "x.csv"),
+        run_api(b'{"symbol":"A","price":%s,"timestamp":%d}' % (text.encode(), TS)),
+    ):
+        assert rejections == [] and [p.price for p in points] == [Decimal(text)]

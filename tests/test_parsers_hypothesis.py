@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -166,3 +167,32 @@ def test_extreme_iso_timestamps_are_points_or_rejections(stamp):
         assert str(exc)
     else:
         assert point.timestamp <= NOW_MS + 86_400_000
+
+
+@SETTINGS
+@given(
+    prices=st.lists(st.floats(min_value=1e-120, max_value=1e15, exclude_max=True), min_size=1, max_size=20),
+    volumes=st.lists(st.integers(0, 10**6), min_size=20, max_size=20),
+)
+def test_every_float_a_json_encoder_prints_is_a_price_and_aggregates_stay_storable(prices, volumes):
+    # issue 16 item 6: json.dumps (repr) prints at most 17 significant digits, in any magnitude
+    from handlers.core.aggregation import compute_aggregate, unstorable_reason
+
+    lines = "".join(
+        json.dumps({"symbol": "A", "price": p, "timestamp": 1717421400000 + i, "volume": v}) + "\n"
+        for i, (p, v) in enumerate(zip(prices, volumes, strict=False))
+    )
+    tally = Tally()
+    out = list(
+        validate_records(
+            iter_raw_records(io.BytesIO(lines.encode()), key="x.jsonl"), source="x", now_ms=NOW_MS, tally=tally
+        )
+    )
+    accepted = [o for o in out if isinstance(o, Point)]
+    # a price x volume at or above 1E+15 is the only refusal
+    expected = [p for p, v in zip(prices, volumes, strict=False) if Decimal(repr(p)) * v < 10**15]
+    assert [p.price for p in accepted] == [Decimal(repr(p)) for p in expected]
+    agg = compute_aggregate(
+        "A", 1717421400000 - 1717421400000 % 300_000, 300_000, [(p.timestamp, p.price, p.volume) for p in accepted]
+    )
+    assert agg is None or unstorable_reason(agg) is None

@@ -167,6 +167,7 @@ def ingest_records(
     tally: Tally,
     default_symbol: str | None = None,
     default_timestamp_ms: int | None = None,
+    max_gunzip_bytes: int | None = None,
 ) -> Iterator[Point | Rejection]:
     """The points and rejections of one object, one by one, as the reference path gives them."""
     for batch in ingest_batches(
@@ -178,6 +179,7 @@ def ingest_records(
         tally=tally,
         default_symbol=default_symbol,
         default_timestamp_ms=default_timestamp_ms,
+        max_gunzip_bytes=max_gunzip_bytes,
     ):
         yield from batch
 
@@ -192,6 +194,7 @@ def ingest_batches(
     tally: Tally,
     default_symbol: str | None = None,
     default_timestamp_ms: int | None = None,
+    max_gunzip_bytes: int | None = None,
 ) -> Iterator[list[Point | Rejection]]:
     """`ingest_records` in lists of up to about `_BATCH` items (no generator step per point)."""
     accepter = _Accepter(source, tally)
@@ -199,7 +202,7 @@ def ingest_batches(
     last: list[str] = ["start of object"]
     out: list[Point | Rejection] = []
     try:
-        data = open_source(stream)
+        data = open_source(stream, max_gunzip_bytes)
         fmt = detect_format(key, content_type, data.peek(512))
         if fmt != JSON:
             parse = _csv if fmt == CSV else _jsonl

@@ -528,11 +528,17 @@ def _object(reader: _JsonReader, position: str, prefix: str) -> Iterator[RawReco
 
 
 # --- entry points ---------------------------------------------------------------------
-def iter_raw_records(stream: Any, *, key: str = "", content_type: str | None = None) -> Iterator[RawRecord]:
-    """Yield every record of an object, in order, without loading it whole."""
+def iter_raw_records(
+    stream: Any, *, key: str = "", content_type: str | None = None, max_gunzip_bytes: int | None = None
+) -> Iterator[RawRecord]:
+    """Yield every record of an object, in order, without loading it whole.
+
+    `max_gunzip_bytes` caps what a gzip object may decompress to (the records before
+    the cap are kept; the rest is one rejection).
+    """
     last = "start of object"
     try:
-        source = open_source(stream)
+        source = open_source(stream, max_gunzip_bytes)
         fmt = detect_format(key, content_type, source.peek(512))
         parser = {CSV: _iter_csv, JSON: _iter_json, JSONL: _iter_jsonl}[fmt]
         for record in parser(source):
@@ -542,11 +548,11 @@ def iter_raw_records(stream: Any, *, key: str = "", content_type: str | None = N
         yield RawRecord(f"after {last}", error=f"{exc}; the rest was not read")
 
 
-def iter_api_records(body: bytes) -> Iterator[RawRecord]:
+def iter_api_records(body: bytes, max_gunzip_bytes: int | None = None) -> Iterator[RawRecord]:
     """The records of a POST /ingest body: JSON (one point, an array, a wrapper), as for S3."""
     last = "start of body"
     try:
-        source = open_source(BytesReader(body))
+        source = open_source(BytesReader(body), max_gunzip_bytes)
         for record in _iter_json(source, single="body"):
             last = record.position
             yield record

@@ -6,12 +6,13 @@ rules (docs/input-contract.md):
 - `symbol`: required; an ASCII string, stripped and upper-cased, 1-12 of A-Z 0-9 . -.
   When a record has none (absent or empty), the caller's `default_symbol` is used:
   the symbol an S3 key names by the documented layout (`key_symbol`).
-- `price`: required; finite, > 0, below `MAX_NOTIONAL` (1E+15) and a multiple of
-  1E-17 (at most `PRICE_DECIMALS` decimal places once trailing zeros are dropped: any
-  float printed with 17 significant digits from 0.1 up fits).
-  JSON records must give a JSON number; CSV cells are text and are parsed.
-- `volume`: optional (absent, null or empty); an integer >= 0 with
-  price x volume below `MAX_NOTIONAL`.
+- `price`: required; finite, > 0, below `MAX_NOTIONAL` (1E+15), at least 1E-130 and
+  with at most 38 significant digits (DynamoDB's Number; trailing zeros not counted):
+  every float a standard encoder prints (17 significant digits at most, `repr(1/150)`
+  = 0.006666666666666667, `1e-08`) fits. JSON records must give a JSON number; CSV
+  cells are text and are parsed.
+- `volume`: optional (absent, null or empty); an integer >= 0, below `MAX_VOLUME`
+  (1E+32), with price x volume below `MAX_NOTIONAL`.
 - `timestamp`: epoch seconds (|value| < 1e11), epoch milliseconds (otherwise), or an
   RFC 3339 / ISO 8601 extended date-time (`_ISO_RE`; no offset means UTC); normalized
   to integer epoch milliseconds UTC (fractions of a millisecond are floored). A leap
@@ -24,17 +25,19 @@ rules (docs/input-contract.md):
 - A text cell of blanks only is empty (`is_blank`): `" "` is a missing symbol, volume
   or timestamp, as on every path.
 
-Why these number limits: every aggregate of a 5-minute window must fit DynamoDB's
-Number type - at most 38 significant digits, magnitude 1E-130 to
-9.9999999999999999999999999999999999999E+125 (DynamoDB Developer Guide, "Supported
-data types and naming rules", Number). A window holds at most
-`MAX_POINTS_PER_WINDOW` points (one per millisecond of 300 s, the key being
-(symbol, timestamp ms)). Each price x volume is a multiple of 1E-17 below 1E+15, so
-the window's sum of price x volume is a multiple of 1E-17 below 3E+20: at most 21
-integer + 17 decimal = 38 digits, exact. The volume sum is below
-300,000 x 1E+32 = 3E+37 (volume < 1E+32 follows from price >= 1E-17): 38 digits.
-Prices, open/high/low/close and vwap (between the lowest and highest price, 12
-significant digits) lie in [1E-17, 1E+15]. `_check_limits` re-derives this at import.
+Why these number limits: every stored number must fit DynamoDB's Number type - at
+most 38 significant digits, magnitude 1E-130 to 9.9999999999999999999999999999999999999E+125
+(DynamoDB Developer Guide, "Supported data types and naming rules", Number) - and every
+aggregate except vwap must be exact. A window's stored aggregates are open / high /
+low / close (copies of prices: so a price is itself a DynamoDB number, the bound
+above), volume (an exact integer sum of at most `MAX_POINTS_PER_WINDOW` = 300,000
+volumes below 1E+32: below 3E+37, 38 digits) and vwap (rounded once to 12 significant
+digits, between the lowest and highest price, so within 1E-130 .. 1E+15). The vwap
+numerator sum(price x volume) is never stored: the aggregator computes it exactly in
+Python integers (handlers/core/aggregation.py), so it needs no decimal-places bound -
+the 17-decimal rule this replaces refused `repr(1/150)`. price x volume < 1E+15 keeps
+that integer small (a window's numerator below 3E+20). `_check_limits` re-derives this
+at import.
 
 Everything is exact: prices stay `Decimal` as written, never float.
 """
@@ -60,23 +63,19 @@ MAX_FUTURE_MS = 24 * 3600 * 1000  # a timestamp may lie at most 24 h in the futu
 MAX_DIGITS = 38  # DynamoDB numbers: up to 38 significant digits
 DYNAMODB_MAX_EXPONENT = 125  # largest adjusted exponent of a DynamoDB number
 DYNAMODB_MIN_EXPONENT = -130  # smallest
-PRICE_DECIMALS = 17  # a price is a multiple of 1E-17
 MAX_NOTIONAL = Decimal("1E+15")  # price, and price x volume, are below this
-MAX_POINTS_PER_WINDOW = 300_000
-MAX_INT_BITS = 199  # an integer below 2**199 (about 8E+59) has at most 60 digits; beyond, no field can hold it  # one point per (symbol, millisecond) in 300 s
-_MIN_PRICE_EXPONENT = -PRICE_DECIMALS
-_EXACT = Context(prec=80)  # price x volume below 1E+16 with <= 17 decimals: exact in 80 digits
+MAX_VOLUME = 10**32  # volume is below this: 300,000 of them sum to < 3E+37 (38 digits)
+MAX_POINTS_PER_WINDOW = 300_000  # one point per (symbol, millisecond) in 300 s
+MAX_INT_BITS = 199  # an integer below 2**199 (about 8E+59) has at most 60 digits; no field holds more
+_EXACT = Context(prec=80)  # price (<= 38 digits) x volume (< 1E+32): exact in 80 digits
 
 
 def _check_limits() -> None:
     """The derivation in the module docstring, as arithmetic: fail at import if edited wrongly."""
-    top_notional = MAX_POINTS_PER_WINDOW * MAX_NOTIONAL  # bound of a window's sum of price x volume
-    integer_digits = len(str(int(top_notional)))  # 3E+20 -> 21 digits
-    assert integer_digits + PRICE_DECIMALS <= MAX_DIGITS, "sum(price x volume) would not fit 38 digits"
-    top_volume = MAX_POINTS_PER_WINDOW * int(MAX_NOTIONAL * 10**PRICE_DECIMALS)
-    assert len(str(top_volume)) <= MAX_DIGITS, "sum(volume) would not fit 38 digits"
-    assert (MAX_NOTIONAL * MAX_POINTS_PER_WINDOW).adjusted() <= DYNAMODB_MAX_EXPONENT
-    assert _MIN_PRICE_EXPONENT >= DYNAMODB_MIN_EXPONENT
+    volume_sum = MAX_POINTS_PER_WINDOW * (MAX_VOLUME - 1)
+    assert len(str(volume_sum)) <= MAX_DIGITS, "sum(volume) would not fit 38 digits"
+    assert MAX_NOTIONAL.adjusted() <= DYNAMODB_MAX_EXPONENT, "a price would not fit DynamoDB"
+    assert _EXACT.prec >= MAX_DIGITS + len(str(MAX_VOLUME)), "price x volume would be rounded"
 
 
 _check_limits()
@@ -138,14 +137,35 @@ class KeySymbol(NamedTuple):
     origin: str  # e.g. "key segment 'symbol=AAPL/'" or "parent folder 'AAPL/'"
 
 
+# Folder names that say what a folder holds, not which symbol: never a key's symbol,
+# whatever their case (a symbol spelled like one needs `symbol=XYZ/`). Matched after
+# upper-casing; docs/input-contract.md lists them.
+GENERIC_FOLDERS = frozenset(
+    """RAW INCOMING INBOX INPUT INPUTS IN UPLOAD UPLOADS DATA FILES FEED FEEDS LANDING STAGING
+    ARCHIVE ARCHIVES TMP TEMP NEW OLD DAILY HOURLY EXPORT EXPORTS IMPORT IMPORTS CSV JSON JSONL
+    NDJSON GZ TEST TESTS SAMPLE SAMPLES BACKUP BACKUPS DROP DROPS PENDING PROCESSED OUT OUTPUT
+    QUOTES TRADES TICKS PRICES POINTS BARS MARKET MARKETDATA LATEST CURRENT BATCH BATCHES""".split()
+)
+
+
+def generic_folder(key: str) -> str | None:
+    """The key's parent folder when it would be a symbol but is a generic name, else None."""
+    folders = key.split("/")[:-1]
+    if not folders or any(f[:7].lower() == "symbol=" for f in folders):
+        return None
+    symbol = _as_symbol(folders[-1])
+    return folders[-1] if symbol is not None and symbol in GENERIC_FOLDERS else None
+
+
 def key_symbol(key: str) -> KeySymbol | None:
     """The symbol an S3 key names by the documented layout, or None.
 
     1. A folder segment `symbol=XYZ` (any depth, Hive style): XYZ. Several that disagree,
        or one that is not a valid symbol, name none (never a guess).
     2. Otherwise the object's immediate parent folder, when it is a valid symbol with at
-       least one letter (`.../AAPL/2024-06-03.csv`; a date folder such as `2024/06/` or
-       `03/` is not a symbol). Deeper ancestors are never used.
+       least one letter and not a generic name (`GENERIC_FOLDERS`: `raw/`, `incoming/`,
+       ...) (`.../AAPL/2024-06-03.csv`; a date folder such as `2024/06/` or `03/` is not
+       a symbol). Deeper ancestors are never used.
     """
     folders = key.split("/")[:-1]
     tagged = [f for f in folders if f[:7].lower() == "symbol="]
@@ -160,7 +180,7 @@ def key_symbol(key: str) -> KeySymbol | None:
         return None
     parent = folders[-1]
     symbol = _as_symbol(parent)
-    if symbol is None or not any("A" <= c <= "Z" for c in symbol):
+    if symbol is None or not any("A" <= c <= "Z" for c in symbol) or symbol in GENERIC_FOLDERS:
         return None
     return KeySymbol(symbol, f"parent folder '{parent}/'")
 
@@ -266,8 +286,17 @@ def parse_price(value: Any, *, text_ok: bool) -> Decimal:
         raise Rejected(f"price must be > 0, got {_show(value)}")
     if price >= MAX_NOTIONAL:
         raise Rejected(f"price out of range: must be below 1E+15, got {_show(value)}")
-    if _decimal_places(price) > PRICE_DECIMALS:
-        raise Rejected(f"price has more than {PRICE_DECIMALS} decimal places: {_show(value)}")
+    if price.adjusted() < DYNAMODB_MIN_EXPONENT:
+        raise Rejected(f"price out of range: must be at least 1E-130 (DynamoDB's smallest number), got {_show(value)}")
+    digits = price.as_tuple().digits
+    if len(digits) > MAX_DIGITS:
+        significant = len(bytes(digits).rstrip(b"\0"))
+        if significant > MAX_DIGITS:
+            raise Rejected(
+                f"price has more than {MAX_DIGITS} significant digits (DynamoDB's precision): {_show(value)}"
+            )
+        # only trailing zeros beyond 38 digits: drop them (exact), DynamoDB would trim them
+        price = price.quantize(Decimal(1).scaleb(-_decimal_places(price)), context=_EXACT)
     return price
 
 
@@ -284,11 +313,16 @@ def parse_volume(value: Any, price: Decimal, *, text_ok: bool) -> int | None:
     volume = _to_decimal(value, "volume", text_ok=text_ok)
     if not volume.is_finite() or not _is_integral(volume) or volume < 0:
         raise Rejected(f"volume must be an integer >= 0, got {_show(value)}")
-    # Compare magnitudes before multiplying: a 10**9-digit exponent must not be expanded.
+    # Compare magnitudes before multiplying (cheap), then exactly.
     if volume and (volume.adjusted() + price.adjusted() >= 16 or _EXACT.multiply(price, volume) >= MAX_NOTIONAL):
         raise Rejected(
-            f"price x volume out of range: must be below 1E+15 (a window's sums must fit DynamoDB numbers), "
+            f"price x volume out of range: must be below 1E+15 (keeps a window's vwap numerator small), "
             f"got volume {_show(value)}"
+        )
+    if volume >= MAX_VOLUME:  # only reachable with a price below 1E-17
+        raise Rejected(
+            f"volume out of range: must be below 1E+32 (a window's volume sum must fit DynamoDB's 38 digits), "
+            f"got {_show(value)}"
         )
     return int(volume)
 

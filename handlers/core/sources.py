@@ -21,6 +21,10 @@ class GzipDamage(Exception):
     """The gzip data is damaged here; every byte before it has been returned."""
 
 
+class GzipTooLarge(GzipDamage):
+    """The gzip data decompresses to more than its cap; every byte up to the cap was returned."""
+
+
 class Source:
     """`read(n)` returns 1..n bytes, b"" at the end; bytes can be peeked and replayed."""
 
@@ -54,8 +58,10 @@ class Gunzip:
 
     _MAX_OUT = 4 * READ_CHUNK_BYTES  # output per step: bounds memory on a zip bomb
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, source: Source, max_bytes: int | None = None) -> None:
         self._source = source
+        self._left = max_bytes  # decompressed bytes still allowed (None: no cap)
+        self._max_bytes = max_bytes
         self._z: Any = None  # the current member's decompressor; None between members
         self._in = b""
         self._out = b""
@@ -72,7 +78,20 @@ class Gunzip:
         data, self._out = self._out[:n], self._out[n:]
         return data
 
+    def _capped(self) -> None:
+        """Cut `_out` at the cap; what lies beyond it is one `GzipTooLarge`."""
+        if self._left is None or self._error is not None:
+            return
+        if len(self._out) > self._left:
+            self._out = self._out[: self._left]
+            self._error = GzipTooLarge(f"gzip data decompresses to more than {self._max_bytes} bytes")
+        self._left -= len(self._out)
+
     def _step(self) -> None:
+        self._decompress()
+        self._capped()
+
+    def _decompress(self) -> None:
         if not self._in:
             self._in = self._source.read(READ_CHUNK_BYTES)
             if not self._in:
@@ -117,12 +136,38 @@ def _salvage(z: Any, data: bytes) -> bytes:
     return b"".join(out)
 
 
-def open_source(stream: Any) -> Source:
-    """A `Source` over a binary stream, decompressed when it starts with the gzip magic bytes."""
+def open_source(stream: Any, max_gunzip_bytes: int | None = None) -> Source:
+    """A `Source` over a binary stream, decompressed when it starts with the gzip magic bytes.
+
+    `max_gunzip_bytes` caps the decompressed size: beyond it, `GzipTooLarge` (a
+    `GzipDamage`: the records before it are kept, the rest is one rejection).
+    """
     source = Source(stream.read)
     if source.peek(2) == GZIP_MAGIC:
-        return Source(Gunzip(source).read)
+        return Source(Gunzip(source, max_gunzip_bytes).read)
     return source
+
+
+def decoded_size(data: bytes, limit: int) -> int:
+    """The size of `data` once decompressed (gzip), counted up to `limit` + 1 at most.
+
+    Streaming, in bounded memory (`Gunzip` outputs at most 256 KiB a step): a body
+    that expands without bound is measured only up to just past the limit. Damage
+    ends the count (the parser reports it).
+    """
+    source = open_source(BytesReader(data), limit + 1)
+    size = 0
+    try:
+        while size <= limit:
+            chunk = source.read(READ_CHUNK_BYTES)
+            if not chunk:
+                break
+            size += len(chunk)
+    except GzipTooLarge:
+        return limit + 1
+    except GzipDamage:
+        pass
+    return size
 
 
 class BytesReader:
