@@ -1,4 +1,4 @@
-"""How to deliver finished bars: the three options of issue 12 item 2, measured on real bars.
+"""How to deliver finished bars: three options (docs/design.md "Consumer contract"), measured on real bars.
 
     python -m bench.bar_delivery [--symbols 500 5000] [--windows-per-symbol 1]
 

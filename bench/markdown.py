@@ -19,7 +19,7 @@ if str(ROOT) not in sys.path:
 
 from bench.fit import PROJECTIONS  # noqa: E402
 
-TARGETS = {  # issue 12: (key, comparison, bound)
+TARGETS = {  # docs/performance.md "Targets": (key, comparison, bound)
     "1M/5000 ratio to floor": ("1M/5000", "ratio_to_floor", "<=", 1.10),
     "1M/500 ratio to floor": ("1M/500", "ratio_to_floor", "<=", 1.05),
     "10M/5000 ratio to floor": ("10M/5000", "ratio_to_floor", "<=", 1.03),

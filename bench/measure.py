@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from bench import costing, workload
 from bench.meter import AwsMeter
 
-NAIVE_MEMORY_MB = 3072  # the naive baseline's functions: issue 5's definition, unchanged
+NAIVE_MEMORY_MB = 3072  # the naive baseline's functions, as first defined: kept so runs compare
 COLD_STARTS_PER_FUNCTION = 1  # one INIT per function per day, billed at the measured import time
 FUNCTION_NAMES = {
     "handlers.data_ingestion": "DataIngestionFunction",

@@ -1,4 +1,4 @@
-"""The naive reference pipeline the benchmark compares against (issue 5, "Baseline").
+"""The naive reference pipeline the benchmark compares against (docs/performance.md "How it is measured").
 
 The same architecture as market_cfn (S3 -> ingestion -> SQS -> processor -> DynamoDB +
 EventBridge -> SQS -> aggregator), written the way a first version usually is:

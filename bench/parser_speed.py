@@ -10,7 +10,7 @@ ratio), over the workload's CSV and JSON Lines bytes:
 - bare CSV: `csv.reader` over the decoded text; bare JSON Lines: `json.loads` per line.
 
 and reports points/s of each and the ratios `ingest_vs_raw_csv` / `ingest_vs_raw_jsonl`
-(bare time / our time: 1.0 would be as fast as the bare parser; issue 12's targets are
+(bare time / our time: 1.0 would be as fast as the bare parser; the targets are
 >= 0.08 and >= 0.40). `python -m bench.parser_speed [POINTS]` prints the JSON.
 """
 

@@ -7,12 +7,12 @@ one PointsStored event per message names the (symbol, 5-minute window) pairs it
 touched, so the aggregator recomputes exactly those. A message that fails (unreadable
 body, writes still unprocessed after the retries, events still failing) is reported in
 `batchItemFailures` alone; its neighbours are deleted by the event source mapping.
-After 3 receives the redrive policy moves it to ProcessingDLQ.
+After the queue's maxReceiveCount (5) receives the redrive policy moves it to ProcessingDLQ.
 
 Every stored point reaches the aggregator, even while EventBridge fails: a PutEvents
 call whose entries still fail after the retries (or that raises) does not fail the
 message - its points are already stored, and redelivering it would only rewrite them
-and, after 3 receives, strand them in ProcessingDLQ unaggregated. Instead the details
+and, after maxReceiveCount (5) receives, strand them in ProcessingDLQ unaggregated. Instead the details
 of that call are sent straight to the AggregationQueue (SendMessageBatch), which is
 exactly what the PointsStoredRule target delivers (InputPath $.detail). Only when that
 fails too does the message fail (and come back).

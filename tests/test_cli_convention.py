@@ -1,4 +1,4 @@
-"""One command-line convention across every command (docs/operations.md "Conventions"), checked
+"""One command-line convention across every command (docs/operations.md "One convention"), checked
 by walking each command's real parser, and the closed-pipe rule checked on real processes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Small command-line frictions (issue 13): --version, `render --out -`, policy_export's errors."""
+"""Small command-line frictions: --version, `render --out -`, policy_export's errors."""
 
 from __future__ import annotations
 

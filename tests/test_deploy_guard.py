@@ -1,5 +1,5 @@
-"""The guard decides from every signal of the change set and fails closed (issue 8 item 2): each case of
-the issue's "Why" list is blocked, harmless changes are not. Plain data in (botocore-shaped change sets,
+"""The guard decides from every signal of the change set and fails closed: each way a deploy can destroy
+or unprotect data is blocked, harmless changes are not. Plain data in (botocore-shaped change sets,
 templates), findings out; see tests/deploy_changesets.py for the shapes and the docs behind them."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The security diff (issue 8 item 4): what a policy change really grants (NotAction/NotResource as
+"""The security diff: what a policy change really grants (NotAction/NotResource as
 complements, Conditions compared), and which broadenings block under --yes (kind "broadening",
 needs_human False) unless --allow-broadening. Computed from the resolved templates."""
 

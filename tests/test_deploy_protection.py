@@ -1,4 +1,4 @@
-"""In-place changes that destroy or unprotect data are guarded like replacements (issue 8 item 2): kind
+"""In-place changes that destroy or unprotect data are guarded like replacements: kind
 "unprotect", allowed only by --allow-unprotect ID, each shown as the property and before → after; from
 the resolved template diff, the change set's details, or BeforeContext/AfterContext."""
 

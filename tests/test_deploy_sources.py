@@ -1,4 +1,4 @@
-"""Every source of values (issue 17 items 2 and 3): each broadening and unprotection the guard knows,
+"""Every source of values: each broadening and unprotection the guard knows,
 read from the change set's values alone (BeforeContext/AfterContext, or the Details' values) while the
 two templates are identical, is a blocking finding under --yes, and the review says the sources
 disagreed. The change sets are shaped as botocore's cloudformation model documents ResourceChange

@@ -346,7 +346,7 @@ def test_unknown_event_shape_raises(pipeline):
         pipeline.invoke("DataIngestionFunction", {"hello": "world"})
 
 
-# --- issue 10: versions, bounded reports, symbols, one contract ----------------------------
+# --- the input contract: versions, bounded reports, symbols, one parser ------------------
 def stored_prices(pipe):
     pipe.drain_processing_queue()
     return sorted((i["symbol"], int(i["timestamp"]), i["price"]) for i in pipe.table_items() if "#" not in i["symbol"])

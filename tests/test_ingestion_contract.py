@@ -1,4 +1,4 @@
-"""The input contract at its edges (issue 10): number limits, damaged input, symbols, one parser.
+"""The input contract at its edges: number limits, damaged input, symbols, one parser.
 
 Pure core tests: parsing and validation on bytes, no AWS.
 """

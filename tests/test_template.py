@@ -1,7 +1,7 @@
-"""Structural tests on the rendered template: one test (or more) per requirement of issue 2,
+"""Structural tests on the rendered template: one test (or more) per requirement (docs/design.md),
 each on both profiles (build/template.json is the default one, and the regulated render).
 
-Issue 9's points (monitoring, encryption, the regulated profile) are in
+Monitoring, encryption and the regulated profile are in
 tests/test_template_operable.py and tests/test_template_regulated.py."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 9, "operable on day one": error metric filters, the alarm topic, an alarm for every
+"""Operable on day one (docs/design.md "Operable on day one"): error metric filters, the alarm topic, an alarm for every
 failure mode, the dashboard and the runbook - on build/template.json and the regulated render."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 9, the regulated profile: one customer managed key for every store, queue, log group
+"""The regulated profile (docs/design.md "The regulated profile"): one customer managed key for every store, queue, log group
 and the bus, a key policy naming exactly the services that use it, S3 server access logs kept a
 year, data retained, API execution logs at ERROR - and the default profile unchanged."""
 

@@ -3,7 +3,7 @@
 `ingest_records(stream, ...)` yields exactly what the reference path
 `validate_records(iter_raw_records(stream, ...), ...)` yields - the same `Point`s and
 `Rejection`s (positions and reasons), in the same order, with the same `Tally` - only
-faster (issue 12 item 4; tests/test_fast_path.py proves the equality on clean and dirty
+faster (tests/test_fast_path.py proves the equality on clean and dirty
 input, bench/parser_speed.py measures the speed). `ingest_batches` yields the same items
 in lists, which DataIngestion hands to `MessagePacker.add_all`: no generator step and
 no method call per point.

@@ -28,7 +28,7 @@ Body = Callable[["Context"], tuple[int, dict[str, Any]]]
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """The one command-line convention (docs/operations.md "Conventions"), for every command:
+    """The one command-line convention (docs/operations.md "One convention"), for every command:
 
     - a usage error is one line on stderr, `<prog>: <reason> (see --help)`, exit 2;
     - options are never abbreviated (`--del` is not `--delete-data`: an abbreviation that

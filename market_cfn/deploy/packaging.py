@@ -20,8 +20,8 @@ packaging time:
 
 Files come from the installed distributions' RECORDs (importlib.metadata `files()`),
 never from a directory walk of site-packages. Compiled extension modules (*.so, *.pyd)
-are left out: they were built for this machine's Python and CPU, not for python3.12 on
-arm64. wrapt is the only bundled package that has one, and it falls back to its pure
+are left out: they were built for this machine's Python and CPU, not for the Lambda runtime's
+Python on arm64. wrapt is the only bundled package that has one, and it falls back to its pure
 Python implementation when `wrapt._wrappers` cannot be imported (wrapt/__wrapt__.py).
 """
 
@@ -46,7 +46,7 @@ POWERTOOLS_DIST = "aws-lambda-powertools"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644  # regular file, rw-r--r--
 
-# Modules the Lambda python3.12 runtime provides besides the standard library: the AWS
+# Modules the Lambda Python runtime provides besides the standard library: the AWS
 # SDK and its requirements (boto3 -> botocore -> jmespath, python-dateutil -> six,
 # urllib3; boto3 -> s3transfer).
 RUNTIME_PROVIDED = frozenset(
@@ -158,7 +158,7 @@ def bundle_plan(handlers_dir: Path) -> list[tuple[str, str]]:
     )
     if unknown:
         raise PackagingError(
-            f"{handlers_dir.name}/ imports {', '.join(unknown)}, which the Lambda python3.12 runtime "
+            f"{handlers_dir.name}/ imports {', '.join(unknown)}, which the Lambda Python runtime "
             "does not provide and the package step does not bundle"
         )
     return plan

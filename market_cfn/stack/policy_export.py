@@ -114,7 +114,7 @@ def policy_documents(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
             documents[logical_id] = resolver.resolve(props["PolicyDocument"])
         # KMS key policies are not exported: in a key policy `"Resource": "*"` means "this
         # key" and is the only form (KMS developer guide, "Key policies"), which parliament
-        # reads as an unscoped grant. tests/test_template_monitoring_and_keys.py checks them.
+        # reads as an unscoped grant. tests/test_template_regulated.py checks them.
     return documents
 
 
