@@ -1,4 +1,4 @@
-"""Per-cell cost of hostile numbers and timestamps (issue 16 item 1): bounded, not a timed test.
+"""Per-cell cost of hostile numbers and timestamps (bounds before arithmetic): bounded, not a timed test.
 
 For each hostile cell (huge exponents, long digit runs, calendar extremes with offsets)
 an object of `rows` records carrying it is ingested through the fast path

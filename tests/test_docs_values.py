@@ -139,8 +139,10 @@ def _runtime(truth: Truth, groups: list[str]) -> str | None:
 
 def _bootstrap_lifecycle(truth: Truth, groups: list[str]) -> str | None:
     (rule,) = truth.bootstrap["Resources"]["ArtifactsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-    actual = [rule["ExpirationInDays"], rule["NoncurrentVersionExpiration"]["NoncurrentDays"]]
-    return None if [_number(g) for g in groups] == actual else f"the bootstrap bucket's rule says {actual}"
+    actual = [rule.get("ExpirationInDays"), rule["NoncurrentVersionExpiration"]["NoncurrentDays"]]
+    current, noncurrent = groups
+    stated = [None if current.startswith("never") else _number(current.split()[-2]), _number(noncurrent)]
+    return None if stated == actual else f"the bootstrap bucket's rule says {actual}"
 
 
 def _version(truth: Truth, groups: list[str]) -> str | None:
@@ -207,7 +209,7 @@ CLAIMS = [
     ),
     Claim(
         "the bootstrap bucket's lifecycle",
-        r"expire after (\d+) days and old versions (\d+) days later",
+        r"current artifacts (never expire|expire after \d+ days)[^;]*?noncurrent versions after (\d+) days",
         _bootstrap_lifecycle,
     ),
     Claim(

@@ -329,7 +329,7 @@ def test_cr_only_lines_over_many_chunks_keep_their_numbers():
     assert len(points) == 20_000 and [r.position for r in rejections] == ["line 20001"]
 
 
-# --- issue 16 item 1: bounds before arithmetic, one reason each -------------------------
+# --- bounds before arithmetic, one reason each ----------------------------------------
 @pytest.mark.parametrize(
     "stamp,reason",
     [

@@ -94,7 +94,7 @@ def test_validate_returns_a_point_or_raises_rejected(rec):
         assert decode_message(bodies[0]) == [point]
 
 
-# --- issue 16 item 1: the number and timestamp grammars at their extremes ---------------
+# --- the number and timestamp grammars at their extremes --------------------------------
 # Exponents, digit counts, years and offsets far beyond every bound: each must give a
 # point or a rejection with a reason, never an exception, on the reference path and the
 # fast path alike (and the fast path must agree with the reference).
