@@ -190,6 +190,35 @@ def test_an_outdated_bootstrap_is_updated_through_a_reviewed_change_set(aws):
     assert change_set["ExecutionStatus"] in ("EXECUTE_COMPLETE", "AVAILABLE")
 
 
+def test_a_version_two_bootstrap_is_upgraded_under_yes_by_the_changes_its_code_names(aws):
+    # GIVEN version 2 (current artifacts expired after 365 days, under another rule Id)
+    cfn, apigateway, options = aws
+    two = build_bootstrap_template().to_dict()
+    two["Outputs"][VERSION_OUTPUT]["Value"] = "2"
+    two["Resources"]["ArtifactsBucket"]["Properties"]["LifecycleConfiguration"] = {
+        "Rules": [
+            {
+                "Id": "ExpireOldArtifacts",
+                "Status": "Enabled",
+                "ExpirationInDays": 365,
+                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            }
+        ]
+    }
+    _deploy_raw(cfn, two)
+    out_console, out = console()
+    # WHEN bin/deploy --yes meets it THEN the lifecycle change (not on the allow-list of harmless changes,
+    # but named by bootstrap.UPGRADE_CHANGES) executes, and the renamed rule is no "expiration added"
+    ensure_bootstrap(cfn, "market-data-bootstrap", out_console, waits(), assume_yes=True, options=options)
+    text = out.getvalue()
+    assert "allowed by --allow-change ArtifactsBucket.LifecycleConfiguration" in text, text
+    assert "Not executed" not in text and "[unprotect]" not in text
+    (change_set,) = cfn.list_change_sets(StackName="market-data-bootstrap")["Summaries"]
+    assert change_set["ExecutionStatus"] in ("EXECUTE_COMPLETE", "AVAILABLE")
+    assert "UPDATE_COMPLETE" in text
+
+
 def test_a_current_bootstrap_is_left_alone(aws):
     cfn, apigateway, options = aws
     _deploy_raw(cfn, build_bootstrap_template().to_dict())

@@ -287,3 +287,36 @@ def test_docs_deploy_md_documents_exactly_this_allow_list():
             kind, props = (cell.strip() for cell in line.strip("|").split("|"))
             documented[kind.strip("`")] = set() if props == "(none)" else {p.strip("` ") for p in props.split(",")}
     assert documented == {k: set(v) for k, v in ALLOW_LIST.items()}
+
+
+def test_the_bootstrap_upgrade_changes_only_what_its_code_names_and_passes_under_yes():
+    # GIVEN a version 2 bootstrap stack (current artifacts expired after 365 days) and this version's template
+    from market_cfn.deploy.bootstrap import UPGRADE_CHANGES, render_bootstrap_json
+
+    new = json.loads(render_bootstrap_json())
+    old = copy.deepcopy(new)
+    old["Resources"]["ArtifactsBucket"]["Properties"]["LifecycleConfiguration"] = {
+        "Rules": [
+            {
+                "Id": "ExpireOldArtifacts",
+                "Status": "Enabled",
+                "ExpirationInDays": 365,
+                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            }
+        ]
+    }
+    cs = change_set(
+        resource_change(
+            "Modify",
+            "ArtifactsBucket",
+            "AWS::S3::Bucket",
+            replacement="False",
+            details=[detail("LifecycleConfiguration")],
+        )
+    )
+    # WHEN it is reviewed as the user's stack THEN the lifecycle change waits for a name under --yes
+    assert unlisted(review_of(cs, old, new)) == ["--allow-change ArtifactsBucket.LifecycleConfiguration"]
+    # WHEN it is reviewed as ensure_bootstrap does THEN it passes, and nothing is unprotected
+    review = review_of(cs, old, new, overrides=Overrides(expected_changes=UPGRADE_CHANGES))
+    assert review.blocking(assume_yes=True) == [] and review.unmatched_overrides == []

@@ -220,3 +220,29 @@ def test_encryption_changes_are_found_by_property_name_not_by_accident():
     changed = {"Properties": {"KmsMasterKeyId": "alias/b", "ProcessedCount": 2}}
     found = unprotections("AWS::SQS::Queue", queue, changed)
     assert [(u.label, u.why) for u in found] == [("KmsMasterKeyId", "encryption changed")]
+
+
+def test_a_renamed_lifecycle_rule_is_compared_with_the_old_rules_over_the_same_objects():
+    from market_cfn.deploy.protection import unprotections
+
+    def bucket(*rules):
+        return {"Properties": {"LifecycleConfiguration": {"Rules": list(rules)}}}
+
+    old = bucket(
+        {
+            "Id": "ExpireOld",
+            "Status": "Enabled",
+            "ExpirationInDays": 365,
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+        }
+    )
+    same = bucket(
+        {"Id": "ExpireNoncurrent", "Status": "Enabled", "NoncurrentVersionExpiration": {"NoncurrentDays": 30}}
+    )
+    assert unprotections("AWS::S3::Bucket", old, same) == []  # the bootstrap's version 3: kept as long
+    shorter = bucket({"Id": "Renamed", "Status": "Enabled", "NoncurrentVersionExpiration": {"NoncurrentDays": 1}})
+    assert [(u.what, u.why) for u in unprotections("AWS::S3::Bucket", old, shorter)] == [
+        ("LifecycleConfiguration.Rules[Renamed].NoncurrentVersionExpiration 30 → 1", "expiration shortened")
+    ]
+    other_objects = bucket({"Id": "Logs", "Status": "Enabled", "Prefix": "logs/", "ExpirationInDays": 400})
+    assert [u.why for u in unprotections("AWS::S3::Bucket", old, other_objects)] == ["expiration added"]

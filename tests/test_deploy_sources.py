@@ -7,12 +7,13 @@ disagreed. The change sets are shaped as botocore's cloudformation model documen
 from __future__ import annotations
 
 import copy
+import io
 import json
 from typing import Any
 
 import pytest
 
-from market_cfn.deploy import ReviewInput, build_review
+from market_cfn.deploy import Console, ReviewInput, build_review, render_review
 from market_cfn.deploy.diff import KNOWN_AFTER_APPLY
 from tests.deploy_changesets import change_set, detail, resource_change, review_of, template
 
@@ -306,6 +307,12 @@ def values_only(rtype: str, before: dict[str, Any], after: dict[str, Any], *, co
     return review_of(change_set(change), same, copy.deepcopy(same))
 
 
+def rendered(review: Any) -> str:
+    console = Console(out=io.StringIO(), interactive=False)
+    render_review(review, console)
+    return console.out.getvalue()  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("name, rtype, before, after, cause", BROADENINGS, ids=[b[0] for b in BROADENINGS])
 def test_each_broadening_read_from_the_change_set_values_alone_blocks_under_yes(name, rtype, before, after, cause):
     review = values_only(rtype, before, after)
@@ -315,8 +322,12 @@ def test_each_broadening_read_from_the_change_set_values_alone_blocks_under_yes(
     # the review says the template diff showed nothing of it
     assert any("the sources disagree" in c for f in blocking for c in f.causes)
     assert any("R: the sources disagree" in n for n in review.notes), review.notes
-    # and it is printed as an IAM change, not "IAM changes: none"
+    # and it is printed as an IAM change, not "IAM changes: none", under the verdict that blocks it
     assert any(line.broadening for line in review.iam)
+    text = rendered(review)
+    assert "IAM changes: none" not in text
+    verdict = text.index("Security broadening (not executed under --yes without --allow-broadening):")
+    assert all(text.index(f.what, verdict) > verdict for f in blocking)
 
 
 @pytest.mark.parametrize("name, rtype, before, after, cause", BROADENINGS, ids=[b[0] for b in BROADENINGS])
@@ -345,6 +356,9 @@ def test_each_unprotection_read_from_the_change_set_values_alone_blocks(name, rt
     assert blocking, f"{name}: no blocking unprotection in {review.findings}"
     assert all(f.override == "--allow-unprotect R" for f in blocking)
     assert any("the sources disagree" in c for f in blocking for c in f.causes)
+    text = rendered(review)
+    verdict = text.index("Guard: this change set would destroy or unprotect data and will not be executed:")
+    assert all(text.index(f.what, verdict) > verdict for f in blocking)
 
 
 @pytest.mark.parametrize("name, rtype, before, after", UNPROTECTIONS, ids=[u[0] for u in UNPROTECTIONS])

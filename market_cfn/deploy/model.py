@@ -44,6 +44,9 @@ class Overrides:
     allow_drift: frozenset[str] = frozenset()  # --allow-drift ID: overwrite a drifted stateful resource
     allow_broadening: bool = False  # --allow-broadening: IAM/network broadening under --yes
     allow_change: frozenset[str] = frozenset()  # --allow-change ID.PROPERTY: a change not on the allow-list
+    # ID.PROPERTY changes a tool-owned stack's own upgrade makes, reviewed in its code (the bootstrap
+    # stack); allowed like --allow-change, and never reported as matching nothing
+    expected_changes: frozenset[str] = frozenset()
     extra_stateful_types: frozenset[str] = frozenset()  # user-added stateful types
 
 

@@ -233,38 +233,60 @@ def _rules(props: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {str(r.get("Id") or f"#{i}"): r for i, r in enumerate(items) if isinstance(r, dict)}
 
 
+_FILTER_KEYS = ("Prefix", "Filter", "TagFilters", "ObjectSizeGreaterThan", "ObjectSizeLessThan")
+
+
+def _same_objects(rule: dict[str, Any], old_rules: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """For a rule whose Id is new: the old enabled rules over exactly the same objects (equal filter),
+    as one rule with each expiration at its shortest (S3 applies the earliest of overlapping rules)."""
+    same = [
+        r
+        for r in old_rules.values()
+        if str(r.get("Status", "Enabled")) == "Enabled" and all(r.get(k) == rule.get(k) for k in _FILTER_KEYS)
+    ]
+    merged: dict[str, Any] = {}
+    for field in _EXPIRATIONS:
+        values = [v for v in (_expiry(r, field) for r in same) if v is not MISSING]
+        if not values:
+            continue
+        shortest = values[0]
+        for value in values[1:]:
+            if _shorter(field, value, shortest):
+                shortest = value
+        merged[field] = {"NoncurrentDays": shortest} if field == "NoncurrentVersionExpiration" else shortest
+    return merged
+
+
+def _expiry(rule: dict[str, Any], field: str) -> Any:
+    return _get(rule, [field, "NoncurrentDays"]) if field == "NoncurrentVersionExpiration" else rule.get(field, MISSING)
+
+
+def _shorter(field: str, value: Any, than: Any) -> bool:
+    if field == "ExpirationDate":
+        return str(value) < str(than)
+    n, w = _number(value), _number(than)
+    return n is None or w is None or n < w
+
+
 def _expiration(old: dict[str, Any], new: dict[str, Any]) -> list[Unprotection]:
-    """S3 lifecycle rules (matched by Id, else by position): an expiration added or shortened."""
+    """S3 lifecycle rules (matched by Id, else by position; a rule with a new Id by the old rules with the
+    same filter): an expiration added or shortened."""
     out = []
     old_rules, new_rules = _rules(old), _rules(new)
     for rule_id, rule in new_rules.items():
         if str(rule.get("Status", "Enabled")) != "Enabled":
             continue
-        previous = old_rules.get(rule_id, {})
+        previous = old_rules[rule_id] if rule_id in old_rules else _same_objects(rule, old_rules)
         active = str(previous.get("Status", "Enabled")) == "Enabled" and bool(previous)
         for field in _EXPIRATIONS:
-            now = rule.get(field, MISSING)
-            if field == "NoncurrentVersionExpiration":
-                now = _get(rule, [field, "NoncurrentDays"])
+            now = _expiry(rule, field)
             if now is MISSING:
                 continue
-            was = MISSING
-            if active:
-                was = (
-                    _get(previous, [field, "NoncurrentDays"])
-                    if field == "NoncurrentVersionExpiration"
-                    else previous.get(field, MISSING)
-                )
+            was = _expiry(previous, field) if active else MISSING
             label = f"LifecycleConfiguration.Rules[{rule_id}].{field}"
             if was is MISSING:
                 out.append(Unprotection(label, "(none)", show(now), "expiration added"))
-                continue
-            if field == "ExpirationDate":
-                shorter = str(now) < str(was)
-            else:
-                n, w = _number(now), _number(was)
-                shorter = n is None or w is None or n < w
-            if shorter:
+            elif _shorter(field, now, was):
                 out.append(Unprotection(label, show(was), show(now), "expiration shortened"))
     return out
 

@@ -364,7 +364,10 @@ def _finalize(f: Finding, prefix: str, overrides: Overrides) -> Finding:
     if f.kind == "change":  # harmless.py leaves the property in `override`
         target = f"{lid}.{f.override}" if f.override else lid
         return dataclasses.replace(
-            f, logical_id=lid, override=f"--allow-change {target}", allowed=target in overrides.allow_change
+            f,
+            logical_id=lid,
+            override=f"--allow-change {target}",
+            allowed=target in overrides.allow_change or target in overrides.expected_changes,
         )
     if f.kind == "broadening":
         return dataclasses.replace(
