@@ -119,6 +119,33 @@ def targets_table(r: dict) -> list[str]:
     return out
 
 
+def ownership_table(r: dict) -> list[str]:
+    own = r["ownership"]
+    first = next(iter(own["projections"].values()))["months"]
+    lines = list(next(iter(first.values()))["by_line"])
+    out = [
+        "| points a day / symbols | month | US$ a month | floor | x floor | x floor, PITR above it | "
+        + " | ".join(lines)
+        + " |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---:" for _ in lines) + " |",
+    ]
+    order = sorted(own["projections"].items(), key=lambda kv: (kv[1]["points"], kv[1]["symbols"]))
+    for name, row in order:
+        for month, v in sorted(row["months"].items(), key=lambda kv: int(kv[0])):
+            out.append(
+                f"| {name} | {month} | {v['usd']:,.2f} | {v['floor_usd']:,.2f} | {v['ratio_to_floor']:.3f} "
+                f"| {v['ratio_pitr_above_floor']:.3f} | " + " | ".join(f"{v['by_line'][x]:,.2f}" for x in lines) + " |"
+            )
+    return out
+
+
+def ownership_targets(r: dict) -> list[str]:
+    out = ["| target | measured | |", "| --- | ---: | --- |"]
+    for t in r["ownership"]["targets"]:
+        out.append(f"| {t['target']} | {t['value']:.4f} | {'met' if t['met'] else 'missed'} |")
+    return out
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python bench/markdown.py REPORT (bench/run.py's output)", file=sys.stderr)
@@ -130,6 +157,11 @@ def main(argv: list[str]) -> int:
         ("Projections", projections_table(r)),
         ("Lambda duration US$/day at each memory size (largest measured day)", memory_table(r)),
         ("Targets", targets_table(r)),
+        *(
+            (("Cost over time, storage included", ownership_table(r)), ("Cost-over-time targets", ownership_targets(r)))
+            if "ownership" in r
+            else ()
+        ),
     ):
         print(f"### {title}\n")
         print("\n".join(lines))

@@ -280,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         out["import_rss_mb"] = {m: round(v, 1) for m, v in rss.items()}
         out["import_vs_boto3"] = {m.rsplit(".", 1)[-1]: imports[m] / base for m in FUNCTION_NAMES}
         out["render_seconds"] = speed.render_seconds()
+        out["tracing"] = speed.tracing_footprint()
     out["accounting_ok"] = not problems
     out["problems"] = problems
     out["machine"] = {"nproc": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version()}
@@ -369,6 +370,11 @@ def _print(out: dict, measured, ours_fit: fit.Fit, naive_fit: fit.Fit, projectio
             "import vs boto3: "
             + ", ".join(f"{k} {v:.2f}x" for k, v in out["import_vs_boto3"].items())
             + f"; render {out['render_seconds']:.2f} s"
+        )
+        t = out["tracing"]
+        print(
+            f"function zip {t['zip_bytes'] / 1e6:.2f} MB (active tracing, no SDK); the X-Ray SDK path would add "
+            f"{t['xray_sdk_zip_bytes'] / 1e6:.2f} MB and {t['tracer_import_seconds'] * 1000:.0f} ms of import"
         )
     print(f"wall time {out['bench_wall_seconds']:.0f} s, load average {out['load_average']}")
 

@@ -4,7 +4,8 @@
   `json.loads` over the same bytes, CPU time, best of 3), called by bench/run.py;
 * cold start: each handler module's import time in a fresh interpreter (median of
   `samples`, interleaved with `import boto3`), and the interpreter's peak RSS after it;
-* render: wall time of `python -m market_cfn render`.
+* render: wall time of `python -m market_cfn render`;
+* tracing: the function zip's size and what the X-Ray SDK path would add to it and to the import.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLER_MODULES = ("handlers.data_ingestion", "handlers.data_processor", "handlers.data_aggregator")
+# What a handler would import for the X-Ray SDK path: Powertools' Tracer and the SDK it patches boto with.
+TRACER_IMPORT = "aws_lambda_powertools.tracing, aws_xray_sdk.core"
 
 
 def _fresh_import(module: str) -> tuple[float, float]:
@@ -72,3 +75,33 @@ def render_seconds(samples: int = 3) -> float:
             )
             walls.append(time.perf_counter() - t0)
     return statistics.median(walls)
+
+
+def tracing_footprint(samples: int = 5) -> dict[str, float]:
+    """Tracing's cost in the function zip and the cold start (docs/performance.md "Tracing").
+
+    The functions use Lambda active tracing with no tracing SDK in the zip (no handler imports
+    the Powertools Tracer, so market_cfn.deploy.packaging bundles neither aws_xray_sdk nor
+    wrapt). Measured here: the zip as deployed, the bytes the X-Ray SDK path (Powertools Tracer)
+    would add to it, and what importing that path adds to DataProcessor's import in a fresh
+    interpreter (medians)."""
+    from market_cfn.deploy import packaging
+
+    package = packaging.build_package()
+    sdk: dict[str, bytes] = {}
+    for dist_name, import_name in packaging.TRACER_BUNDLE:
+        sdk.update(packaging._distribution_entries(dist_name, import_name)[0])
+    with_sdk = packaging.zip_bytes({**dict.fromkeys(package.entries, b""), **sdk})
+    handler = "handlers.data_processor"
+    _fresh_import(f"{handler}, {TRACER_IMPORT}")  # warm the file cache once
+    alone, traced = [], []
+    for _ in range(samples):  # interleaved, so drift hits both alike
+        alone.append(_fresh_import(handler)[0])
+        traced.append(_fresh_import(f"{handler}, {TRACER_IMPORT}")[0])
+    return {
+        "zip_bytes": len(package.data),
+        "xray_sdk_zip_bytes": len(with_sdk) - len(packaging.zip_bytes(dict.fromkeys(package.entries, b""))),
+        "handler_import_seconds": statistics.median(alone),
+        "tracer_import_seconds": statistics.median(traced) - statistics.median(alone),
+        "bundled": list(package.bundled),
+    }

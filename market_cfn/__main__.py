@@ -21,6 +21,7 @@ COMMANDS = {
     "rejects": "List, show or download the rejection reports.",
     "redrive": "Move dead letters back to their queue, or re-invoke failed invocations.",
     "replay": "Replay the event archive into the bus over a time range.",
+    "history": "Export the table's changes to the history bucket (the cold tier past the TTL).",
     "destroy": "Review, empty the buckets (--delete-data) and delete the stack.",
 }
 

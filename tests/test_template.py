@@ -596,6 +596,7 @@ def test_policy_export_resolves_every_policy_to_concrete_arns(template: dict, pr
         "DataAggregatorRole.DataAggregatorLeastPrivilege",
         "DataBucketPolicy",
         "RejectsBucketPolicy",
+        "HistoryBucketPolicy",
         "AggregationQueuePolicy",
         "InvocationDLQPolicy",
     }

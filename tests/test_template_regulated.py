@@ -163,8 +163,8 @@ def test_eventbridge_may_use_the_key_for_its_bus_and_the_queues_its_rules_delive
 # --- audit trail, retention, protection, API logs ------------------------------------------------
 
 
-def test_both_buckets_write_server_access_logs_kept_a_year(regulated: dict) -> None:
-    for bucket in ("DataBucket", "RejectsBucket"):
+def test_every_bucket_writes_server_access_logs_kept_a_year(regulated: dict) -> None:
+    for bucket in ("DataBucket", "RejectsBucket", "HistoryBucket"):
         logging = props(regulated, bucket)["LoggingConfiguration"]
         assert logging == {"DestinationBucketName": {"Ref": "AccessLogsBucket"}, "LogFilePrefix": f"{bucket}/"}
     logs_bucket = regulated["Resources"]["AccessLogsBucket"]
@@ -177,7 +177,7 @@ def test_both_buckets_write_server_access_logs_kept_a_year(regulated: dict) -> N
     grant, tls = props(regulated, "AccessLogsBucketPolicy")["PolicyDocument"]["Statement"]
     assert grant["Principal"] == {"Service": ["logging.s3.amazonaws.com"]} and grant["Action"] == ["s3:PutObject"]
     sources = [sub_text(v) for v in grant["Condition"]["ArnLike"]["aws:SourceArn"]]
-    assert len(sources) == 2 and "aws:SourceAccount" in grant["Condition"]["StringEquals"]
+    assert len(sources) == 3 and "aws:SourceAccount" in grant["Condition"]["StringEquals"]
     assert tls["Effect"] == "Deny"
 
 

@@ -99,12 +99,14 @@ def _bucket(
     name: Sub,
     notification: s3.NotificationConfiguration | None,
     access_logs: s3.Bucket | None,
+    lifecycle: s3.LifecycleConfiguration | None = None,
 ) -> s3.Bucket:
     bucket = private_bucket(
         logical_id,
         BucketName=name,
         key_arn=enc.data_key_arn,
-        lifecycle=expiring_lifecycle(
+        lifecycle=lifecycle
+        or expiring_lifecycle(
             "ExpireRawData", days=DATA_RETENTION_DAYS, noncurrent_days=NONCURRENT_VERSION_RETENTION_DAYS
         ),
     )
@@ -140,12 +142,16 @@ def _tls_only_policy(logical_id: str, bucket: s3.Bucket, name: Sub) -> s3.Bucket
     )
 
 
+def history_bucket_name(params: Params) -> Sub:
+    return params.global_name("market-data-history")
+
+
 def access_logs_bucket_name(params: Params) -> Sub:
     return params.global_name("market-data-access-logs")
 
 
 def add_access_logs_bucket(t: Template, cfg: StackConfig, params: Params) -> s3.Bucket:
-    """Regulated profile: the S3 server access logs of both buckets, kept 400 days.
+    """Regulated profile: the S3 server access logs of the data, rejects and history buckets, kept 400 days.
 
     S3 server access logging writes only to a bucket encrypted with SSE-S3 (S3 user guide,
     "Enabling Amazon S3 server access logging": SSE-KMS is not supported on the target), and
@@ -174,7 +180,11 @@ def add_access_logs_bucket(t: Template, cfg: StackConfig, params: Params) -> s3.
                     policies.allow_server_access_logs(
                         "AllowServerAccessLogs",
                         bucket_arn(name, "/*"),
-                        [bucket_arn(data_bucket_name(params)), bucket_arn(rejects_bucket_name(params))],
+                        [
+                            bucket_arn(data_bucket_name(params)),
+                            bucket_arn(rejects_bucket_name(params)),
+                            bucket_arn(history_bucket_name(params)),
+                        ],
                     ),
                     policies.deny_insecure_transport(
                         "DenyInsecureTransport", "s3", [bucket_arn(name), bucket_arn(name, "/*")]
@@ -227,6 +237,36 @@ def add_rejects_bucket(
     name = rejects_bucket_name(params)
     bucket = t.add_resource(_bucket("RejectsBucket", cfg, enc, name=name, notification=None, access_logs=access_logs))
     t.add_resource(_tls_only_policy("RejectsBucketPolicy", bucket, name))
+    return bucket
+
+
+def add_history_bucket(
+    t: Template, cfg: StackConfig, params: Params, enc: Encryption, *, access_logs: s3.Bucket | None
+) -> s3.Bucket:
+    """The cold tier: DynamoDB exports of the table (`python -m market_cfn history`), kept for good.
+
+    Only noncurrent versions and unfinished uploads expire: the exports are the history of points
+    and bars past their TTL (docs/performance.md "History beyond the table"). No notification:
+    an export never triggers ingestion."""
+    name = history_bucket_name(params)
+    lifecycle = s3.LifecycleConfiguration(
+        Rules=[
+            s3.LifecycleRule(
+                Id="KeepHistory",
+                Status="Enabled",
+                NoncurrentVersionExpiration=s3.NoncurrentVersionExpiration(
+                    NoncurrentDays=NONCURRENT_VERSION_RETENTION_DAYS
+                ),
+                AbortIncompleteMultipartUpload=s3.AbortIncompleteMultipartUpload(
+                    DaysAfterInitiation=INCOMPLETE_UPLOAD_DAYS
+                ),
+            )
+        ]
+    )
+    bucket = t.add_resource(
+        _bucket("HistoryBucket", cfg, enc, name=name, notification=None, access_logs=access_logs, lifecycle=lifecycle)
+    )
+    t.add_resource(_tls_only_policy("HistoryBucketPolicy", bucket, name))
     return bucket
 
 

@@ -38,6 +38,7 @@ def build_template(cfg: StackConfig) -> Template:
     )
     data_bucket = storage.add_data_bucket(t, cfg, params, enc, ingestion_fn=ingestion.function, access_logs=access_logs)
     rejects_bucket = storage.add_rejects_bucket(t, cfg, params, enc, access_logs=access_logs)
+    history_bucket = storage.add_history_bucket(t, cfg, params, enc, access_logs=access_logs)
     rest_api = api.add_ingest_api(t, cfg, params, enc, ingestion=ingestion)
 
     # 2. ProcessingQueue -> DataProcessor -> table + PointsStored events on the bus
@@ -96,6 +97,7 @@ def build_template(cfg: StackConfig) -> Template:
             "apiGatewayUrl": ("Invoke URL of POST /ingest (SigV4-signed).", api.ingest_url(params, rest_api.ref())),
             "s3BucketName": ("Bucket that raw market data is uploaded to.", data_bucket.ref()),
             "rejectsBucketName": ("Bucket holding one rejection report per source object.", rejects_bucket.ref()),
+            "historyBucketName": ("The table's exports: points and bars past their TTL.", history_bucket.ref()),
             "dynamodbTableArn": ("Table of points and 5-minute aggregates.", GetAtt(table, "Arn")),
             "dynamodbTableName": ("Table of points and 5-minute aggregates.", table.ref()),
             "processingQueueUrl": ("Queue between DataIngestion and DataProcessor.", processing_queue.ref()),
