@@ -272,3 +272,15 @@ def test_aws_endpoint_url_counts_as_an_emulator_only_on_loopback(monkeypatch, ur
     names this machine; a proxy or VPC endpoint may be real AWS, where a failure must fail the deploy."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
     assert bool(deploy_cli._local_env_endpoint()) is emulator
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--reviewed-sha256", "ab" * 32], "--reviewed-sha256 goes with --execute"),
+        (["--execute", "arn:x", "--reviewed-sha256", "abc"], "must be the 64 hex digits --no-execute printed"),
+    ],
+)
+def test_reviewed_digest_options_are_checked_before_any_call(argv, message):
+    code, _, err = run(*argv)
+    assert code == 2 and message in err and err.count("\n") == 1

@@ -330,3 +330,40 @@ def test_a_named_replacement_is_executed_and_the_stack_policy_closed_again(endpo
     )
     denied = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
     assert any("LogicalResourceId/MarketDataTable" in json.dumps(s["Resource"]) for s in denied), policy
+
+
+def test_the_printed_hint_executes_exactly_the_reviewed_change_set_as_printed(endpoint):
+    import shlex
+
+    left = deploy(endpoint, "--env", "hint", "--no-execute", "--yes", "--allow-broadening")
+    assert left.returncode == 0, left.stdout + left.stderr
+    (hint,) = [line for line in left.stdout.splitlines() if line.startswith("Execute it later with: ")]
+    argv = shlex.split(hint.removeprefix("Execute it later with: "))
+    assert argv[0] == "bin/deploy" and "--yes" in argv and "--allow-broadening" in argv
+    digest = argv[argv.index("--reviewed-sha256") + 1]
+    assert f"Reviewed state: sha256 {digest}" in left.stdout
+    arn = argv[argv.index("--execute") + 1]
+
+    # a digest of some other review: refused, and the change set is still there to execute
+    other = "0" * 64
+    wrong = deploy(endpoint, *[other if a == digest else a for a in argv[1:]])
+    assert wrong.returncode == 3 and "changed since the review" in wrong.stderr, wrong.stdout + wrong.stderr
+    cfn = client(endpoint, "cloudformation")
+    assert cfn.describe_change_set(ChangeSetName=arn)["ExecutionStatus"] == "AVAILABLE"
+
+    # the hint itself, word for word (its --endpoint-url given twice is the same value)
+    run = deploy(endpoint, *argv[1:])
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Stack market-data-hint: CREATE_COMPLETE" in run.stdout
+
+
+def test_execute_takes_the_change_set_name_with_the_stack(endpoint):
+    left = deploy(endpoint, "--env", "byname", "--no-execute", "--json")
+    assert left.returncode == 0, left.stderr
+    name = json.loads(left.stdout)["ChangeSetId"].split(":changeSet/")[1].split("/")[0]
+    run = deploy(endpoint, "--env", "byname", "--execute", name, "--yes", "--allow-broadening")
+    assert run.returncode == 0, run.stdout + run.stderr
+    missing = deploy(endpoint, "--env", "byname", "--execute", "deploy-nope", "--yes")
+    assert (
+        missing.returncode == 2 and "change set 'deploy-nope' of stack market-data-byname not found" in missing.stderr
+    )

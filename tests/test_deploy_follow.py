@@ -201,4 +201,4 @@ def test_operation_in_progress_is_waited_for_then_refused_after_the_timeout(cfn,
     for _ in range(3):
         s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK})
     with pytest.raises(d.DeployError, match="still UPDATE_IN_PROGRESS after 60 s"):
-        d.preflight(cfn, STACK, console(), waits, assume_yes=True)
+        d.preflight(cfn, STACK, console(), waits, delete_failed_stack=True)

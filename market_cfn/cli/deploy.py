@@ -29,7 +29,9 @@ exit codes:
      region/credentials, bad deploy.toml, an --allow-* override that names nothing,
      change set given to --execute not found or not AVAILABLE)
   3  not executed: declined or interrupted at the prompt, no terminal to confirm on
-     without --yes, or blocked by the guard (the change set is deleted)
+     without --yes, blocked by the guard (the change set is deleted), the change set or
+     its stack changed since the review (--reviewed-sha256), or a failed stack in the
+     way that --yes does not delete (--delete-failed-stack)
 """
 
 DESCRIPTION = """\
@@ -61,6 +63,12 @@ def _text(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("must not be empty")
     return value
+
+
+def _sha256(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise argparse.ArgumentTypeError("must be the 64 hex digits --no-execute printed")
+    return value.lower()
 
 
 def _minutes(value: str) -> int:
@@ -112,7 +120,23 @@ def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.Argument
     mode = flow.add_mutually_exclusive_group()
     mode.add_argument("--no-execute", action="store_true", help="create and review the change set, leave it for later")
     mode.add_argument(
-        "--execute", type=_text, metavar="CHANGE_SET_ARN", help="review and execute a change set created earlier"
+        "--execute",
+        type=_text,
+        metavar="CHANGE_SET",
+        help="review and execute a change set created earlier (its ARN, or its name with --env/--stack-name)",
+    )
+    flow.add_argument(
+        "--reviewed-sha256",
+        type=_sha256,
+        metavar="HEX",
+        help="with --execute: execute only if the change set and the stack are still what that review showed "
+        "(the digest --no-execute prints); otherwise refuse (exit 3)",
+    )
+    flow.add_argument(
+        "--delete-failed-stack",
+        action="store_true",
+        help="delete a stack whose creation failed (ROLLBACK_COMPLETE, or never created) before deploying; "
+        "--yes never does",
     )
     flow.add_argument(
         "--json",
@@ -374,7 +398,11 @@ def main(
             ),
             review_out=Path(args.review_out) if args.review_out else None,
             command=prog,
+            delete_failed_stack=args.delete_failed_stack,
+            reviewed_digest=args.reviewed_sha256 or "",
         )
+        if args.reviewed_sha256 and not args.execute:
+            raise ValueError("--reviewed-sha256 goes with --execute (it names the review of that change set)")
         stack_name = args.stack_name or f"market-data-{args.env}"
         request = None
         if not args.execute:
@@ -405,7 +433,10 @@ def main(
 
     try:
         if args.execute:
-            outcome = core.execute_existing(cfn, args.execute, console, waits, options=options)
+            change_set = args.execute
+            if not change_set.startswith("arn:"):  # a name: DescribeChangeSet needs the stack beside it
+                change_set = core.change_set_arn(cfn, stack_name, change_set)
+            outcome = core.execute_existing(cfn, change_set, console, waits, options=options)
         else:
             assert request is not None  # built above whenever --execute is absent
             outcome = core.deploy_pipeline(

@@ -29,6 +29,7 @@ from market_cfn.deploy.bootstrap import (
 )
 from market_cfn.deploy.changeset import (
     ChangeSetRequest,
+    change_set_arn,
     change_set_name,
     change_set_parameters,
     change_set_template,
@@ -174,6 +175,7 @@ __all__ = [
     "delete_change_set",
     "deploy_pipeline",
     "deploy_stack",
+    "change_set_arn",
     "describe_change_set_all",
     "describe_stack",
     "ensure_bootstrap",

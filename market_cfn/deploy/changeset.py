@@ -21,7 +21,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from market_cfn.deploy.common import MASK, NO_CHANGES_REASONS, Console, DeployError, Waits, _error_code, _error_message
+from market_cfn.deploy.common import (
+    MASK,
+    NO_CHANGES_REASONS,
+    Console,
+    DeployError,
+    UsageError,
+    Waits,
+    _error_code,
+    _error_message,
+)
 from market_cfn.deploy.preflight import _has_resources, describe_stack
 
 # --- Change sets ----------------------------------------------------------------------
@@ -127,6 +136,17 @@ def wait_for_change_set(cfn: Any, arn: str, waits: Waits) -> dict[str, Any]:
 def is_no_changes(change_set: dict[str, Any]) -> bool:
     reason = change_set.get("StatusReason") or ""
     return change_set["Status"] == "FAILED" and any(r in reason for r in NO_CHANGES_REASONS)
+
+
+def change_set_arn(cfn: Any, stack_name: str, name: str) -> str:
+    """The ARN of the change set `name` of `stack_name` (DescribeChangeSet takes a name only with
+    StackName beside it: CloudFormation API reference, DescribeChangeSet)."""
+    try:
+        return str(cfn.describe_change_set(ChangeSetName=name, StackName=stack_name)["ChangeSetId"])
+    except ClientError as exc:
+        if _error_code(exc) in ("ChangeSetNotFound", "ChangeSetNotFoundException", "ValidationError"):
+            raise UsageError(f"change set {name!r} of stack {stack_name} not found") from exc
+        raise
 
 
 def describe_change_set_all(cfn: Any, arn: str, *, include_values: bool = True) -> dict[str, Any]:

@@ -8,7 +8,8 @@ unless --keep-change-set; an override that names nothing is a UsageError (exit 2
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import shlex
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from market_cfn.deploy.guard import stateful_logical_ids
 from market_cfn.deploy.inputs import nested_templates
 from market_cfn.deploy.model import Overrides, Review, ReviewInput
 from market_cfn.deploy.preflight import describe_stack
+from market_cfn.deploy.reviewed import check_reviewed, review_digest
 from market_cfn.deploy.triggers import DEFAULT_MONITORING_MINUTES, RollbackPlan
 
 
@@ -42,6 +44,8 @@ class DeployOptions:
     where: Where = field(default_factory=Where)
     review_out: Path | None = None
     command: str = "bin/deploy"  # how the user ran it, for the commands it prints
+    delete_failed_stack: bool = False  # --delete-failed-stack: the one answer --yes does not give
+    reviewed_digest: str = ""  # --reviewed-sha256: --execute only what was reviewed, or refuse
 
 
 @dataclass
@@ -104,6 +108,29 @@ class GateContext:
     stack_had_protection: bool = False
 
 
+def execute_hint(options: DeployOptions, arn: str, digest: str) -> str:
+    """The command that executes exactly this change set, with what this run was given: where it
+    is, every override (the guard runs again and must be told the same), --yes if this run had it,
+    and the digest of this review."""
+    parts = [options.command, "--execute", shlex.quote(arn)]
+    where = options.where.flags()
+    if where:
+        parts.append(where)
+    for item in fields(options.overrides):  # each Overrides field is the option of the same name
+        value = getattr(options.overrides, item.name)
+        option = "--stateful-type" if item.name == "extra_stateful_types" else "--" + item.name.replace("_", "-")
+        if value is True:
+            parts.append(option)
+        elif isinstance(value, frozenset):
+            parts += [f"{option} {shlex.quote(str(v))}" for v in sorted(value)]
+    if not options.drift_check:
+        parts.append("--no-drift-check")
+    if options.assume_yes:
+        parts.append("--yes")
+    parts += ["--reviewed-sha256", digest]
+    return " ".join(parts)
+
+
 def protected_ids(inputs: ReviewInput, extra_types: frozenset[str]) -> dict[str, list[str]]:
     """ "" -> the root stack's stateful logical ids (deployed and new template); path -> a nested stack's."""
     root: set[str] = set()
@@ -136,6 +163,12 @@ def review_and_execute(
     arn = change_set["ChangeSetId"]
     outcome = Outcome("", stack_name, arn, review, drift=context.drift, rollback=context.rollback)
     render_review(review, console)
+    digest = review_digest(context.inputs)
+    console.say(f"Reviewed state: sha256 {digest}")
+    if options.reviewed_digest:
+        problem = check_reviewed(options.reviewed_digest, context.inputs)
+        if problem:
+            raise Refused(problem)
     if options.review_out:
         write_review(options.review_out, review)
         outcome.review_out = str(options.review_out)
@@ -160,8 +193,10 @@ def review_and_execute(
     if not options.execute:
         console.say("")
         console.say(f"Change set left for review (not executed): {arn}")
-        flags = options.where.flags()
-        console.say(f"Execute it later with: {options.command} --execute {arn}" + (f" {flags}" if flags else ""))
+        console.say(f"Execute it later with: {execute_hint(options, arn, digest)}")
+        unattended_needs = sorted({f.override for f in review.blocking(True) if f.override})
+        if unattended_needs:  # never added for you: each names a risk the review above shows
+            console.say(f"Without a terminal (--yes) it also needs: {' '.join(unattended_needs)}")
         outcome.result = "created-change-set"
         return outcome
     if any(f.kind == "broadening" and not f.allowed for f in review.findings):

@@ -63,7 +63,7 @@ def deploy_stack(
     """
     options = options or DeployOptions()
     new_template = template if template is not None else parse_template(request.template_body, what="the template")
-    stack = preflight(cfn, request.stack_name, console, waits, assume_yes=options.assume_yes)
+    stack = preflight(cfn, request.stack_name, console, waits, delete_failed_stack=options.delete_failed_stack)
     change_set_type = "UPDATE" if stack else "CREATE"
     deployed = deployed_template(cfn, stack["StackId"]) if stack else None
     rollback = _rollback_plan(cfn, stack, deployed, new_template, options)

@@ -75,8 +75,15 @@ def wait_for_stack(cfn: Any, stack_name: str, waits: Waits, *, what: str) -> dic
         waits.sleep(waits.poll_seconds)
 
 
-def preflight(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assume_yes: bool) -> dict[str, Any] | None:
-    """Make the stack ready for a change set; return it (None: a CREATE change set is needed)."""
+def preflight(
+    cfn: Any, stack_name: str, console: Console, waits: Waits, *, delete_failed_stack: bool
+) -> dict[str, Any] | None:
+    """Make the stack ready for a change set; return it (None: a CREATE change set is needed).
+
+    A stack whose creation failed is deleted only on a yes at the terminal or with
+    --delete-failed-stack: `--yes` answers "execute this change set?", never "delete this
+    stack?", a question it was not given to answer. A stack never created (REVIEW_IN_PROGRESS,
+    no resources) holds nothing but an unexecuted change set and is replaced without asking."""
     stack = describe_stack(cfn, stack_name)
     if stack is None:
         return None
@@ -110,7 +117,19 @@ def preflight(cfn: Any, stack_name: str, console: Console, waits: Waits, *, assu
         "CREATE_FAILED": "its creation failed and it has no resources",
     }[status]
     console.say(f"Stack {stack_name} is {status}: {reason}.")
-    if not console.confirm(f"Delete stack {stack_name} so the deploy can proceed?", assume_yes=assume_yes):
+    question = f"Delete stack {stack_name} so the deploy can proceed?"
+    if delete_failed_stack:
+        console.say(f"{question} y (--delete-failed-stack)")
+    elif status == "REVIEW_IN_PROGRESS":
+        # Never created: deleting it deletes no resource and no history, only the change set
+        # left unexecuted; the new change set is reviewed in its place.
+        console.say(f"{question} y (it has no resources; its unexecuted change set is replaced by a new one)")
+    elif not console.interactive:
+        raise Refused(
+            f"stack {stack_name} is {status}; not deleted, nothing deployed (--yes does not delete stacks: "
+            "add --delete-failed-stack to delete it and deploy)"
+        )
+    elif not console.confirm(question, assume_yes=False):
         raise Refused(f"stack {stack_name} is {status}; not deleted, nothing deployed")
     cfn.delete_stack(StackName=stack["StackId"])
     _wait_deleted(cfn, stack["StackId"], waits)
