@@ -9,9 +9,11 @@ CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose read
 
 COMMANDS = {
     "render": "Render the CloudFormation template to build/template.json.",
+    "build": "Write the template and the function zip bin/deploy ships to build/, for inspection.",
     "simulate": "Run the whole pipeline on an in-process AWS emulation (moto).",
     "deploy": "Package, create a change set, review it, and execute on confirmation.",
     "local": "Run the pipeline as a local AWS endpoint on 127.0.0.1 (moto), until Ctrl-C.",
+    "invoke": "Run one handler locally on one event (moto) and print what it returned.",
     "ingest": "Send points to POST /ingest, SigV4-signed, split at 1 MiB, 429/503 retried.",
     "upload": "Upload market-data files into the data bucket under their symbol's key.",
     "bars": "Read one symbol's 5-minute aggregates over a time range (Query).",
