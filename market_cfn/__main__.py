@@ -12,6 +12,7 @@ COMMANDS = {
     "build": "Write the template and the function zip bin/deploy ships to build/, for inspection.",
     "simulate": "Run the whole pipeline on an in-process AWS emulation (moto).",
     "deploy": "Package, create a change set, review it, and execute on confirmation.",
+    "diff": "What a deploy would change, with no side effect (no change set, no upload).",
     "local": "Run the pipeline as a local AWS endpoint on 127.0.0.1 (moto), until Ctrl-C.",
     "invoke": "Run one handler locally on one event (moto) and print what it returned.",
     "ingest": "Send points to POST /ingest, SigV4-signed, split at 1 MiB, 429/503 retried.",
