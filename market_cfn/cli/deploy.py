@@ -265,6 +265,17 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
     return cfn, s3, region
 
 
+def _client(args: argparse.Namespace, region: str, service: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    session = boto3.Session(profile_name=args.profile, region_name=region)
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5}, s3={"addressing_style": "path"} if args.endpoint_url else {}
+    )
+    return session.client(service, endpoint_url=args.endpoint_url, config=config)  # type: ignore[call-overload]
+
+
 def _apigateway(args: argparse.Namespace, region: str) -> Any:
     """The client the bootstrap step reads and (only where unset) sets API Gateway's CloudWatch role with."""
     import boto3
@@ -443,7 +454,11 @@ def main(
                 cfn,
                 s3,
                 dataclasses.replace(
-                    request, region=region, options=options, apigateway=lambda: _apigateway(args, region)
+                    request,
+                    region=region,
+                    options=options,
+                    apigateway=lambda: _apigateway(args, region),
+                    clients=lambda service: _client(args, region, service),
                 ),
                 console,
                 waits,

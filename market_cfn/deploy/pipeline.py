@@ -298,6 +298,9 @@ class PipelineDeploy:
     # Makes the apigateway client with which the bootstrap step sets the account's API Gateway
     # CloudWatch role where none is set (deploy/bootstrap.py); None skips that step.
     apigateway: Callable[[], Any] | None = None
+    # Makes a client by service name (sts, s3, dynamodb, logs) for the read-only check that no
+    # retained named resource is in the way of a stack about to be created (retained.py); None skips it.
+    clients: Callable[[str], Any] | None = None
 
 
 def validate_pipeline(request: PipelineDeploy) -> dict[str, Any]:
@@ -312,12 +315,36 @@ def validate_pipeline(request: PipelineDeploy) -> dict[str, Any]:
     return template
 
 
+def check_retained(cfn: Any, request: PipelineDeploy, template: dict[str, Any]) -> None:
+    """Before a stack is created (none, or one CloudFormation must delete first): refuse when a
+    resource it would retain under a fixed name already exists, naming each and the way back."""
+    from market_cfn.deploy.retained import conflicts, retained_names
+
+    assert request.clients is not None
+    stack = describe_stack(cfn, request.stack_name)
+    if stack is not None and stack["StackStatus"] not in ("ROLLBACK_COMPLETE", "REVIEW_IN_PROGRESS", "CREATE_FAILED"):
+        return  # an existing stack owns its resources; a CREATE is not coming
+    account = str(request.clients("sts").get_caller_identity()["Account"])
+    items = retained_names(
+        template, {**request.parameters, "EnvironmentSuffix": request.env}, account=account, region=request.region
+    )
+    found = conflicts(request.clients, items)
+    if found:
+        raise DeployError(
+            f"stack {request.stack_name} would be created, but what it retains under fixed names already exists "
+            f"(left by an earlier destroy?): {'; '.join(found)}. Nothing deployed: import them into the stack or "
+            'delete them first (docs/deploy.md "After destroy")'
+        )
+
+
 def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console, waits: Waits) -> Outcome:
     """bin/deploy: bootstrap if needed, package and upload, then the main stack's change set."""
     from market_cfn.deploy.packaging import HANDLERS_DIR, build_package
 
     template = validate_pipeline(request)
     options = request.options
+    if request.clients is not None:
+        check_retained(cfn, request, template)
     # The bootstrap stack goes through the same guard and backstop, with none of the main stack's
     # overrides (an override names the main stack's resources) and never left unexecuted.
     bootstrap_options = DeployOptions(

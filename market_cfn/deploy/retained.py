@@ -1,0 +1,118 @@
+"""Before a stack is created: do the named resources it would retain already exist?
+
+`destroy` of an environment that retains its data (DeletionPolicy Retain: --retain-data, the
+regulated profile, prod) deletes the stack and keeps its buckets, table and log groups, under
+the names the template gives them. Creating the same environment again then fails late, in the
+middle of the stack's creation, with "already exists" (CloudFormation creates a named resource;
+it never adopts one: that takes a resource import, "Importing AWS resources into a CloudFormation
+stack", CloudFormation user guide). This check reads each such name before anything is created and
+names the way back (docs/deploy.md "After destroy").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from market_cfn.intrinsics import IntrinsicResolver
+
+# The retained, named resource types the templates use, with the property that names them.
+NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+}
+
+
+class _Unresolved(Exception):
+    pass
+
+
+class _Names(IntrinsicResolver):
+    def __init__(self, parameters: Mapping[str, str], pseudo: Mapping[str, str]) -> None:
+        self.values = {**pseudo, **parameters}
+
+    def ref(self, name: str) -> Any:
+        if name in self.values:
+            return self.values[name]
+        raise _Unresolved(name)  # another resource's physical id: not known before creation
+
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        raise _Unresolved(f"{logical_id}.{attribute}")
+
+
+@dataclass(frozen=True)
+class Retained:
+    logical_id: str
+    resource_type: str
+    name: str
+
+
+def retained_names(
+    template: Mapping[str, Any], parameters: Mapping[str, str], *, account: str, region: str
+) -> list[Retained]:
+    """Every resource the template retains under a name known before creation."""
+    partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    defaults = {
+        k: str(v["Default"])
+        for k, v in (template.get("Parameters") or {}).items()
+        if isinstance(v, dict) and "Default" in v
+    }
+    resolver = _Names(
+        {**defaults, **parameters},
+        {
+            "AWS::AccountId": account,
+            "AWS::Region": region,
+            "AWS::Partition": partition,
+            "AWS::URLSuffix": "amazonaws.com",
+        },
+    )
+    found = []
+    for logical_id, resource in sorted((template.get("Resources") or {}).items()):
+        prop = NAME_PROPERTIES.get(resource.get("Type", ""))
+        name = (resource.get("Properties") or {}).get(prop) if prop else None
+        if resource.get("DeletionPolicy") != "Retain" or name is None:
+            continue
+        try:
+            found.append(Retained(logical_id, resource["Type"], str(resolver.resolve(name))))
+        except _Unresolved:
+            continue
+    return found
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def exists(client: Callable[[str], Any], item: Retained) -> str | None:
+    """How the resource exists ("exists", "exists in another account"), or None when it does not."""
+    try:
+        if item.resource_type == "AWS::S3::Bucket":
+            client("s3").head_bucket(Bucket=item.name)  # S3 API reference, HeadBucket: 200, 403 or 404
+            return "exists"
+        if item.resource_type == "AWS::DynamoDB::Table":
+            client("dynamodb").describe_table(TableName=item.name)
+            return "exists"
+        if item.resource_type == "AWS::Logs::LogGroup":
+            groups = client("logs").describe_log_groups(logGroupNamePrefix=item.name).get("logGroups", [])
+            return "exists" if any(g.get("logGroupName") == item.name for g in groups) else None
+    except ClientError as exc:
+        code = _code(exc)
+        if code in ("404", "NoSuchBucket", "NotFound", "ResourceNotFoundException"):
+            return None
+        if item.resource_type == "AWS::S3::Bucket" and code in ("403", "Forbidden"):
+            return "exists in another account (bucket names are global)"
+        raise
+    raise ValueError(f"{item.logical_id}: no existence check for {item.resource_type}")  # see NAME_PROPERTIES
+
+
+def conflicts(client: Callable[[str], Any], items: list[Retained]) -> list[str]:
+    out = []
+    for item in items:
+        how = exists(client, item)
+        if how:
+            out.append(f"{item.logical_id} ({item.resource_type}) {item.name} {how}")
+    return out
