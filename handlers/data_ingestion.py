@@ -1,8 +1,8 @@
 """DataIngestion: S3 ObjectCreated events and POST /ingest -> ProcessingQueue.
 
-S3: each object version is ingested only while it is the key's current version
+S3: each object version is ingested only while it is the key's newest data version
 (`open_version`: an older version whose event arrives late is skipped, so the newest
-version's points win). It is streamed, every record validated, the valid points
+version's points win, also after a delete marker). It is streamed, every record validated, the valid points
 packed into SendMessageBatch calls as they come, and the rejected records streamed
 (`ReportWriter`, bounded memory, no /tmp) as one JSON Lines report per source object
 version to the RejectsBucket (key `rejects/<source key>@<version>.jsonl`, so a
@@ -168,16 +168,18 @@ def _error_code(exc: ClientError) -> str:
 
 
 def open_version(bucket: str, key: str, version_id: str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """GetObject of the version an event names, if it is still the key's current one.
+    """GetObject of the version an event names, if it is the key's newest data version.
 
-    Returns (response, None), or (None, current version id) when a newer version has
+    Returns (response, None), or (None, the newer version id) when a newer version has
     replaced it. S3 notifications are not guaranteed to arrive in order (S3 User Guide,
     "Event message structure": the `sequencer` exists to order them), so a version is
-    only ingested while it is current: GetObject without a VersionId returns the current
-    version and its `VersionId` (S3 API Reference, GetObject), one request, no extra
-    permission. A key whose current version is a delete marker (404, or 403 without
-    s3:ListBucket) reads the named version instead: deleting raw input after upload
-    does not lose it.
+    only ingested while it is the newest: GetObject without a VersionId returns the
+    current version and its `VersionId` (S3 API Reference, GetObject), one request.
+    When the current version is a delete marker (404, or 403 without s3:ListBucket),
+    the newest *data* version is looked up (`newest_data_version`, ListObjectVersions):
+    a delete marker removes nothing already stored and is not itself data, so the
+    newest version before it wins, whatever order the events of the older ones
+    arrive in after the delete.
     """
     s3 = common.client("s3")
     if not version_id:
@@ -193,7 +195,33 @@ def open_version(bucket: str, key: str, version_id: str | None) -> tuple[dict[st
             return response, None
         response["Body"].close()
         return None, current
+    newest = newest_data_version(bucket, key)
+    if newest is not None and newest != version_id:
+        return None, newest
+    # the newest (or, when none is listed, a version that is gone: NoSuchVersion fails loudly)
     return s3.get_object(Bucket=bucket, Key=key, VersionId=version_id), None  # needs s3:GetObjectVersion
+
+
+def newest_data_version(bucket: str, key: str) -> str | None:
+    """The version id of the key's most recent version that is not a delete marker.
+
+    ListObjectVersions (authorized by s3:ListBucketVersions) lists a key's versions in
+    the order they were stored, most recent first (S3 API Reference, ListObjectVersions,
+    "Versions" and its second example), with delete markers in `DeleteMarkers`; keys
+    are listed in order, and `key` sorts before every other key it is a prefix of, so
+    the first `Versions` entry named `key` is the newest. Every page is read until one
+    is found or the listing passes the key.
+    """
+    s3 = common.client("s3")
+    params: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
+    while True:
+        page = s3.list_object_versions(**params)
+        for version in page.get("Versions") or []:
+            if version.get("Key") == key:
+                return str(version["VersionId"])
+        if not page.get("IsTruncated") or page.get("NextKeyMarker") != key:
+            return None
+        params.update(KeyMarker=page["NextKeyMarker"], VersionIdMarker=page.get("NextVersionIdMarker", ""))
 
 
 def current_version(bucket: str, key: str) -> str | None:

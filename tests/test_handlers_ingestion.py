@@ -366,6 +366,47 @@ def test_an_older_version_delivered_last_does_not_overwrite_the_newer(pipeline):
     assert stored_prices(pipeline) == [("AAPL", 1717421400000, Decimal(2))]
 
 
+@pytest.mark.parametrize("order", [(0, 1), (1, 0)])
+def test_after_a_delete_marker_the_newest_version_wins_in_every_event_order(pipeline, order):
+    # issue 16 item 2: v1, then its correction v2, then the key is deleted; both events
+    # arrive after the delete marker, in either order
+    pipeline.put_object("AAPL/day.csv", b"timestamp,price\n1717421400,1\n")
+    newest = pipeline.put_object("AAPL/day.csv", b"timestamp,price\n1717421400,2\n")
+    pipeline.s3.delete_object(Bucket=pipeline.bucket, Key="AAPL/day.csv")
+    events = list(pipeline.pending_s3_events)
+    pipeline.pending_s3_events[:] = [events[i] for i in order]
+    results = pipeline.deliver_s3_events()
+    by_version = {r["version_id"]: r for r in results}
+    assert by_version[newest]["accepted"] == 1
+    [older] = [r for v, r in by_version.items() if v != newest]
+    assert older["accepted"] == 0 and older["skipped"] == f"superseded by version {newest}"
+    # the delete marker removed nothing: the newest version's point is the one stored
+    assert stored_prices(pipeline) == [("AAPL", 1717421400000, Decimal(2))]
+
+
+def test_newest_data_version_reads_every_page(pipeline, monkeypatch):
+    from handlers import common
+    from handlers.data_ingestion import newest_data_version
+
+    s3 = common.client("s3")
+    pipeline.s3.put_object(Bucket=pipeline.bucket, Key="k.csv", Body=b"x")
+    newest = pipeline.s3.put_object(Bucket=pipeline.bucket, Key="k.csv", Body=b"y")["VersionId"]
+    for _ in range(3):
+        pipeline.s3.delete_object(Bucket=pipeline.bucket, Key="k.csv")
+    pipeline.s3.put_object(Bucket=pipeline.bucket, Key="k.csv.bak", Body=b"z")
+    original = s3.list_object_versions
+    pages = []
+
+    def one_at_a_time(**kw):
+        pages.append(kw)
+        return original(**kw, MaxKeys=1)
+
+    monkeypatch.setattr(s3, "list_object_versions", one_at_a_time)
+    assert newest_data_version(pipeline.bucket, "k.csv") == newest
+    assert len(pages) >= 2  # the delete markers came first, on pages of their own
+    assert newest_data_version(pipeline.bucket, "missing.csv") is None
+
+
 def test_a_version_replaced_while_it_is_ingested_requeues_the_newest_last(pipeline, faults):
     # GIVEN version 1 is being read when version 2 is stored and fully ingested
     pipeline.put_object("AAPL/day.csv", b"timestamp,price\n1717421400,1\n")

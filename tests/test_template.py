@@ -369,7 +369,13 @@ def test_every_dead_letter_queue_has_an_alarm(resources: dict) -> None:
 # --- IAM -------------------------------------------------------------------------------------
 
 EXPECTED_ALLOW = {
-    "DataIngestionRole": {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "sqs:SendMessage"},
+    "DataIngestionRole": {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:ListBucketVersions",
+        "s3:PutObject",
+        "sqs:SendMessage",
+    },
     # sqs:SendMessage: the PointsStored details go straight to the AggregationQueue while PutEvents fails
     "DataProcessorRole": {"dynamodb:BatchWriteItem", "events:PutEvents", "sqs:SendMessage"},
     "DataAggregatorRole": {

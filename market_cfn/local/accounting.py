@@ -41,6 +41,8 @@ def iam_action(service: str, operation: str, params: dict[str, Any]) -> str:
         return "s3:GetObjectVersion" if params.get("VersionId") else "s3:GetObject"
     if service == "s3" and operation in ("ListObjects", "ListObjectsV2"):
         return "s3:ListBucket"
+    if service == "s3" and operation == "ListObjectVersions":
+        return "s3:ListBucketVersions"
     if service == "s3" and operation in ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"):
         return "s3:PutObject"  # IAM authorizes the multipart steps with s3:PutObject
     return f"{service}:{operation}"

@@ -172,6 +172,7 @@ def add_ingestion_function(
         description="Validates market data from S3 and POST /ingest and queues the valid points.",
         statements=[
             policies.read_objects("ReadRawData", bucket_arn(data_bucket_name(params), "/*")),
+            policies.list_versions("ListRawDataVersions", bucket_arn(data_bucket_name(params))),
             policies.write_objects("WriteRejectionReports", bucket_arn(rejects_bucket_name(params), "/*")),
             policies.send_messages(
                 "QueuePointsAndDeadLetters", [GetAtt(processing_queue, "Arn"), GetAtt(invocation_dlq, "Arn")]

@@ -92,6 +92,13 @@ def read_objects(sid: str, objects_arn: object) -> Statement:
     return allow(sid, [s3.GetObject, s3.GetObjectVersion], [objects_arn])
 
 
+def list_versions(sid: str, bucket: object) -> Statement:
+    # ListObjectVersions is authorized by s3:ListBucketVersions on the bucket (S3 API
+    # Reference, ListObjectVersions): DataIngestion finds a key's newest data version
+    # when its current version is a delete marker (issue 16 item 2).
+    return allow(sid, [s3.ListBucketVersions], [bucket])
+
+
 def write_objects(sid: str, objects_arn: object) -> Statement:
     return allow(sid, [s3.PutObject], [objects_arn])
 
