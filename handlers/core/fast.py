@@ -26,135 +26,37 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any
 
-from .ingest import Rejection, Tally, validate_records
-from .parsing import (
-    CSV,
-    FAST_DECODER,
-    JSON,
-    MAX_DEPTH,
-    MAX_RECORD_BYTES,
-    TOO_DEEP,
-    _depth,
-    _has_bad_bytes,
-    _iter_json,
-    _short,
-    detect_format,
-    loads,
-)
+from .ingest import validate_records
+from .lines import Lines
+from .parsing import FAST_DECODER, _iter_json, loads
 from .points import MAX_FUTURE_MS, MIN_TIMESTAMP_MS, SECONDS_MS_THRESHOLD, Point, Rejected, fold_name, validate
-from .sources import READ_CHUNK_BYTES, GzipDamage, open_source
+from .rules import (
+    CSV,
+    JSON,
+    LINE_NOT_UTF8,
+    LINE_TOO_LONG,
+    MAX_DEPTH,
+    TOO_DEEP,
+    Accepter,
+    Rejection,
+    Tally,
+    csv_header,
+    csv_header_too_long,
+    detect_format,
+    field_count,
+    has_bad_bytes,
+    invalid_json,
+    nesting_depth,
+    rest_not_read,
+    unparsable_csv,
+)
+from .sources import GzipDamage, open_source
 
 _SYMBOL = re.compile(r"[A-Za-z0-9.\-]{1,12}")  # ASCII, no blanks: upper() is the whole normalisation
 _PRICE = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,17})?")  # < 1E+15, <= 17 decimals; zero is checked apart
 # _VOLUME_BOUND[price.adjusted()]: any volume below it keeps price x volume < 1E+15
 # (price < 10**(adjusted + 1)); a larger one is checked exactly by the reference rules.
 _VOLUME_BOUND = {adjusted: 10 ** (14 - adjusted) for adjusted in range(-17, 15)}
-_ODD_BREAKS = (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")  # str.splitlines breaks there, bytes.splitlines not
-
-
-class _Lines:
-    """Physical lines (LF, CRLF, CR) with their endings, as the reference `_iter_lines` splits them.
-
-    `batches()` yields lists of line texts ("\n" in place of an overlong line), so that a
-    consumer can iterate them at C speed (`chain.from_iterable`); lines are numbered from
-    1 in that order, and `special` maps the number of each overlong line to "overlong"
-    and of each non-ASCII line to "odd" (a record that touches one goes the reference way).
-    """
-
-    def __init__(self, source: Any) -> None:
-        self.source = source
-        self.special: dict[int, str] = {}
-
-    def batches(self) -> Iterator[list[str]]:
-        special = self.special
-        count = 0
-        pending = b""
-        dropping = False  # the unfinished line is already overlong (its bytes were dropped)
-        first = True
-        limit = MAX_RECORD_BYTES + 1
-        while True:
-            chunk = self.source.read(READ_CHUNK_BYTES)
-            if not chunk:
-                break
-            if first:
-                first = False
-                if chunk.startswith(b"\xef\xbb\xbf"):
-                    chunk = chunk[3:]
-            data = pending + chunk if pending else chunk
-            if (
-                not dropping
-                and data.isascii()
-                and not any(odd in data for odd in _ODD_BREAKS)  # `in`: memchr speed, unlike a regex
-            ):
-                # The common case: one decode and one split for the whole chunk.
-                texts = data.decode("ascii").splitlines(True)
-                tail = texts.pop() if texts and not texts[-1].endswith("\n") else ""
-                if max(map(len, texts), default=0) <= limit:
-                    pending = tail.encode("ascii")
-                    count += len(texts)
-                    yield texts
-                    if len(pending) > limit:
-                        dropping = True
-                        pending = pending[-1:] if pending.endswith(b"\r") else b""
-                    continue
-            lines = data.splitlines(True)
-            pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
-            batch = []
-            for line in lines:
-                count += 1
-                if dropping or len(line) - (2 if line.endswith(b"\r\n") else 1) > MAX_RECORD_BYTES:
-                    dropping = False
-                    special[count] = "overlong"
-                    batch.append("\n")
-                    continue
-                if not line.isascii():
-                    special[count] = "odd"
-                batch.append(line.decode("utf-8", "surrogateescape"))
-            yield batch
-            if len(pending) > limit:
-                dropping = True
-                pending = pending[-1:] if pending.endswith(b"\r") else b""
-        if pending or dropping:
-            count += 1
-            content = len(pending) - (1 if pending.endswith(b"\r") else 0)
-            if dropping or content > MAX_RECORD_BYTES:
-                special[count] = "overlong"
-                yield ["\n"]
-            else:
-                if not pending.isascii():
-                    special[count] = "odd"
-                yield [pending.decode("utf-8", "surrogateescape")]
-
-
-class _Accepter:
-    """Duplicate check and tally, as `validate_records` does them."""
-
-    def __init__(self, source: str, tally: Tally) -> None:
-        self.source = source
-        self.tally = tally
-        self.seen: dict[tuple[str, int], tuple[Decimal, int | None, Any]] = {}
-
-    def point(self, point: Point, where: Any) -> Point | Rejection:
-        """`where`: a line number (int) or a position text."""
-        key = (point.symbol, point.timestamp)
-        earlier = self.seen.get(key)
-        if earlier is None:
-            self.seen[key] = (point.price, point.volume, where)
-            self.tally.accepted += 1
-            return point
-        self.tally.rejected += 1
-        first = f"line {earlier[2]}" if type(earlier[2]) is int else earlier[2]
-        if earlier[0] == point.price and earlier[1] == point.volume:
-            reason = f"duplicate of {first} (same symbol and timestamp)"
-        else:
-            reason = (
-                f"conflicts with {first} (same symbol and timestamp, different price or volume; the first one is kept)"
-            )
-        return Rejection(self.source, f"line {where}" if type(where) is int else where, reason)
-
-    def reject(self, position: str, reason: str) -> Rejection:
-        self.tally.rejected += 1
-        return Rejection(self.source, position, reason)
 
 
 def ingest_records(
@@ -197,7 +99,7 @@ def ingest_batches(
     max_gunzip_bytes: int | None = None,
 ) -> Iterator[list[Point | Rejection]]:
     """`ingest_records` in lists of up to about `_BATCH` items (no generator step per point)."""
-    accepter = _Accepter(source, tally)
+    accepter = Accepter(source, tally)
     latest = now_ms + MAX_FUTURE_MS
     last: list[str] = ["start of object"]
     out: list[Point | Rejection] = []
@@ -222,7 +124,7 @@ def ingest_batches(
                 out = []
     except GzipDamage as exc:
         tally.records_in += 1
-        out.append(accepter.reject(f"after {last[0]}", f"{exc}; the rest was not read"))
+        out.append(accepter.reject(f"after {last[0]}", rest_not_read(exc)))
     if out:
         yield out
 
@@ -234,7 +136,7 @@ def _positions(records: Iterator[Any], last: list[str]) -> Iterator[Any]:
 
 
 def _slow(
-    accepter: _Accepter,
+    accepter: Accepter,
     record: Any,
     number: int,
     now_ms: int,
@@ -269,7 +171,7 @@ def _fast_symbol(text: str, default: str | None, cache: dict[str, str]) -> str:
 
 def _jsonl(
     data: Any,
-    accepter: _Accepter,
+    accepter: Accepter,
     now_ms: int,
     latest: int,
     default_symbol: str | None,
@@ -277,7 +179,7 @@ def _jsonl(
 ) -> Iterator[list[Point | Rejection]]:
     tally = accepter.tally
     seen = accepter.seen
-    lines = _Lines(data)
+    lines = Lines(data)
     special = lines.special
     symbols: dict[str, str] = {}
     scan = FAST_DECODER.scan_once  # type: ignore[attr-defined]  # what decode() runs, minus its Python wrapper
@@ -299,15 +201,15 @@ def _jsonl(
             if kind == "overlong":
                 records += 1
                 at = number
-                append(accepter.reject(f"line {number}", f"line longer than {MAX_RECORD_BYTES} bytes"))
+                append(accepter.reject(f"line {number}", LINE_TOO_LONG))
                 continue
             text = text.strip()
             if not text:
                 continue
             records += 1
             at = number
-            if kind == "odd" and _has_bad_bytes(text):
-                append(accepter.reject(f"line {number}", "line is not valid UTF-8"))
+            if kind == "odd" and has_bad_bytes(text):
+                append(accepter.reject(f"line {number}", LINE_NOT_UTF8))
                 continue
             try:
                 record, end = scan(text, 0)
@@ -362,7 +264,11 @@ def _jsonl(
                     append(accepter.point(Point(symbol, ms, price, volume), number))
                     continue
             # Everything else: the reference order of checks (nesting, decoding, validation).
-            if len(text) > MAX_DEPTH and text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+            if (
+                len(text) > MAX_DEPTH
+                and text.count("[") + text.count("{") > MAX_DEPTH
+                and nesting_depth(text) > MAX_DEPTH
+            ):
                 append(accepter.reject(f"line {number}", TOO_DEEP))
                 continue
             try:
@@ -371,14 +277,12 @@ def _jsonl(
                 append(accepter.reject(f"line {number}", TOO_DEEP))
                 continue
             except ValueError as exc:
-                append(accepter.reject(f"line {number}", f"invalid JSON: {_short(exc)}"))
+                append(accepter.reject(f"line {number}", invalid_json(exc)))
                 continue
             append(_slow(accepter, record, number, now_ms, default_symbol, default_ts, False))
     except GzipDamage as exc:  # every record before the damage is in `out`
         records += 1
-        append(
-            accepter.reject(f"after line {at}" if type(at) is int else f"after {at}", f"{exc}; the rest was not read")
-        )
+        append(accepter.reject(f"after line {at}" if type(at) is int else f"after {at}", rest_not_read(exc)))
     finally:
         tally.records_in += records
         tally.accepted += accepted
@@ -388,7 +292,7 @@ def _jsonl(
 
 def _csv(
     data: Any,
-    accepter: _Accepter,
+    accepter: Accepter,
     now_ms: int,
     latest: int,
     default_symbol: str | None,
@@ -396,7 +300,7 @@ def _csv(
 ) -> Iterator[list[Point | Rejection]]:
     tally = accepter.tally
     seen = accepter.seen
-    lines = _Lines(data)
+    lines = Lines(data)
     special = lines.special
     reader = csv.reader(chain.from_iterable(lines.batches()))
     header: list[str] | None = None
@@ -470,32 +374,19 @@ def _csv(
                         records += 1
                         at = start
                         if header is None:
-                            unreadable = (
-                                f"not read: the CSV header (line {start}) is longer than {MAX_RECORD_BYTES} bytes"
-                            )
-                            append(
-                                accepter.reject(
-                                    f"line {start}",
-                                    f"CSV header longer than {MAX_RECORD_BYTES} bytes; no row can be read",
-                                )
-                            )
+                            too_long, unreadable = csv_header_too_long(f"line {start}")
+                            append(accepter.reject(f"line {start}", too_long))
                         else:
-                            append(accepter.reject(f"line {start}", f"line longer than {MAX_RECORD_BYTES} bytes"))
+                            append(accepter.reject(f"line {start}", LINE_TOO_LONG))
                         continue
                     if not row or all(not cell.strip() for cell in row):
                         continue
                     if header is None:
-                        names = [fold_name(cell) for cell in row]
-                        twice = sorted({n for n in names if n and names.count(n) > 1})
-                        if twice:
+                        names, refused, unreadable = csv_header(row, f"line {start}", fold_name)
+                        if refused is not None:
                             records += 1
                             at = start
-                            unreadable = f"not read: the CSV header (line {start}) names column {twice[0]!r} twice"
-                            append(
-                                accepter.reject(
-                                    f"line {start}", f"CSV header names column {twice[0]!r} twice; no row can be read"
-                                )
-                            )
+                            append(accepter.reject(f"line {start}", refused))
                             continue
                         header = names
                         if "price" in names and "timestamp" in names:
@@ -509,10 +400,10 @@ def _csv(
                         continue
                     records += 1
                     at = start
-                    if any(_has_bad_bytes(cell) for cell in row):
-                        append(accepter.reject(f"line {start}", "line is not valid UTF-8"))
+                    if any(has_bad_bytes(cell) for cell in row):
+                        append(accepter.reject(f"line {start}", LINE_NOT_UTF8))
                     elif len(row) != len(header):
-                        append(accepter.reject(f"line {start}", f"{len(row)} fields, the header has {len(header)}"))
+                        append(accepter.reject(f"line {start}", field_count(len(row), len(header))))
                     else:
                         append(
                             _slow(
@@ -531,12 +422,10 @@ def _csv(
                 end = reader.line_num
                 records += 1
                 at = start
-                append(accepter.reject(f"line {start}", f"unparsable CSV: {_short(exc)}"))
+                append(accepter.reject(f"line {start}", unparsable_csv(exc)))
     except GzipDamage as exc:  # every record before the damage is in `out`
         records += 1
-        append(
-            accepter.reject(f"after line {at}" if type(at) is int else f"after {at}", f"{exc}; the rest was not read")
-        )
+        append(accepter.reject(f"after line {at}" if type(at) is int else f"after {at}", rest_not_read(exc)))
     finally:
         tally.records_in += records
         tally.accepted += accepted

@@ -39,30 +39,46 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from .lines import MAX_RECORD_BYTES, iter_lines
 from .numeric import json_number
 from .points import NamedTwice, fold_name, json_object
+from .rules import (
+    CSV,
+    JSON,
+    JSONL,
+    LINE_NOT_UTF8,
+    LINE_TOO_LONG,
+    MAX_DEPTH,
+    RECORD_NOT_UTF8,
+    TOO_DEEP,
+    TOO_LARGE,
+    csv_header,
+    csv_header_too_long,
+    detect_format,
+    field_count,
+    has_bad_bytes,
+    invalid_json,
+    nesting_depth,
+    record_problem,
+    rest_not_read,
+    short,
+    unparsable_csv,
+    utf8_size,
+)
 from .sources import READ_CHUNK_BYTES, BytesReader, GzipDamage, open_source
 
-__all__ = ["GzipDamage", "RawRecord", "detect_format", "iter_api_records", "iter_raw_records", "loads"]
-
-MAX_RECORD_BYTES = 64 * 1024  # one line / one JSON element; a point is < 200 bytes
-MAX_DEPTH = 64  # nesting levels of one record ({"a": [1]} is 2)
-
-CSV, JSON, JSONL = "csv", "json", "jsonl"
-_EXTENSIONS = {".csv": CSV, ".json": JSON, ".jsonl": JSONL, ".ndjson": JSONL}
-_CONTENT_TYPES = {
-    "text/csv": CSV,
-    "application/csv": CSV,
-    "application/json": JSON,
-    "text/json": JSON,
-    "application/x-ndjson": JSONL,
-    "application/ndjson": JSONL,
-    "application/jsonl": JSONL,
-    "application/x-jsonlines": JSONL,
-    "application/jsonlines": JSONL,
-}
-TOO_LARGE = f"record larger than {MAX_RECORD_BYTES} bytes"
-TOO_DEEP = f"record nested deeper than {MAX_DEPTH} levels"
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_RECORD_BYTES",
+    "TOO_DEEP",
+    "TOO_LARGE",
+    "GzipDamage",
+    "RawRecord",
+    "detect_format",
+    "iter_api_records",
+    "iter_raw_records",
+    "loads",
+]
 
 
 class RawRecord(NamedTuple):
@@ -91,123 +107,19 @@ def loads(text: str) -> Any:
     return _DECODER.decode(text)
 
 
-_BAD_BYTE = re.compile("[\udc80-\udcff]")
-
-
-def _has_bad_bytes(text: str) -> bool:
-    return not text.isascii() and _BAD_BYTE.search(text) is not None
-
-
-def _short(exc: BaseException) -> str:
-    # JSONDecodeError.msg leaves out "line 1 column 9 (char 8)": that depends on where a
-    # read chunk began, and the same input must give the same reason on every path.
-    text = getattr(exc, "msg", None) or str(exc)
-    text = text.splitlines()[0] if text else type(exc).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
-
-
-def _utf8_size(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
-
-
-_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-
-
-def _depth(text: str) -> int:
-    """Deepest bracket nesting of a JSON text (strings skipped)."""
-    depth = deepest = 0
-    for match in _NESTING.finditer(text):
-        char = match.group()
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
-
-
-def _record_problem(text: str, max_depth: int = MAX_DEPTH) -> str | None:
-    """Why a decoded JSON record's text is refused (size, nesting, bytes), or None."""
-    if len(text) > MAX_RECORD_BYTES or _utf8_size(text) > MAX_RECORD_BYTES:
-        return TOO_LARGE
-    if text.count("[") + text.count("{") > max_depth and _depth(text) > max_depth:
-        return TOO_DEEP
-    if _has_bad_bytes(text):
-        return "record is not valid UTF-8"
-    return None
-
-
-def detect_format(key: str, content_type: str | None, head: bytes) -> str:
-    """Pick CSV / JSON / JSONL from the key's extension, the content type, or the data."""
-    name = key.lower()
-    for suffix in (".gz", ".gzip"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    for ext, fmt in _EXTENSIONS.items():
-        if name.endswith(ext):
-            return fmt
-    mime = (content_type or "").split(";", 1)[0].strip().lower()
-    if mime in _CONTENT_TYPES:
-        return _CONTENT_TYPES[mime]
-    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    return JSON if first in (b"{", b"[") else CSV
-
-
-# --- lines ----------------------------------------------------------------------------
-def _iter_lines(source: Any) -> Iterator[tuple[int, str | None]]:
-    """(line number, text with its line ending) per physical line; None for an overlong one.
-
-    Lines end with LF, CRLF or a lone CR (`bytes.splitlines` splits on exactly these).
-    """
-    number = 0
-    pending = b""  # the unfinished last line of the data read so far
-    overlong = False  # the unfinished line is already too long (its bytes were dropped)
-    first = True
-    while True:
-        chunk = source.read(READ_CHUNK_BYTES)
-        if not chunk:
-            break
-        if first:
-            first = False
-            if chunk.startswith(b"\xef\xbb\xbf"):
-                chunk = chunk[3:]
-        data = pending + chunk if pending else chunk
-        lines = data.splitlines(True)
-        pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
-        for line in lines:
-            number += 1
-            if overlong:
-                overlong = False
-                yield number, None
-            elif len(line) - (2 if line.endswith(b"\r\n") else 1) > MAX_RECORD_BYTES:
-                yield number, None
-            else:
-                yield number, line.decode("utf-8", "surrogateescape")
-        if len(pending) > MAX_RECORD_BYTES + 1:
-            overlong = True
-            pending = pending[-1:] if pending.endswith(b"\r") else b""  # a CR may pair with a next LF
-    if pending or overlong:
-        number += 1
-        content = len(pending) - (1 if pending.endswith(b"\r") else 0)
-        if overlong or content > MAX_RECORD_BYTES:
-            yield number, None
-        else:
-            yield number, pending.decode("utf-8", "surrogateescape")
-
-
 def _iter_jsonl(source: Any) -> Iterator[RawRecord]:
-    for number, text in _iter_lines(source):
+    for number, text in iter_lines(source):
         position = f"line {number}"
         if text is None:
-            yield RawRecord(position, error=f"line longer than {MAX_RECORD_BYTES} bytes")
+            yield RawRecord(position, error=LINE_TOO_LONG)
             continue
         text = text.strip()
         if not text:
             continue
-        if _has_bad_bytes(text):
-            yield RawRecord(position, error="line is not valid UTF-8")
+        if has_bad_bytes(text):
+            yield RawRecord(position, error=LINE_NOT_UTF8)
             continue
-        if text.count("[") + text.count("{") > MAX_DEPTH and _depth(text) > MAX_DEPTH:
+        if text.count("[") + text.count("{") > MAX_DEPTH and nesting_depth(text) > MAX_DEPTH:
             yield RawRecord(position, error=TOO_DEEP)
             continue
         try:
@@ -215,14 +127,14 @@ def _iter_jsonl(source: Any) -> Iterator[RawRecord]:
         except RecursionError:
             yield RawRecord(position, error=TOO_DEEP)
         except ValueError as exc:
-            yield RawRecord(position, error=f"invalid JSON: {_short(exc)}")
+            yield RawRecord(position, error=invalid_json(exc))
 
 
 def _iter_csv(source: Any) -> Iterator[RawRecord]:
     state = {"line": 0, "overlong": False}
 
     def lines() -> Iterator[str]:
-        for number, text in _iter_lines(source):
+        for number, text in iter_lines(source):
             state["line"] = number
             if text is None:
                 state["overlong"] = True
@@ -240,7 +152,7 @@ def _iter_csv(source: Any) -> Iterator[RawRecord]:
         except StopIteration:
             return
         except csv.Error as exc:
-            yield RawRecord(f"line {start}", error=f"unparsable CSV: {_short(exc)}")
+            yield RawRecord(f"line {start}", error=unparsable_csv(exc))
             continue
         position = f"line {start}"
         overlong, state["overlong"] = state["overlong"], False
@@ -250,26 +162,24 @@ def _iter_csv(source: Any) -> Iterator[RawRecord]:
             continue
         if overlong:
             if header is None:
-                unreadable = f"not read: the CSV header ({position}) is longer than {MAX_RECORD_BYTES} bytes"
-                yield RawRecord(position, error=f"CSV header longer than {MAX_RECORD_BYTES} bytes; no row can be read")
+                first, unreadable = csv_header_too_long(position)
+                yield RawRecord(position, error=first)
             else:
-                yield RawRecord(position, error=f"line longer than {MAX_RECORD_BYTES} bytes")
+                yield RawRecord(position, error=LINE_TOO_LONG)
             continue
         if not row or all(not cell.strip() for cell in row):
             continue  # blank line
         if header is None:
-            names = [fold_name(cell) for cell in row]
-            twice = sorted({n for n in names if n and names.count(n) > 1})
-            if twice:
-                unreadable = f"not read: the CSV header ({position}) names column {twice[0]!r} twice"
-                yield RawRecord(position, error=f"CSV header names column {twice[0]!r} twice; no row can be read")
+            names, refused, unreadable = csv_header(row, position, fold_name)
+            if refused is not None:
+                yield RawRecord(position, error=refused)
                 continue
             header = names
             continue
-        if any(_has_bad_bytes(cell) for cell in row):
-            yield RawRecord(position, error="line is not valid UTF-8")
+        if any(has_bad_bytes(cell) for cell in row):
+            yield RawRecord(position, error=LINE_NOT_UTF8)
         elif len(row) != len(header):
-            yield RawRecord(position, error=f"{len(row)} fields, the header has {len(header)}")
+            yield RawRecord(position, error=field_count(len(row), len(header)))
         else:
             yield RawRecord(position, dict(zip(header, row, strict=True)), text_fields=True)
 
@@ -328,7 +238,7 @@ class _JsonReader:
             except (ValueError, RecursionError) as exc:
                 if len(self.buf) - self.pos <= MAX_RECORD_BYTES and self.fill():
                     continue
-                raise _JsonSyntaxError(_short(exc)) from None
+                raise _JsonSyntaxError(short(exc)) from None
             if end == len(self.buf) and self.buf[end - 1] not in _CLOSED and self.fill():
                 continue  # a number may continue in the next chunk
             raw = self.buf[self.pos : end]
@@ -351,16 +261,16 @@ class _JsonReader:
             except ValueError as exc:
                 if len(self.buf) - self.pos <= MAX_RECORD_BYTES and self.fill():
                     continue
-                reason = f"invalid JSON: {_short(exc)}"
+                reason = invalid_json(exc)
                 if not isinstance(exc, json.JSONDecodeError):
-                    reason = f"unreadable value: {_short(exc)}"
+                    reason = f"unreadable value: {short(exc)}"
                 return self._skip_rejected(position, reason)
             if end == len(self.buf) and self.buf[end - 1] not in _CLOSED and self.fill():
                 continue  # a number may continue in the next chunk
             raw = self.buf[self.pos : end]
             self.pos = end
-            problem = _record_problem(raw, max_depth)
-            size = _utf8_size(raw)
+            problem = record_problem(raw, max_depth)
+            size = utf8_size(raw)
             if problem is not None:
                 return RawRecord(position, error=problem), size
             return RawRecord(position, value), size
@@ -449,7 +359,7 @@ def _iter_json(source: Any, single: str = "document") -> Iterator[RawRecord]:
                 yield from _object(reader, position, prefix)
             else:
                 value, raw = reader.decode()
-                problem = _record_problem(raw)
+                problem = record_problem(raw)
                 yield RawRecord(position, error=problem) if problem else RawRecord(position, value)
     except _JsonSyntaxError as exc:
         yield RawRecord(reader.at, error=f"invalid JSON: {exc}; the rest of the document was not read")
@@ -511,9 +421,9 @@ def _object(reader: _JsonReader, position: str, prefix: str) -> Iterator[RawReco
             yield from _array(reader, _namer(f"{prefix}points[", "]"), counter)
             continue
         record, value_size = reader.element(position, MAX_DEPTH - 1)
-        size += _utf8_size(raw_key) + value_size + 2
+        size += utf8_size(raw_key) + value_size + 2
         if problem is None:
-            problem = record.error or ("record is not valid UTF-8" if _has_bad_bytes(raw_key) else None)
+            problem = record.error or (RECORD_NOT_UTF8 if has_bad_bytes(raw_key) else None)
         if size > MAX_RECORD_BYTES:
             problem = problem if problem == TOO_DEEP else TOO_LARGE
             pairs = {}
@@ -545,7 +455,7 @@ def iter_raw_records(
             last = record.position
             yield record
     except GzipDamage as exc:
-        yield RawRecord(f"after {last}", error=f"{exc}; the rest was not read")
+        yield RawRecord(f"after {last}", error=rest_not_read(exc))
 
 
 def iter_api_records(body: bytes, max_gunzip_bytes: int | None = None) -> Iterator[RawRecord]:
@@ -557,4 +467,4 @@ def iter_api_records(body: bytes, max_gunzip_bytes: int | None = None) -> Iterat
             last = record.position
             yield record
     except GzipDamage as exc:
-        yield RawRecord(f"after {last}", error=f"{exc}; the rest was not read")
+        yield RawRecord(f"after {last}", error=rest_not_read(exc))
