@@ -285,6 +285,17 @@ def test_harmless_changes_still_deploy_with_yes(endpoint, aws_env, monkeypatch):
     url = client(endpoint, "sqs").get_queue_url(QueueName="ProcessingQueue-hm")["QueueUrl"]
     attributes = client(endpoint, "sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
     assert attributes["Attributes"]["VisibilityTimeout"] == "1799"
+    # every alarm also notifies a paging topic of the account (AlarmActionArn): notifications only;
+    # moto's change set lists none of it, the template diff shows it (and the allow-list reads that)
+    paging = "arn:aws:sns:us-east-1:123456789012:paging"
+    code, out, err = run_main(endpoint, "--env", "hm", "--yes", "--parameter", f"AlarmActionArn={paging}")
+    assert code == 0, out + err
+    assert "Changes not known to be harmless" not in out and "UPDATE_COMPLETE" in out
+    # an alarm action that terminates an instance is not a notification: it waits for its names
+    ec2 = "arn:aws:automate:us-east-1:ec2:terminate"
+    code, out, err = run_main(endpoint, "--env", "hm", "--yes", "--parameter", f"AlarmActionArn={ec2}")
+    assert code == 3, out + err
+    assert "--allow-change ProcessingDLQAlarm.AlarmActions" in out
     # a new code zip: one handler changes, so the package's key (its sha256) changes
     handlers = aws_env / "handlers"
     shutil.copytree(ROOT / "handlers", handlers, ignore=shutil.ignore_patterns("__pycache__"))

@@ -320,3 +320,28 @@ def test_the_bootstrap_upgrade_changes_only_what_its_code_names_and_passes_under
     # WHEN it is reviewed as ensure_bootstrap does THEN it passes, and nothing is unprotected
     review = review_of(cs, old, new, overrides=Overrides(expected_changes=UPGRADE_CHANGES))
     assert review.blocking(assume_yes=True) == [] and review.unmatched_overrides == []
+
+
+def test_alarm_actions_are_harmless_only_when_each_one_only_notifies_the_stacks_own_topics():
+    topic = {"Type": "AWS::SNS::Topic", "Properties": {}}
+    own = "arn:aws:sns:us-east-1:123456789012:paging"
+
+    def alarm_review(actions):
+        old = template(Alarm=ALARM, AlarmTopic=topic)
+        new = template(Alarm=with_props(ALARM, AlarmActions=actions, OKActions=actions), AlarmTopic=topic)
+        cs = change_set(resource_change("Modify", "Alarm", "AWS::CloudWatch::Alarm", replacement="False"))
+        return review_of(cs, old, new)
+
+    # the paging topic of the AlarmActionArn parameter, or the template's own topic: notifications only
+    assert alarm_review([{"Ref": "AlarmTopic"}, own]).blocking(assume_yes=True) == []
+    # another account's topic, an EC2 action, or no action at all: each needs its name under --yes
+    for actions in (
+        ["arn:aws:sns:us-east-1:999999999999:elsewhere"],
+        ["arn:aws:automate:us-east-1:ec2:terminate"],
+        [],
+    ):
+        review = alarm_review(actions)
+        assert unlisted(review) == ["--allow-change Alarm.AlarmActions", "--allow-change Alarm.OKActions"], actions
+        assert review.findings[0].causes[0] == (
+            "AlarmActions: only SNS topics of the stack's own account are harmless alarm actions"
+        )

@@ -7,6 +7,7 @@ Pure: the change set's views, the template diff and the resource schemas cfn-lin
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -15,7 +16,7 @@ from market_cfn.deploy.diff import ResourceDiff, leaf_changes
 from market_cfn.deploy.iam import SECURITY_TYPES
 from market_cfn.deploy.model import Finding, ResourceChangeView
 from market_cfn.deploy.schema import UnknownSchema, resource_schema
-from market_cfn.deploy.sources import readings
+from market_cfn.deploy.sources import TEMPLATE, readings
 
 # Per type, the top-level properties whose change is known to be harmless: it neither loses data, nor
 # grants, routes or encrypts anything differently. Each must be an updatable property of the type's
@@ -96,6 +97,11 @@ PRIVILEGED_TYPES = frozenset(
     }
 )
 
+# An alarm's actions are harmless when each one only notifies: an SNS topic of the stack's own account.
+ALARM = "AWS::CloudWatch::Alarm"
+ALARM_ACTIONS = frozenset({"AlarmActions", "OKActions", "InsufficientDataActions"})
+_SNS_TOPIC = re.compile(r"^arn:[a-z-]+:sns:[a-z0-9-]+:(\d{12}):[A-Za-z0-9_.-]+$")
+
 GATED_TYPES = PRIVILEGED_TYPES | SECURITY_TYPES  # and every stateful resource (review.py)
 
 # Resource attributes (ResourceTargetDefinition.Attribute, botocore ResourceAttribute): Metadata changes
@@ -172,10 +178,49 @@ def _policy_after(view: ResourceChangeView, diff: ResourceDiff | None, attribute
     return values
 
 
+def _values_after(view: ResourceChangeView, diff: ResourceDiff | None, name: str, template_knows: bool) -> list[Any]:
+    """Every value a source gives the property after the change; [] when a whole source gives none."""
+    values = []
+    modified = diff if diff is not None and diff.action == "Modify" else None
+    for reading in readings(view, modified, template_knows=template_knows, top_level_details=True):
+        props = reading.after.get("Properties") or {}
+        if reading.source == TEMPLATE and not reading.after:
+            continue  # the templates show the resource unchanged: they say nothing of this value
+        if name in props:
+            values.append(props[name])
+        elif reading.whole:
+            return []  # removed, or not known: not shown to only notify
+    return values
+
+
+def _notifies_only(values: list[Any], account: str, topics: frozenset[str]) -> bool:
+    """Every alarm action, in every source, is an SNS topic of the stack's own account or template: it
+    notifies and does nothing else (an alarm action may also stop or terminate an instance, scale, run
+    Systems Manager or invoke a function: CloudWatch PutMetricAlarm AlarmActions)."""
+    if not values or not account:
+        return False
+    for value in values:
+        if not isinstance(value, list) or not value:
+            return False  # no action at all: the alarm no longer notifies anyone
+        for action in value:
+            match = _SNS_TOPIC.match(str(action))
+            own = bool(match and match.group(1) == account)
+            if not own and str(action) not in {"${Ref:" + t + "}" for t in topics}:
+                return False
+    return True
+
+
 def change_findings(
-    view: ResourceChangeView, diff: ResourceDiff | None, region: str, *, template_knows: bool
+    view: ResourceChangeView,
+    diff: ResourceDiff | None,
+    region: str,
+    *,
+    template_knows: bool,
+    account: str = "",
+    topics: frozenset[str] = frozenset(),
 ) -> list[Finding]:
-    """The changes of one gated resource that are not on the allow-list; [] when all are harmless."""
+    """The changes of one gated resource that are not on the allow-list; [] when all are harmless.
+    `account`: the stack's account (from its StackId); `topics`: the SNS topics the templates declare."""
     lid, rtype = view.logical_id, view.resource_type
     if view.action == "Dynamic":
         return [_finding(lid, rtype, "", "Action Dynamic: what changes is decided only at execution", ())]
@@ -197,6 +242,10 @@ def change_findings(
             reason = f"{name} becomes {' or '.join(sorted(after)) or 'unknown'}: only Retain is harmless"
         elif name in harmless:
             continue
+        elif rtype == ALARM and name in ALARM_ACTIONS:
+            if _notifies_only(_values_after(view, diff, name, template_knows), account, topics):
+                continue
+            reason = f"{name}: only SNS topics of the stack's own account are harmless alarm actions"
         elif name in OTHER_ATTRIBUTES:
             reason = f"the {name} attribute changes how CloudFormation creates or updates it"
         elif known is not None and name not in known and name != "Tags":

@@ -255,13 +255,28 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
     for lid, diff in diffs.items():
         if stateful(lid, diff.resource_type):
             findings += template_findings(diff, region)
+    topics = frozenset(
+        lid
+        for resources in (old_resources, new_resources)
+        for lid, r in resources.items()
+        if isinstance(r, dict) and r.get("Type") == "AWS::SNS::Topic"
+    )
     for view in views:  # fail closed: an in-place change of what matters must be known to be harmless
         if stateful(view.logical_id, view.resource_type) or view.resource_type in GATED_TYPES:
             knows = view.logical_id in template_ids
             # a nested stack's own change is explained by its child change set, reviewed above
             explained = view.resource_type == NESTED_STACK and view.logical_id in nested
-            found = change_findings(view, diffs.get(view.logical_id), region, template_knows=knows)
+            found = change_findings(
+                view, diffs.get(view.logical_id), region, template_knows=knows, account=stack.account, topics=topics
+            )
             findings += [f for f in found if not (explained and not f.override)]
+    for lid in sorted(set(diffs) - set(by_id)):  # a change only the template diff shows: gated the same way
+        diff = diffs[lid]
+        if diff.action == "Modify" and (stateful(lid, diff.resource_type) or diff.resource_type in GATED_TYPES):
+            unlisted = ResourceChangeView("Modify", lid, diff.resource_type, "", "", "", (), None, None)
+            unlisted = dataclasses.replace(unlisted, leaves=_leaves(unlisted, diff))
+            found = change_findings(unlisted, diff, region, template_knows=True, account=stack.account, topics=topics)
+            findings += [dataclasses.replace(f, causes=(*f.causes, "the change set does not list it")) for f in found]
     changed = {v.logical_id for v in views} | {lid for lid, d in diffs.items() if d.action != "Add"}
     for lid in sorted(changed):
         seen, known = by_id.get(lid), diffs.get(lid)
