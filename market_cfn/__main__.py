@@ -6,6 +6,7 @@ import sys
 from collections.abc import Callable
 
 CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
+TRACEBACK_VARIABLE = "MARKET_CFN_TRACEBACK"
 
 COMMANDS = {
     "render": "Render the CloudFormation template to build/template.json.",
@@ -49,7 +50,8 @@ def main(argv: list[str]) -> int:
 
 
 def quiet_on_closed_pipe(call: Callable[[], int]) -> int:
-    """Run a command; when its reader has gone (`... | head`), end quietly with 141.
+    """Run a command; when its reader has gone (`... | head`), end quietly with 141; an error no
+    command expected is one line (exit 1), its traceback only with MARKET_CFN_TRACEBACK=1.
 
     Python ignores SIGPIPE, so a write to a closed pipe raises BrokenPipeError, and a traceback
     would follow. As the Python documentation advises (signal module, "Note on SIGPIPE"),
@@ -64,6 +66,26 @@ def quiet_on_closed_pipe(call: Callable[[], int]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return CLOSED_PIPE
+    except KeyboardInterrupt:
+        print(f"{_prog()}: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
+    except Exception as exc:  # what no command expected: one line, the traceback only when asked for
+        if os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        message = " ".join(str(exc).split())[:300]
+        print(
+            f"{_prog()}: unexpected error: {type(exc).__name__}: {message} "
+            f"(a bug: {TRACEBACK_VARIABLE}=1 shows the traceback for a report)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _prog() -> str:
+    argv = sys.argv
+    if argv and argv[0].endswith("deploy"):
+        return "bin/deploy"
+    return f"python -m market_cfn {argv[1]}" if len(argv) > 1 and argv[1] in COMMANDS else "python -m market_cfn"
 
 
 def run() -> int:

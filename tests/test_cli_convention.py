@@ -160,3 +160,29 @@ def test_one_environment_convention_in_the_docs_and_the_local_banner():
         assert "AWS_REGION=" not in line, line
         if "AWS_ACCESS_KEY_ID" in line:
             assert banner in line, line
+
+
+def test_an_unexpected_error_is_one_line_and_its_traceback_only_on_request(tmp_path):
+    # an out path whose parent is a file: render's own errors are one line already; force one it does not expect
+    code = (
+        "import sys, market_cfn.cli.render as r\n"
+        "r.main = lambda argv: (_ for _ in ()).throw(KeyError('moto said something odd'))\n"
+        "from market_cfn.__main__ import run\n"
+        "sys.argv = ['market_cfn', 'render']\n"
+        "sys.exit(run())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "python -m market_cfn render: unexpected error: KeyError: 'moto said something odd' "
+        "(a bug: MARKET_CFN_TRACEBACK=1 shows the traceback for a report)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        env={**os.environ, "MARKET_CFN_TRACEBACK": "1"},
+    )
+    assert shown.returncode == 1 and "Traceback (most recent call last)" in shown.stderr
