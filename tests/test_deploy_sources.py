@@ -477,3 +477,23 @@ def test_every_page_with_property_values_and_the_processed_templates_of_a_transf
     ], blocking
     assert "public principal *" in blocking["trust policy: Allow sts:AssumeRole to *"]
     assert all(any("the sources disagree" in c for c in causes) for causes in blocking.values())
+
+
+def test_a_new_role_is_listed_once_unless_its_values_show_another_danger():
+    # GIVEN a CREATE: the template names the table by GetAtt, the values by KNOWN_AFTER_APPLY
+    statement = {"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": {"Fn::GetAtt": ["Table", "Arn"]}}
+    pending = role({**statement, "Resource": KNOWN_AFTER_APPLY})
+
+    def create(after_values: dict[str, Any]):
+        change = resource_change("Add", "R", "AWS::IAM::Role", after={"Properties": after_values})
+        return review_of(
+            change_set(change), None, template(R={"Type": "AWS::IAM::Role", "Properties": role(statement)})
+        )
+
+    quiet = create(pending)
+    assert not any("(change set's property values)" in line.text for line in quiet.iam), quiet.iam
+    assert quiet.blocking(assume_yes=True) == []
+    # WHEN the values open the trust policy the template does not THEN their lines are listed too, and it blocks
+    opened = create(role({**statement, "Resource": KNOWN_AFTER_APPLY}, trust=trust({"AWS": "*"})))
+    assert any("(change set's property values)" in line.text for line in opened.iam)
+    assert any("public principal *" in f.causes for f in opened.blocking(assume_yes=True))

@@ -383,12 +383,19 @@ def security_review(
             continue
         lines: dict[tuple[str, str], IamFinding] = {}
         per_reading: list[tuple[Reading, list[Finding]]] = []
-        for reading in found:
-            i, d = review_resource(lid, rtype, _properties(reading.before), _properties(reading.after), stack)
+        reviewed = [(r, review_resource(lid, rtype, _properties(r.before), _properties(r.after), stack)) for r in found]
+        from_template = {_danger_key(f) for r, (_, d) in reviewed if r.source == TEMPLATE for f in d}
+        for reading, (i, d) in reviewed:
             per_reading.append((reading, d))
+            # the change set's own lines for a change in place, or wherever they show another danger (a new
+            # resource's values spell the template's tokens as {{changeSet:KNOWN_AFTER_APPLY}}: no news)
+            own = reading.source == TEMPLATE or not new_template
+            if not own and (view is None or view.action != "Modify"):
+                if all(_danger_key(f) in from_template for f in d):
+                    continue
             for line in i:
                 if (line.where, line.text) not in lines:
-                    extra = "" if reading.source == TEMPLATE or not new_template else f"  ({reading.source})"
+                    extra = "" if own else f"  ({reading.source})"
                     lines[(line.where, line.text)] = dataclasses.replace(line, text=line.text + extra)
         iam += list(lines.values())
         united, disputed = unite(lid, per_reading, _danger_key, lambda f: f.what)
