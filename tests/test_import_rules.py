@@ -48,8 +48,6 @@ KNOWN_DEBTS = {
     # pipeline deploys the bootstrap stack's change set through ensure_bootstrap, and
     # ensure_bootstrap deploys through pipeline's deploy_stack (a lazy import breaks the loop).
     ("module cycle", "market_cfn.deploy.bootstrap <-> market_cfn.deploy.pipeline"),
-    # market_cfn/client.py (the ingest client) builds on ops, and ops/ingest.py imports it back.
-    ("package cycle", "market_cfn.client <-> market_cfn.ops"),
 }
 
 
