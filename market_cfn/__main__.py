@@ -7,6 +7,9 @@ from collections.abc import Callable
 
 CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose reader went away
 TRACEBACK_VARIABLE = "MARKET_CFN_TRACEBACK"
+# The commands that run on the emulation, and what they import from its [local] extra: without
+# it `pip install market_cfn` still renders, deploys and operates.
+EMULATION_NEEDS = {"simulate": ("moto",), "local": ("moto", "moto.server", "jsonschema")}
 
 COMMANDS = {
     "render": "Render the CloudFormation template to build/template.json.",
@@ -45,6 +48,16 @@ def main(argv: list[str]) -> int:
     if command not in COMMANDS:
         print(f"market_cfn: unknown command {command!r} (choose from {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
+    for needed in () if {"-h", "--help"} & set(rest) else EMULATION_NEEDS.get(command, ()):
+        try:
+            importlib.import_module(needed)
+        except ModuleNotFoundError as exc:
+            print(
+                f"python -m market_cfn {command}: the emulation is not installed (no module {exc.name!r}); "
+                "install it with: pip install 'market_cfn[local]'",
+                file=sys.stderr,
+            )
+            return 1
     module = importlib.import_module(f"market_cfn.cli.{command}")
     return module.main(rest)
 

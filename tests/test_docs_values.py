@@ -11,7 +11,6 @@ tool version only as a record, written "recorded with <tool> <version>".
 
 from __future__ import annotations
 
-import configparser
 import re
 import tomllib
 from collections.abc import Callable
@@ -61,13 +60,7 @@ class Truth:
         return default
 
     def python_floor(self) -> str:
-        project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
-        if "requires-python" in project:
-            spec = project["requires-python"]
-        else:
-            cfg = configparser.ConfigParser()
-            cfg.read(ROOT / "setup.cfg", encoding="utf-8")
-            spec = cfg["options"]["python_requires"]
+        spec = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
         match = re.fullmatch(r">=\s*(3\.\d+)", spec.strip())
         assert match, f"unexpected python requirement {spec!r}"
         return match.group(1)
@@ -260,7 +253,8 @@ REFERRERS = [
     *SOURCES,
     *sorted((ROOT / "bench").glob("*.py")),
     *sorted((ROOT / ".github").rglob("*.yml")),
-    *[p for p in (ROOT / "setup.cfg", ROOT / "pyproject.toml", ROOT / ".ci" / "run") if p.is_file()],
+    ROOT / "pyproject.toml",
+    ROOT / ".ci" / "run",
 ]
 SECTION = re.compile(r'(README(?:\.md)?|CONTRIBUTING\.md|docs/[\w-]+\.md),? "([^"]{2,80})"')
 NAMED = re.compile(r"^(?:#+ +(.+)|(?:- )?\*\*(.+?)\*\*)", re.MULTILINE)

@@ -3,6 +3,8 @@
 - handlers/core and the deploy review logic import no AWS SDK (boto3, botocore), directly or
   through another module of ours: they decide from plain data and are tested without AWS.
 - handlers/ imports nothing from market_cfn/ (it ships alone in the function zip).
+- Only the emulation (local/, simulate and their commands) imports moto or jsonschema: the base
+  install (`pip install market_cfn`) has neither, the [local] extra brings them.
 - Layers: cli -> ops / deploy / local -> stack -> intrinsics. stack/ imports nothing from cli/, ops/,
   deploy/ or local/; deploy/ nothing from ops/ or local/; intrinsics.py nothing of ours; only the
   dispatcher imports cli/ (no module imports its caller).
@@ -22,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 AWS_SDK = ("boto3", "botocore")
+EMULATION_ONLY = ("moto", "jsonschema")
+EMULATION = ("market_cfn.local", "market_cfn.simulate", "market_cfn.cli.simulate", "market_cfn.cli.local")
 
 # The deploy modules that hold the pure review logic (found by name under market_cfn/deploy/).
 REVIEW_LOGIC = (
@@ -105,8 +109,8 @@ def reaches(module: str) -> set[str]:
     return seen
 
 
-def imports_sdk(module: str) -> bool:
-    return any(name.split(".")[0] in AWS_SDK for name in imports(module))
+def imports_sdk(module: str, sdk: tuple[str, ...] = AWS_SDK) -> bool:
+    return any(name.split(".")[0] in sdk for name in imports(module))
 
 
 def package_of(module: str) -> str:
@@ -156,33 +160,48 @@ def review_logic_modules() -> list[str]:
     return sorted(found)
 
 
+def _edge_violations(module: str, target: str) -> set[tuple[str, str]]:
+    """The layer rules, for one import of one module of ours."""
+    source, dest, edge = package_of(module), package_of(target), f"{module} -> {target}"
+    found = set()
+    if source == "market_cfn.stack" and dest in (
+        "market_cfn.cli",
+        "market_cfn.ops",
+        "market_cfn.deploy",
+        "market_cfn.local",
+    ):
+        found.add(("stack imports a caller", edge))
+    if source == "market_cfn.deploy" and dest in ("market_cfn.ops", "market_cfn.local"):
+        found.add(("deploy imports ops or local", edge))
+    if module == "market_cfn.intrinsics":
+        found.add(("intrinsics imports ours", edge))
+    if dest == "market_cfn.cli" and source != "market_cfn.cli" and module != "market_cfn.__main__":
+        found.add(("only the dispatcher imports cli", edge))
+    return found
+
+
+def _module_violations(module: str) -> set[tuple[str, str]]:
+    """The rules on what one module reaches, directly or through others of ours."""
+    closure = {module, *reaches(module)}
+    found = set()
+    if module.startswith("handlers.core") and any(map(imports_sdk, closure)):
+        found.add(("handlers.core reaches the AWS SDK", module))
+    if module.startswith("handlers") and any(t.startswith("market_cfn") for t in closure):
+        found.add(("handlers import market_cfn", module))
+    in_emulation = any(module == e or module.startswith(f"{e}.") for e in EMULATION)
+    if not in_emulation and any(imports_sdk(m, EMULATION_ONLY) for m in closure):
+        found.add(("the base install imports the emulation", module))
+    for target in depends_on(module):
+        found |= _edge_violations(module, target)
+    return found
+
+
 def violations() -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     for module in MODULES:
-        if module.startswith("handlers.core") and (imports_sdk(module) or any(map(imports_sdk, reaches(module)))):
-            found.add(("handlers.core reaches the AWS SDK", module))
-        if module.startswith("handlers") and any(t.startswith("market_cfn") for t in reaches(module)):
-            found.add(("handlers import market_cfn", module))
-        for target in depends_on(module):
-            if package_of(module) == "market_cfn.stack" and package_of(target) in (
-                "market_cfn.cli",
-                "market_cfn.ops",
-                "market_cfn.deploy",
-                "market_cfn.local",
-            ):
-                found.add(("stack imports a caller", f"{module} -> {target}"))
-            if package_of(module) == "market_cfn.deploy" and package_of(target) in (
-                "market_cfn.ops",
-                "market_cfn.local",
-            ):
-                found.add(("deploy imports ops or local", f"{module} -> {target}"))
-            if module == "market_cfn.intrinsics":
-                found.add(("intrinsics imports ours", f"{module} -> {target}"))
-            if package_of(target) == "market_cfn.cli" and package_of(module) != "market_cfn.cli":
-                if module != "market_cfn.__main__":
-                    found.add(("only the dispatcher imports cli", f"{module} -> {target}"))
+        found |= _module_violations(module)
     for module in review_logic_modules():
-        if imports_sdk(module) or any(map(imports_sdk, reaches(module))):
+        if any(map(imports_sdk, {module, *reaches(module)})):
             found.add(("review logic reaches the AWS SDK", module))
     module_graph = {m: set(depends_on(m)) for m in MODULES}
     for component in cycles(module_graph):
@@ -210,6 +229,7 @@ def test_every_known_debt_still_exists():
 def test_the_rules_see_what_they_claim_to():
     """The checks would fail: the SDK and a cycle are found where they are known to be."""
     assert imports_sdk("market_cfn.deploy.changeset")
+    assert imports_sdk("market_cfn.local.motoside", EMULATION_ONLY)
     assert "market_cfn.deploy.changeset" in reaches("market_cfn.deploy.review")
     assert {"market_cfn.deploy.bootstrap", "market_cfn.deploy.pipeline"} in cycles(
         {m: set(depends_on(m)) for m in MODULES}

@@ -14,7 +14,7 @@ import pytest
 from market_cfn.deploy import packaging
 from market_cfn.deploy.packaging import PackagingError, build_package
 
-SETUP_CFG = packaging.PROJECT_ROOT / "setup.cfg"
+PYPROJECT = packaging.PROJECT_ROOT / "pyproject.toml"
 
 
 def make_handlers(root: Path, *, imports: str = "", name: str = "handlers") -> Path:
@@ -43,7 +43,7 @@ def test_two_packages_of_the_same_tree_have_the_same_sha256(tmp_path):
     shutil.copytree(first, second)
     for i, path in enumerate(sorted(second.rglob("*"))):  # different mtimes and creation order
         os.utime(path, (1_700_000_000 + i * 977, 1_700_000_000 + i * 977))
-    a, b = build_package(first, setup_cfg=SETUP_CFG), build_package(second, setup_cfg=SETUP_CFG)
+    a, b = build_package(first, pyproject=PYPROJECT), build_package(second, pyproject=PYPROJECT)
     assert a.sha256 == b.sha256 == hashlib.sha256(a.data).hexdigest()
     assert a.data == b.data
     assert a.key == f"market-data/{a.sha256}.zip"
@@ -51,14 +51,14 @@ def test_two_packages_of_the_same_tree_have_the_same_sha256(tmp_path):
 
 def test_a_changed_source_changes_the_digest(tmp_path):
     pkg = make_handlers(tmp_path)
-    before = build_package(pkg, setup_cfg=SETUP_CFG).sha256
+    before = build_package(pkg, pyproject=PYPROJECT).sha256
     (pkg / "core" / "points.py").write_text("import json\n# changed\n")
-    assert build_package(pkg, setup_cfg=SETUP_CFG).sha256 != before
+    assert build_package(pkg, pyproject=PYPROJECT).sha256 != before
 
 
 def test_entries_are_sorted_with_fixed_timestamps_and_permissions_and_no_bytecode(tmp_path):
     pkg = build_package(
-        make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger"), setup_cfg=SETUP_CFG
+        make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger"), pyproject=PYPROJECT
     )
     infos = entries(pkg.data)
     names = [i.filename for i in infos]
@@ -71,7 +71,7 @@ def test_entries_are_sorted_with_fixed_timestamps_and_permissions_and_no_bytecod
 
 def test_powertools_is_bundled_with_typing_extensions_but_not_jmespath(tmp_path):
     pkg = build_package(
-        make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Metrics"), setup_cfg=SETUP_CFG
+        make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Metrics"), pyproject=PYPROJECT
     )
     names = set(pkg.entries)
     assert "aws_lambda_powertools/__init__.py" in names
@@ -88,7 +88,7 @@ def test_powertools_is_bundled_with_typing_extensions_but_not_jmespath(tmp_path)
 
 def test_the_tracer_brings_the_xray_sdk_and_pure_python_wrapt(tmp_path):
     pkg = build_package(
-        make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Tracer"), setup_cfg=SETUP_CFG
+        make_handlers(tmp_path, imports="from aws_lambda_powertools import Logger, Tracer"), pyproject=PYPROJECT
     )
     names = set(pkg.entries)
     assert "aws_xray_sdk/core/recorder.py" in names
@@ -103,25 +103,31 @@ def test_the_tracer_brings_the_xray_sdk_and_pure_python_wrapt(tmp_path):
 
 
 def test_handlers_without_powertools_bundle_nothing(tmp_path):
-    pkg = build_package(make_handlers(tmp_path), setup_cfg=SETUP_CFG)
+    pkg = build_package(make_handlers(tmp_path), pyproject=PYPROJECT)
     assert pkg.bundled == ()
     assert all(n.startswith("handlers/") for n in pkg.entries)
 
 
 def test_a_powertools_version_other_than_the_pin_is_refused(tmp_path):
-    cfg = tmp_path / "setup.cfg"
-    cfg.write_text("[options]\ninstall_requires =\n    boto3>=1.35\n    aws-lambda-powertools[tracer]==3.0.0\n")
-    with pytest.raises(PackagingError, match="3.37.0 is installed but setup.cfg pins 3.0.0"):
-        build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), setup_cfg=cfg)
+    cfg = tmp_path / "pyproject.toml"
+    cfg.write_text('[project]\ndependencies = ["boto3>=1.35", "aws-lambda-powertools[tracer]==3.0.0"]\n')
+    with pytest.raises(PackagingError, match="3.37.0 is installed but pyproject.toml pins 3.0.0"):
+        build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), pyproject=cfg)
 
 
-def test_the_pin_is_read_from_setup_cfg():
-    assert packaging.powertools_pin(SETUP_CFG) == "3.37.0"
+def test_the_pin_is_read_from_pyproject():
+    assert packaging.powertools_pin(PYPROJECT) == "3.37.0"
+
+
+def test_without_the_source_tree_the_installed_metadata_gives_the_pins_but_not_the_extras(tmp_path):
+    pins = packaging.bundle_pins(tmp_path / "no-pyproject.toml")
+    assert pins[packaging._normalize(packaging.POWERTOOLS_DIST)] == "3.37.0"
+    assert "pytest" not in pins  # pinned in the test extra only
 
 
 def test_an_import_the_runtime_does_not_provide_is_refused(tmp_path):
     with pytest.raises(PackagingError, match="imports requests"):
-        build_package(make_handlers(tmp_path, imports="import requests"), setup_cfg=SETUP_CFG)
+        build_package(make_handlers(tmp_path, imports="import requests"), pyproject=PYPROJECT)
 
 
 def test_the_project_handlers_package(tmp_path):
@@ -131,23 +137,23 @@ def test_the_project_handlers_package(tmp_path):
     assert "handlers/contract.py" in a.entries
 
 
-def test_every_bundled_distribution_is_pinned_exactly_in_setup_cfg():
-    pins = packaging.bundle_pins(SETUP_CFG)
+def test_every_bundled_distribution_is_pinned_exactly_in_pyproject():
+    pins = packaging.bundle_pins(PYPROJECT)
     for dist, _ in packaging.POWERTOOLS_BUNDLE + packaging.TRACER_BUNDLE:
         assert dist.lower().replace("_", "-") in pins, dist
 
 
 def test_an_unpinned_bundled_distribution_is_refused(tmp_path):
-    cfg = tmp_path / "setup.cfg"
-    text = SETUP_CFG.read_text(encoding="utf-8")
-    cfg.write_text("\n".join(line for line in text.splitlines() if not line.strip().startswith("typing_extensions")))
+    cfg = tmp_path / "pyproject.toml"
+    text = PYPROJECT.read_text(encoding="utf-8")
+    cfg.write_text("\n".join(line for line in text.splitlines() if not line.strip().startswith('"typing_extensions')))
     with pytest.raises(PackagingError, match="typing_extensions is bundled .* does not pin it"):
-        build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), setup_cfg=cfg)
+        build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), pyproject=cfg)
 
 
 def test_a_bundled_version_other_than_the_pin_is_refused(tmp_path):
-    cfg = tmp_path / "setup.cfg"
-    text = SETUP_CFG.read_text(encoding="utf-8")
+    cfg = tmp_path / "pyproject.toml"
+    text = PYPROJECT.read_text(encoding="utf-8")
     cfg.write_text(text.replace("typing_extensions==", "typing_extensions==0.0.1+not", 1))
-    with pytest.raises(PackagingError, match="typing_extensions .* is installed but setup.cfg pins 0.0.1"):
-        build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), setup_cfg=cfg)
+    with pytest.raises(PackagingError, match="typing_extensions .* is installed but pyproject.toml pins 0.0.1"):
+        build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), pyproject=cfg)

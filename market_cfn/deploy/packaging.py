@@ -13,7 +13,7 @@ What gets bundled is decided by what `handlers/` imports, read from its source (
 packaging time:
 
 * aws_lambda_powertools and typing_extensions, which Powertools requires and the Lambda
-  runtime does not ship. Every bundled distribution is pinned with `==` in setup.cfg and
+  runtime does not ship. Every bundled distribution is pinned with `==` in pyproject.toml and
   the installed one must match its pin, or packaging stops. jmespath, Powertools' other requirement, is
   not bundled: the runtime ships boto3/botocore, and botocore requires jmespath.
 * aws_xray_sdk and wrapt when a handler imports the Powertools Tracer.
@@ -28,12 +28,12 @@ Python implementation when `wrapt._wrappers` cannot be imported (wrapt/__wrapt__
 from __future__ import annotations
 
 import ast
-import configparser
 import hashlib
 import importlib.metadata
 import io
 import re
 import sys
+import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,20 +82,19 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def bundle_pins(setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> dict[str, str]:
-    """Every `name==version` pin of setup.cfg's install_requires, by normalized name.
+def bundle_pins(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> dict[str, str]:
+    """Every `name==version` pin of pyproject.toml's [project] dependencies, by normalized name.
 
     Every distribution the zip bundles must be pinned exactly there, so the function zip
     (and its sha256, which names it in S3) changes only in a commit.
     """
     requirements: list[str] = []
-    if setup_cfg.is_file():
-        parser = configparser.ConfigParser()
-        parser.read(setup_cfg, encoding="utf-8")
-        requirements = parser.get("options", "install_requires", fallback="").splitlines()
+    if pyproject.is_file():
+        project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+        requirements = list(project.get("dependencies", []))
     else:  # installed without the source tree: read the installed metadata instead
         try:
-            requirements = importlib.metadata.requires("market_cfn") or []
+            requirements = [r for r in importlib.metadata.requires("market_cfn") or [] if "extra ==" not in r]
         except importlib.metadata.PackageNotFoundError:
             pass
     pins = {}
@@ -106,11 +105,11 @@ def bundle_pins(setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> dict[str, str]:
     return pins
 
 
-def powertools_pin(setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> str:
-    """The version of aws-lambda-powertools that setup.cfg pins with `==`."""
-    pin = bundle_pins(setup_cfg).get(_normalize(POWERTOOLS_DIST))
+def powertools_pin(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> str:
+    """The version of aws-lambda-powertools that pyproject.toml pins with `==`."""
+    pin = bundle_pins(pyproject).get(_normalize(POWERTOOLS_DIST))
     if pin is None:
-        raise PackagingError(f"no '{POWERTOOLS_DIST}==<version>' pin found in {setup_cfg}")
+        raise PackagingError(f"no '{POWERTOOLS_DIST}==<version>' pin found in {pyproject}")
     return pin
 
 
@@ -211,19 +210,19 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def build_package(handlers_dir: Path = HANDLERS_DIR, *, setup_cfg: Path = PROJECT_ROOT / "setup.cfg") -> Package:
+def build_package(handlers_dir: Path = HANDLERS_DIR, *, pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> Package:
     """Zip the handlers and their bundled dependencies (see the module docstring)."""
     handlers_dir = Path(handlers_dir)
     entries = _handler_entries(handlers_dir)
     bundled = []
     plan = bundle_plan(handlers_dir)
     if plan:
-        pins = bundle_pins(setup_cfg)
+        pins = bundle_pins(pyproject)
         for dist_name, _ in plan:
             pin = pins.get(_normalize(dist_name))
             if pin is None:
                 raise PackagingError(
-                    f"{dist_name} is bundled into the function zip but setup.cfg does not pin it with '=='; "
+                    f"{dist_name} is bundled into the function zip but pyproject.toml does not pin it with '=='; "
                     "pin it so the zip changes only in a commit"
                 )
             try:
@@ -232,7 +231,7 @@ def build_package(handlers_dir: Path = HANDLERS_DIR, *, setup_cfg: Path = PROJEC
                 raise PackagingError(f"{dist_name} is not installed; it is needed in the function zip") from exc
             if installed != pin:
                 raise PackagingError(
-                    f"{dist_name} {installed} is installed but setup.cfg pins {pin}; "
+                    f"{dist_name} {installed} is installed but pyproject.toml pins {pin}; "
                     f"install the pinned version (pip install '{dist_name}=={pin}') before deploying"
                 )
     for dist_name, import_name in plan:
