@@ -88,5 +88,5 @@ def test_the_market_cfn_console_script_is_declared_for_the_same_entry_point():
     from market_cfn.__main__ import run
 
     assert callable(run)
-    metadata = (ROOT / "setup.cfg").read_text() + (ROOT / "pyproject.toml").read_text()
+    metadata = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(r"""market-cfn\s*=\s*["']?market_cfn\.__main__:run""", metadata)
