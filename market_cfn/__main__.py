@@ -9,7 +9,7 @@ CLOSED_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a writer whose read
 TRACEBACK_VARIABLE = "MARKET_CFN_TRACEBACK"
 # The commands that run on the emulation, and what they import from its [local] extra: without
 # it `pip install market_cfn` still renders, deploys and operates.
-EMULATION_NEEDS = {"simulate": ("moto",), "local": ("moto", "moto.server", "jsonschema")}
+EMULATION_NEEDS = {"simulate": ("moto",), "invoke": ("moto",), "local": ("moto", "moto.server", "jsonschema")}
 
 COMMANDS = {
     "render": "Render the CloudFormation template to build/template.json.",

@@ -3,7 +3,7 @@
 - handlers/core and the deploy review logic import no AWS SDK (boto3, botocore), directly or
   through another module of ours: they decide from plain data and are tested without AWS.
 - handlers/ imports nothing from market_cfn/ (it ships alone in the function zip).
-- Only the emulation (local/, simulate and their commands) imports moto or jsonschema: the base
+- Only the emulation (local/, and the simulate, invoke and local commands) imports moto or jsonschema: the base
   install (`pip install market_cfn`) has neither, the [local] extra brings them.
 - Layers: cli -> ops / deploy / local -> stack -> intrinsics. stack/ imports nothing from cli/, ops/,
   deploy/ or local/; deploy/ nothing from ops/ or local/; intrinsics.py nothing of ours; only the
@@ -25,7 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 AWS_SDK = ("boto3", "botocore")
 EMULATION_ONLY = ("moto", "jsonschema")
-EMULATION = ("market_cfn.local", "market_cfn.simulate", "market_cfn.cli.simulate", "market_cfn.cli.local")
+EMULATION = (
+    "market_cfn.local",
+    "market_cfn.simulate",
+    "market_cfn.cli.simulate",
+    "market_cfn.cli.invoke",
+    "market_cfn.cli.local",
+)
 
 # The deploy modules that hold the pure review logic (found by name under market_cfn/deploy/).
 REVIEW_LOGIC = (

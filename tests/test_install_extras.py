@@ -1,5 +1,5 @@
-"""`pip install market_cfn` renders, deploys and operates without the emulation; `simulate` and
-`local` need the [local] extra (moto) and say so in one line when it is missing."""
+"""`pip install market_cfn` renders, deploys and operates without the emulation; `simulate`,
+`invoke` and `local` need the [local] extra (moto) and say so in one line when it is missing."""
 
 from __future__ import annotations
 
@@ -44,8 +44,12 @@ def test_render_runs_without_the_emulation(tmp_path):
 
 @pytest.mark.parametrize(
     ("argv", "cwd"),
-    [(("simulate", "AAPL/2024-06-03.csv"), ROOT / "tests" / "data"), (("local", "--port", "0"), ROOT)],
-    ids=["simulate", "local"],
+    [
+        (("simulate", "AAPL/2024-06-03.csv"), ROOT / "tests" / "data"),
+        (("invoke", "DataProcessor", "--event", "tests/events/sqs_processing_batch.json"), ROOT),
+        (("local", "--port", "0"), ROOT),
+    ],
+    ids=["simulate", "invoke", "local"],
 )
 def test_the_emulation_commands_name_the_missing_extra_in_one_line(argv, cwd):
     proc = _without_emulation(*argv, cwd=cwd)
