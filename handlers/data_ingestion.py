@@ -163,7 +163,7 @@ class ReportWriter:
         )
 
 
-def _error_code(exc: ClientError) -> str:
+def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
@@ -187,7 +187,7 @@ def open_version(bucket: str, key: str, version_id: str | None) -> tuple[dict[st
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if _error_code(exc) not in ("NoSuchKey", "404", "AccessDenied", "403"):
+        if error_code(exc) not in ("NoSuchKey", "404", "AccessDenied", "403"):
             raise
     else:
         current = response.get("VersionId")
@@ -229,7 +229,7 @@ def current_version(bucket: str, key: str) -> str | None:
     try:
         return common.client("s3").head_object(Bucket=bucket, Key=key).get("VersionId")
     except ClientError as exc:
-        if _error_code(exc) in ("NoSuchKey", "404", "AccessDenied", "403"):
+        if error_code(exc) in ("NoSuchKey", "404", "AccessDenied", "403"):
             return None
         raise
 

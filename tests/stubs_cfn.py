@@ -23,7 +23,9 @@ from typing import Any
 import boto3
 from botocore.stub import ANY, Stubber
 
-from market_cfn import deploy as d
+from market_cfn.base.console import Console
+from market_cfn.base.waits import Waits
+from market_cfn.deploy.backstop import stack_policy
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -52,8 +54,8 @@ class FakeTime:
         return T0 + timedelta(seconds=self.elapsed)
 
 
-def make_waits(fake_time: FakeTime) -> d.Waits:
-    return d.Waits(
+def make_waits(fake_time: FakeTime) -> Waits:
+    return Waits(
         sleep=fake_time.sleep,
         clock=fake_time.monotonic,
         now=fake_time.now,
@@ -69,7 +71,7 @@ def make_client() -> Any:
     )
 
 
-def console(answer: str | None = None, *, interrupt: bool = False) -> d.Console:
+def console(answer: str | None = None, *, interrupt: bool = False) -> Console:
     """A console; with an answer it is interactive and answers the prompt with it; `interrupt`
     presses Ctrl-C at the prompt."""
     asked: list[str] = []
@@ -81,12 +83,12 @@ def console(answer: str | None = None, *, interrupt: bool = False) -> d.Console:
             raise KeyboardInterrupt
         return answer or ""
 
-    c = d.Console(out=io.StringIO(), interactive=answer is not None or interrupt, ask=ask)
+    c = Console(out=io.StringIO(), interactive=answer is not None or interrupt, ask=ask)
     c.asked = asked  # type: ignore[attr-defined]
     return c
 
 
-def output(c: d.Console) -> str:
+def output(c: Console) -> str:
     return c.out.getvalue()  # type: ignore[attr-defined]
 
 
@@ -409,7 +411,7 @@ class Flow:
             self.s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
 
     def set_policy(self, denied: list[str]) -> None:
-        policy = d.stack_policy(denied)
+        policy = stack_policy(denied)
         self.s.add_response(
             "set_stack_policy",
             {},

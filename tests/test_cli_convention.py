@@ -16,7 +16,7 @@ import pytest
 
 from market_cfn import __version__
 from market_cfn.__main__ import CLOSED_PIPE, COMMANDS
-from market_cfn.cli._common import OneLineParser
+from market_cfn.cli.command import OneLineParser
 
 ROOT = Path(__file__).resolve().parents[1]
 # argparse's help printer swallows the write error itself (exit 0); every other write ends in 141.

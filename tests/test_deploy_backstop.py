@@ -24,16 +24,22 @@ from stubs_cfn import (
     template,
 )
 
-from market_cfn import deploy as d
+from market_cfn.base.aws import Where
+from market_cfn.base.errors import DeployError
 from market_cfn.deploy import gate
-from market_cfn.deploy.model import Finding
-from market_cfn.deploy.triggers import health_alarms
+from market_cfn.deploy.backstop import apply_stack_policies, enable_termination_protection, retains_data, stack_policy
+from market_cfn.deploy.gate import DeployOptions
+from market_cfn.deploy.outputs import StackFacts, resolve_outputs
+from market_cfn.deploy.review.format import review_markdown
+from market_cfn.deploy.review.merge import build_review
+from market_cfn.deploy.review.model import Finding, Overrides, Review, ReviewInput
+from market_cfn.deploy.triggers import health_alarms, plan_rollback
 
 # --- the stack policy ------------------------------------------------------------------
 
 
 def test_the_policy_allows_updates_and_denies_replace_and_delete_of_the_protected_ids():
-    policy = d.stack_policy(["MarketDataTable", "DataBucket"], open_ids=["DataBucket"])
+    policy = stack_policy(["MarketDataTable", "DataBucket"], open_ids=["DataBucket"])
     allow, deny = policy["Statement"]
     # protect-stack-resources.html: once a policy is set everything not allowed is denied,
     # so the Allow Update:* on * comes first; Principal must be "*"
@@ -44,14 +50,14 @@ def test_the_policy_allows_updates_and_denies_replace_and_delete_of_the_protecte
         "Action": ["Update:Replace", "Update:Delete"],
         "Resource": ["LogicalResourceId/MarketDataTable"],
     }
-    assert d.stack_policy([])["Statement"] == [allow]
+    assert stack_policy([])["Statement"] == [allow]
 
 
 def test_a_policy_over_the_api_limit_fails_closed():
     from market_cfn.deploy.backstop import policy_body
 
-    with pytest.raises(d.DeployError, match="over SetStackPolicy's 16,384"):
-        policy_body(d.stack_policy([f"Resource{i:04d}WithAFairlyLongLogicalId" for i in range(600)]))
+    with pytest.raises(DeployError, match="over SetStackPolicy's 16,384"):
+        policy_body(stack_policy([f"Resource{i:04d}WithAFairlyLongLogicalId" for i in range(600)]))
 
 
 def test_nested_stacks_get_their_own_policy():
@@ -79,7 +85,7 @@ def test_nested_stacks_get_their_own_policy():
         s.add_response(
             "set_stack_policy", {}, {"StackName": child, "StackPolicyBody": _body(["Ledger", "Archive"], ["Ledger"])}
         )
-        lines = d.apply_stack_policies(
+        lines = apply_stack_policies(
             client,
             STACK_ID,
             {"": ["Storage"], "Storage": ["Archive", "Ledger"]},
@@ -93,7 +99,7 @@ def test_nested_stacks_get_their_own_policy():
 
 
 def _body(ids: list[str], open_ids: list[str]) -> str:
-    return json.dumps(d.stack_policy(ids, open_ids=open_ids), sort_keys=True, separators=(",", ":"))
+    return json.dumps(stack_policy(ids, open_ids=open_ids), sort_keys=True, separators=(",", ":"))
 
 
 def test_termination_protection_an_emulator_lacks_is_said_and_skipped_but_fails_on_aws():
@@ -101,16 +107,16 @@ def test_termination_protection_an_emulator_lacks_is_said_and_skipped_but_fails_
     with Stubber(client) as s:
         s.add_client_error("update_termination_protection", "InternalFailure", "not implemented", 500)
         c = console()
-        assert d.enable_termination_protection(client, STACK, c, emulator=True) is False
+        assert enable_termination_protection(client, STACK, c, emulator=True) is False
         assert "does not implement it; not set" in output(c)
         s.add_client_error("update_termination_protection", "AccessDenied", "not authorized", 403)
-        with pytest.raises(d.DeployError, match="termination protection could not be turned on: not authorized"):
-            d.enable_termination_protection(client, STACK, console(), emulator=False)
+        with pytest.raises(DeployError, match="termination protection could not be turned on: not authorized"):
+            enable_termination_protection(client, STACK, console(), emulator=False)
 
 
 def test_which_templates_retain_data():
-    assert d.retains_data(template(retain=True)) is True
-    assert d.retains_data(template(retain=False)) is False
+    assert retains_data(template(retain=True)) is True
+    assert retains_data(template(retain=False)) is False
 
 
 # --- rollback triggers -----------------------------------------------------------------
@@ -127,7 +133,7 @@ def test_health_alarms_are_function_errors_and_dead_letter_depth():
 def test_the_real_template_has_more_health_alarms_than_cloudformation_takes_and_says_which_are_left_out():
     rendered = json.loads((Path(__file__).resolve().parents[1] / "build" / "template.json").read_text())
     physical = {k: f"{k}-alarm" for k in rendered["Resources"]}
-    plan = d.plan_rollback(STACK_ID, rendered, rendered, physical, enabled=True, monitoring_minutes=10)
+    plan = plan_rollback(STACK_ID, rendered, rendered, physical, enabled=True, monitoring_minutes=10)
     assert plan.configuration is not None
     triggers = plan.configuration["RollbackTriggers"]
     assert len(triggers) == 5  # RollbackTriggers: at most 5 (service model)
@@ -140,7 +146,7 @@ def test_the_real_template_has_more_health_alarms_than_cloudformation_takes_and_
 def test_an_alarm_the_update_removes_is_not_a_trigger():
     old, new = template(), template()
     del new["Resources"]["ProcessingDLQAlarm"]
-    plan = d.plan_rollback(
+    plan = plan_rollback(
         STACK_ID, old, new, {"DataIngestionInvocationErrorAlarm": "a"}, enabled=True, monitoring_minutes=5
     )
     assert plan.configuration == {
@@ -152,8 +158,8 @@ def test_an_alarm_the_update_removes_is_not_a_trigger():
 
 
 def test_no_triggers_on_create_or_when_off():
-    assert d.plan_rollback("", None, template(), {}, enabled=True, monitoring_minutes=5).configuration is None
-    off = d.plan_rollback(STACK_ID, template(), template(), {}, enabled=False, monitoring_minutes=5)
+    assert plan_rollback("", None, template(), {}, enabled=True, monitoring_minutes=5).configuration is None
+    off = plan_rollback(STACK_ID, template(), template(), {}, enabled=False, monitoring_minutes=5)
     assert off.configuration is None and off.describe() == ["Rollback triggers: none (--no-rollback-alarms)."]
 
 
@@ -161,7 +167,7 @@ def test_no_triggers_on_create_or_when_off():
 
 
 def test_every_output_is_printed_and_the_local_ones_are_named():
-    facts = d.StackFacts(
+    facts = StackFacts(
         STACK_ID,
         {"EnvironmentSuffix": "prod"},
         {"MarketDataTable": "market-data-prod", "ProcessingQueue": "https://sqs/q"},
@@ -169,7 +175,7 @@ def test_every_output_is_printed_and_the_local_ones_are_named():
     )
     t = template()
     t["Outputs"]["unknown"] = {"Value": {"Fn::GetAtt": ["MarketDataTable", "StreamArn"]}}
-    resolved = d.resolve_outputs(t, {"processingQueueUrl": "reported"}, facts)
+    resolved = resolve_outputs(t, {"processingQueueUrl": "reported"}, facts)
     assert resolved.values == {
         "apiGatewayUrl": "https://abc123.execute-api.us-east-1.amazonaws.com/prod/ingest",
         "dynamodbTableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/market-data-prod",
@@ -184,9 +190,9 @@ def test_every_output_is_printed_and_the_local_ones_are_named():
 # --- the gate, given a review ----------------------------------------------------------
 
 
-def _review(*findings: Finding) -> d.Review:
+def _review(*findings: Finding) -> Review:
     cs = {"ChangeSetId": CS_ARN, "ChangeSetName": CS_NAME, "StackId": STACK_ID, "StackName": STACK}
-    review = d.build_review(d.ReviewInput.from_change_set({**cs, "Changes": []}), d.Overrides())
+    review = build_review(ReviewInput.from_change_set({**cs, "Changes": []}), Overrides())
     review.findings = list(findings)
     return review
 
@@ -204,7 +210,7 @@ BROADENING = Finding(
 
 
 def _context() -> gate.GateContext:
-    return gate.GateContext("UPDATE", d.ReviewInput.from_change_set({}))
+    return gate.GateContext("UPDATE", ReviewInput.from_change_set({}))
 
 
 def test_broadening_under_yes_is_blocked_and_deleted():
@@ -220,7 +226,7 @@ def test_broadening_under_yes_is_blocked_and_deleted():
             _context(),
             console(),
             make_waits(FakeTime()),
-            d.DeployOptions(assume_yes=True),
+            DeployOptions(assume_yes=True),
         )
     assert outcome.result == "blocked" and "DataProcessorRole (broadening)" in outcome.message
 
@@ -233,7 +239,7 @@ def test_broadening_at_a_terminal_is_shown_before_the_prompt():
         s.add_response("delete_change_set", {}, {"ChangeSetName": CS_ARN})
         s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
         outcome = gate.review_and_execute(
-            client, cs, _review(BROADENING), _context(), c, make_waits(FakeTime()), d.DeployOptions()
+            client, cs, _review(BROADENING), _context(), c, make_waits(FakeTime()), DeployOptions()
         )
     assert outcome.result == "declined"
     text = output(c)
@@ -256,8 +262,8 @@ def test_review_out_writes_the_markdown_and_no_execute_keeps_a_broadening_change
             _context(),
             c,
             make_waits(FakeTime()),
-            d.DeployOptions(execute=False, review_out=out, where=d.Where(region="eu-west-1", profile="ci")),
+            DeployOptions(execute=False, review_out=out, where=Where(region="eu-west-1", profile="ci")),
         )
     assert outcome.result == "created-change-set" and outcome.review_out == str(out)
-    assert out.read_text() == d.review_markdown(outcome.review)
+    assert out.read_text() == review_markdown(outcome.review)
     assert f"bin/deploy --execute {CS_ARN} --region eu-west-1 --profile ci" in output(c)

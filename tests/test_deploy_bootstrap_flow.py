@@ -13,6 +13,10 @@ import pytest
 from botocore.stub import Stubber
 from moto.server import ThreadedMotoServer
 
+from market_cfn.base.aws import Where
+from market_cfn.base.console import Console
+from market_cfn.base.errors import DeployError
+from market_cfn.base.waits import Waits
 from market_cfn.deploy.bootstrap import (
     BOOTSTRAP_VERSION,
     ROLE_NOT_READY,
@@ -20,9 +24,8 @@ from market_cfn.deploy.bootstrap import (
     VERSION_OUTPUT,
     build_bootstrap_template,
     ensure_api_gateway_logging_role,
-    ensure_bootstrap,
 )
-from market_cfn.deploy.common import Console, DeployError, Waits, Where
+from market_cfn.deploy.flow import ensure_bootstrap
 from market_cfn.deploy.gate import DeployOptions
 
 ROLE = "arn:aws:iam::123456789012:role/market-data-bootstrap-ApiGatewayCloudWatchRole-ABC"

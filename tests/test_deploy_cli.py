@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from market_cfn.cli import deploy as deploy_cli
-from market_cfn.deploy import Where
+from market_cfn.deploy import Where, flow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -132,17 +132,15 @@ def test_python_m_market_cfn_deploy_dispatches_here_and_names_itself_so():
 
 
 def _capture(monkeypatch) -> dict:
-    from market_cfn import deploy as core
+    from market_cfn.deploy.gate import Outcome
 
     seen: dict = {}
 
     def fake_pipeline(cfn, s3, request, console, waits):
         seen["request"] = request
-        return core.Outcome(
-            "created-change-set", request.stack_name, "arn:aws:cloudformation:eu-west-1:1:changeSet/x/y"
-        )
+        return Outcome("created-change-set", request.stack_name, "arn:aws:cloudformation:eu-west-1:1:changeSet/x/y")
 
-    monkeypatch.setattr(core, "deploy_pipeline", fake_pipeline)
+    monkeypatch.setattr(flow, "deploy_pipeline", fake_pipeline)
     monkeypatch.setattr(deploy_cli, "_clients", lambda args: (None, None, args.region or "eu-west-1"))
     return seen
 
@@ -238,16 +236,16 @@ def test_an_unknown_key_in_deploy_toml_is_a_usage_error(monkeypatch, tmp_path):
 
 
 def test_a_blocked_change_set_exits_3_with_the_review_in_json(monkeypatch, tmp_path):
-    from market_cfn import deploy as core
+    from market_cfn.deploy.gate import Outcome
+    from market_cfn.deploy.review.merge import build_review
+    from market_cfn.deploy.review.model import Overrides, ReviewInput
 
     monkeypatch.chdir(tmp_path)
-    review = core.build_review(
-        core.ReviewInput.from_change_set({"ChangeSetId": "arn:cs", "StackName": "s"}), core.Overrides()
-    )
+    review = build_review(ReviewInput.from_change_set({"ChangeSetId": "arn:cs", "StackName": "s"}), Overrides())
     monkeypatch.setattr(
-        core,
+        flow,
         "deploy_pipeline",
-        lambda *a: core.Outcome("blocked", "market-data-dev", "arn:cs", review, message="blocked by the guard: X"),
+        lambda *a: Outcome("blocked", "market-data-dev", "arn:cs", review, message="blocked by the guard: X"),
     )
     monkeypatch.setattr(deploy_cli, "_clients", lambda args: (None, None, "us-east-1"))
     code, out, err = run("--yes", "--json")

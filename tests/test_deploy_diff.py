@@ -8,8 +8,8 @@ import io
 import json
 
 from market_cfn.deploy import Console, Overrides, render_review, review_markdown
-from market_cfn.deploy.diff import StackIdentity, TemplateResolver, template_diff
-from market_cfn.deploy.format import pair
+from market_cfn.deploy.review.diff import StackIdentity, TemplateResolver, template_diff
+from market_cfn.deploy.review.format import pair
 from market_cfn.stack.config import StackConfig
 from market_cfn.stack.render import render_dict
 from tests.deploy_changesets import STACK_ID, change_set, detail, resource_change, review_of, template

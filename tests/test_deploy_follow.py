@@ -22,14 +22,24 @@ from stubs_cfn import (
     template,
 )
 
-from market_cfn import deploy as d
+from market_cfn.base.console import Console
+from market_cfn.base.errors import DeployError, Refused
+from market_cfn.base.waits import Waits
+from market_cfn.deploy.changeset import ChangeSetRequest
+from market_cfn.deploy.flow import deploy_stack
+from market_cfn.deploy.follow import execute_and_follow
+from market_cfn.deploy.gate import DeployOptions
+from market_cfn.deploy.preflight import preflight
+from market_cfn.deploy.review.format import render_result
+from market_cfn.deploy.review.merge import build_review
+from market_cfn.deploy.review.model import Overrides, Review, ReviewInput
 
 NEW = template()
-REQUEST = d.ChangeSetRequest(STACK, {"CodeS3Key": "k.zip"}, template_body=json.dumps(NEW))
+REQUEST = ChangeSetRequest(STACK, {"CodeS3Key": "k.zip"}, template_body=json.dumps(NEW))
 
 
-def review_of(cs: dict, changes: list[dict]) -> d.Review:
-    return d.build_review(d.ReviewInput.from_change_set({**cs, "Changes": changes}), d.Overrides())
+def review_of(cs: dict, changes: list[dict]) -> Review:
+    return build_review(ReviewInput.from_change_set({**cs, "Changes": changes}), Overrides())
 
 
 def test_rollback_complete_stack_is_deleted_after_confirmation_then_created(cfn, waits, fake_time):
@@ -45,8 +55,8 @@ def test_rollback_complete_stack_is_deleted_after_confirmation_then_created(cfn,
     f.pages([change("Add", "DataBucket", "AWS::S3::Bucket")], include_values=False)
     f.delete(review_in_progress=True)  # then declined
     answers = iter(["y", "n"])
-    c = d.Console(out=io.StringIO(), interactive=True, ask=lambda prompt: next(answers))
-    assert d.deploy_stack(cfn, REQUEST, c, waits, template=NEW).result == "declined"
+    c = Console(out=io.StringIO(), interactive=True, ask=lambda prompt: next(answers))
+    assert deploy_stack(cfn, REQUEST, c, waits, template=NEW).result == "declined"
     text = c.out.getvalue()
     assert "is ROLLBACK_COMPLETE" in text and "Deleted stack market-data-dev." in text
     assert fake_time.sleeps == [5]  # one poll while the delete was in progress
@@ -55,8 +65,8 @@ def test_rollback_complete_stack_is_deleted_after_confirmation_then_created(cfn,
 def test_rollback_complete_stack_is_left_alone_when_deletion_is_declined(cfn, waits):
     s = cfn.stubber
     s.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK})
-    with pytest.raises(d.Refused, match="not deleted"):
-        d.deploy_stack(cfn, REQUEST, console("n"), waits, template=NEW)
+    with pytest.raises(Refused, match="not deleted"):
+        deploy_stack(cfn, REQUEST, console("n"), waits, template=NEW)
 
 
 def test_no_terminal_without_yes_refuses_instead_of_waiting(cfn, waits):
@@ -68,8 +78,8 @@ def test_no_terminal_without_yes_refuses_instead_of_waiting(cfn, waits):
     f.pages([change("Add", "DataBucket", "AWS::S3::Bucket")])
     f.pages([change("Add", "DataBucket", "AWS::S3::Bucket")], include_values=False)
     c = console(None)
-    with pytest.raises(d.Refused, match="no terminal"):
-        d.deploy_stack(cfn, REQUEST, c, waits, template=NEW)
+    with pytest.raises(Refused, match="no terminal"):
+        deploy_stack(cfn, REQUEST, c, waits, template=NEW)
     assert c.asked == []  # type: ignore[attr-defined]
     assert CS_ARN in output(c)  # left for --execute
 
@@ -130,8 +140,8 @@ def test_failed_execution_prints_the_root_cause_first(cfn, waits):
     )  # page 3 is never asked for
     s.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK_ID})
     c = console()
-    result = d.execute_and_follow(cfn, cs, review, c, waits)
-    d.render_result(result, STACK, c)
+    result = execute_and_follow(cfn, cs, review, c, waits)
+    render_result(result, STACK, c)
     assert not result.succeeded and result.status == "ROLLBACK_COMPLETE"
     assert [e["LogicalResourceId"] for e in result.failures] == ["MarketDataTable"]  # cancellations are not causes
     text = output(c)
@@ -172,7 +182,7 @@ def test_events_of_another_operation_are_ignored(cfn, waits):
         "get_template", {"TemplateBody": '{"Resources": {}}'}, {"StackName": STACK_ID, "TemplateStage": "Original"}
     )
     c = console()
-    result = d.execute_and_follow(cfn, cs, review, c, waits)
+    result = execute_and_follow(cfn, cs, review, c, waits)
     assert result.succeeded and result.failures == [] and result.outputs == {}
     assert "not ours" not in output(c)
 
@@ -187,18 +197,18 @@ def test_change_set_creation_times_out(cfn, waits, fake_time):
         f.status("CREATE_IN_PROGRESS", execution="UNAVAILABLE")
     f.status("CREATE_IN_PROGRESS", execution="UNAVAILABLE")  # then deleted, not left behind
     f.delete()
-    with pytest.raises(d.DeployError, match="still CREATE_IN_PROGRESS after 60 s"):
-        d.deploy_stack(cfn, REQUEST, console(), waits, options=d.DeployOptions(assume_yes=True), template=NEW)
+    with pytest.raises(DeployError, match="still CREATE_IN_PROGRESS after 60 s"):
+        deploy_stack(cfn, REQUEST, console(), waits, options=DeployOptions(assume_yes=True), template=NEW)
     assert fake_time.elapsed == 60
 
 
 def test_operation_in_progress_is_waited_for_then_refused_after_the_timeout(cfn, fake_time):
-    waits = d.Waits(
+    waits = Waits(
         sleep=fake_time.sleep, clock=fake_time.monotonic, now=fake_time.now, poll_seconds=30, stack_timeout_seconds=60
     )
     s = cfn.stubber
     s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK})
     for _ in range(3):
         s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK})
-    with pytest.raises(d.DeployError, match="still UPDATE_IN_PROGRESS after 60 s"):
-        d.preflight(cfn, STACK, console(), waits, delete_failed_stack=True)
+    with pytest.raises(DeployError, match="still UPDATE_IN_PROGRESS after 60 s"):
+        preflight(cfn, STACK, console(), waits, delete_failed_stack=True)

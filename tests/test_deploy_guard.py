@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from market_cfn.deploy import Overrides, stateful_logical_ids
-from market_cfn.deploy.guard import STATEFUL_TYPES
+from market_cfn.deploy.review.guard import STATEFUL_TYPES
 from market_cfn.stack.config import StackConfig
 from market_cfn.stack.render import render_dict
 from tests.deploy_changesets import (

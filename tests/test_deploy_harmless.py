@@ -1,6 +1,6 @@
 """Fail closed by design (issue 17 item 1): under --yes an in-place change of a stateful, policy-bearing
 or role-bearing resource executes only when every property it changes is on the allow-list of harmless
-changes (market_cfn/deploy/harmless.py); anything else is a "change" finding that only
+changes (market_cfn/deploy/review/harmless.py); anything else is a "change" finding that only
 --allow-change LOGICAL_ID.PROPERTY allows. Harmless code and configuration changes still deploy."""
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ import json
 import pytest
 from stubs_cfn import CS_ARN, Flow, change, console, output, target
 
-from market_cfn import deploy as d
 from market_cfn.deploy import Overrides
-from market_cfn.deploy.harmless import ALLOW_LIST, PRIVILEGED_TYPES, harmless_properties
-from market_cfn.deploy.schema import resource_schema
+from market_cfn.deploy.changeset import ChangeSetRequest
+from market_cfn.deploy.flow import deploy_stack
+from market_cfn.deploy.gate import DeployOptions
+from market_cfn.deploy.review.harmless import ALLOW_LIST, PRIVILEGED_TYPES, harmless_properties
+from market_cfn.deploy.review.schema import resource_schema
 from tests.deploy_changesets import change_set, detail, resource_change, review_of, template
 
 FUNCTION = {
@@ -245,7 +247,7 @@ def test_under_yes_a_policy_change_is_not_executed_and_a_harmless_one_is(cfn, wa
 
     old, new = stub_template(timeout=900), stub_template(timeout=900)
     new["Resources"]["ProcessingQueue"]["Properties"]["RedrivePolicy"]["maxReceiveCount"] = 1
-    request = d.ChangeSetRequest("market-data-dev", {"CodeS3Key": "k"}, template_body=json.dumps(new))
+    request = ChangeSetRequest("market-data-dev", {"CodeS3Key": "k"}, template_body=json.dumps(new))
     params = {"EnvironmentSuffix": "dev", "CodeS3Key": "k"}
     f = Flow(cfn.stubber)
     f.existing_stack(params)
@@ -265,8 +267,8 @@ def test_under_yes_a_policy_change_is_not_executed_and_a_harmless_one_is(cfn, wa
     f.pages(redrive, parameters=params, include_values=False)
     f.delete()
     c = console()
-    options = d.DeployOptions(assume_yes=True, drift_check=False)
-    outcome = d.deploy_stack(cfn, request, c, waits, options=options, template=new)
+    options = DeployOptions(assume_yes=True, drift_check=False)
+    outcome = deploy_stack(cfn, request, c, waits, options=options, template=new)
     assert outcome.result == "blocked" and "ProcessingQueue (change)" in outcome.message, output(c)
     text = output(c)
     assert "Changes not known to be harmless (not executed under --yes without --allow-change):" in text

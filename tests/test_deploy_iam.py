@@ -9,9 +9,9 @@ import copy
 import pytest
 
 from market_cfn.deploy import Overrides
-from market_cfn.deploy.diff import StackIdentity
-from market_cfn.deploy.iam import review_resource
-from market_cfn.deploy.policy import covered, grants
+from market_cfn.deploy.review.diff import StackIdentity
+from market_cfn.deploy.review.iam import review_resource
+from market_cfn.deploy.review.policy import covered, grants
 from market_cfn.stack.config import StackConfig
 from market_cfn.stack.render import render_dict
 from tests.deploy_changesets import ACCOUNT, change_set, resource_change, review_of, template

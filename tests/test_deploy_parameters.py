@@ -1,6 +1,7 @@
 """Parameters of an UPDATE change set: what the command line does not set keeps its value."""
 
-from market_cfn.deploy import MASK, ChangeSetRequest, change_set_parameters
+from market_cfn.deploy.changeset import ChangeSetRequest, change_set_parameters
+from market_cfn.deploy.review.model import MASK
 
 TEMPLATE_PARAMETERS = {
     "EnvironmentSuffix": "dev",

@@ -214,7 +214,7 @@ def test_deletion_policy_weakened_from_the_change_set_details_alone():
 
 
 def test_encryption_changes_are_found_by_property_name_not_by_accident():
-    from market_cfn.deploy.protection import unprotections
+    from market_cfn.deploy.review.unprotect import unprotections
 
     queue = {"Properties": {"KmsMasterKeyId": "alias/a", "ProcessedCount": 1}}
     changed = {"Properties": {"KmsMasterKeyId": "alias/b", "ProcessedCount": 2}}
@@ -223,7 +223,7 @@ def test_encryption_changes_are_found_by_property_name_not_by_accident():
 
 
 def test_a_renamed_lifecycle_rule_is_compared_with_the_old_rules_over_the_same_objects():
-    from market_cfn.deploy.protection import unprotections
+    from market_cfn.deploy.review.unprotect import unprotections
 
     def bucket(*rules):
         return {"Properties": {"LifecycleConfiguration": {"Rules": list(rules)}}}

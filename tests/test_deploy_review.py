@@ -13,7 +13,12 @@ import json
 
 import pytest
 
-from market_cfn import deploy as d
+from market_cfn.base.console import Console
+from market_cfn.base.errors import UsageError
+from market_cfn.deploy.flow import check_parameters
+from market_cfn.deploy.review.format import render_review
+from market_cfn.deploy.review.merge import build_review
+from market_cfn.deploy.review.model import Review
 
 ROLE_BEFORE = {
     "Properties": {
@@ -117,9 +122,9 @@ def change_set(*changes, parameters=()):
     }
 
 
-def rendered(review: d.Review) -> str:
+def rendered(review: Review) -> str:
     out = io.StringIO()
-    d.render_review(review, d.Console(out=out, interactive=False))
+    render_review(review, Console(out=out, interactive=False))
     return out.getvalue()
 
 
@@ -146,7 +151,7 @@ def table_conditional_replacement():
 
 
 def test_add_modify_remove_render_as_an_aligned_table_with_property_values():
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change("Add", "AggregationDLQ", "AWS::SQS::Queue"),
             resource_change(
@@ -191,7 +196,7 @@ def test_add_modify_remove_render_as_an_aligned_table_with_property_values():
 
 
 def test_conditional_replacement_of_the_table_is_blocked_and_names_the_property():
-    review = d.build_review(change_set(table_conditional_replacement()))
+    review = build_review(change_set(table_conditional_replacement()))
     assert [v.logical_id for v in review.violations] == ["MarketDataTable"]
     (violation,) = review.violations
     assert "Conditional" in violation.what
@@ -202,7 +207,7 @@ def test_conditional_replacement_of_the_table_is_blocked_and_names_the_property(
 
 
 def test_removed_bucket_is_blocked_even_with_retain():
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change(
                 "Remove",
@@ -222,17 +227,17 @@ def test_allow_replacement_moves_the_resource_to_allowed_only_for_named_ids():
         table_conditional_replacement(),
         resource_change("Remove", "ProcessingDLQ", "AWS::SQS::Queue", policy_action="Delete"),
     )
-    partly = d.build_review(cs, allow_replacement=["MarketDataTable"])
+    partly = build_review(cs, allow_replacement=["MarketDataTable"])
     assert [v.logical_id for v in partly.violations] == ["ProcessingDLQ"]
     assert [v.logical_id for v in partly.allowed] == ["MarketDataTable"]
-    fully = d.build_review(cs, allow_replacement=["MarketDataTable", "ProcessingDLQ"])
+    fully = build_review(cs, allow_replacement=["MarketDataTable", "ProcessingDLQ"])
     assert not fully.blocked
     assert "allowed by --allow-replacement" in rendered(fully)
 
 
 @pytest.mark.parametrize("replacement, blocked", [("True", True), ("Conditional", True), ("False", False)])
 def test_guard_follows_the_replacement_field(replacement, blocked):
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change(
                 "Modify",
@@ -247,7 +252,7 @@ def test_guard_follows_the_replacement_field(replacement, blocked):
 
 
 def test_stateless_replacement_is_not_guarded():
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change(
                 "Modify",
@@ -267,7 +272,7 @@ def test_iam_broadening_new_action_new_resource_and_removed_deny_are_flagged():
     statements[0]["Action"].append("s3:PutObject")  # new action
     statements[0]["Resource"] = [statements[0]["Resource"], "arn:aws:s3:::other-bucket/*"]  # new resource
     del statements[1]  # the Deny is gone
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change(
                 "Modify",
@@ -290,7 +295,7 @@ def test_iam_broadening_new_action_new_resource_and_removed_deny_are_flagged():
 def test_iam_narrowing_is_listed_but_not_flagged():
     after = json.loads(json.dumps(ROLE_BEFORE))
     after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = ["s3:GetObject"]
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change(
                 "Modify",
@@ -310,7 +315,7 @@ def test_iam_narrowing_is_listed_but_not_flagged():
 def test_wildcard_that_covers_the_old_action_is_not_narrowing_but_a_new_wildcard_is_broadening():
     after = json.loads(json.dumps(ROLE_BEFORE))
     after["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Action"] = "s3:*"
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change(
                 "Modify",
@@ -329,7 +334,7 @@ def test_wildcard_that_covers_the_old_action_is_not_narrowing_but_a_new_wildcard
 
 
 def test_added_role_and_permission_are_flagged_with_their_grants():
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change("Add", "DataIngestionRole", "AWS::IAM::Role", after=ROLE_BEFORE),
             resource_change(
@@ -363,7 +368,7 @@ def test_adding_a_condition_narrows_and_removing_one_broadens():
     }
 
     def review(before, after):
-        return d.build_review(
+        return build_review(
             change_set(
                 resource_change(
                     "Modify",
@@ -388,7 +393,7 @@ def test_action_case_does_not_count_as_a_change():
         "S3:getobject",
         "s3:GETOBJECTVERSION",
     ]
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change(
                 "Modify",
@@ -405,7 +410,7 @@ def test_action_case_does_not_count_as_a_change():
 
 
 def test_tag_only_change_of_a_role_is_not_an_iam_change():
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change(
                 "Modify",
@@ -428,7 +433,7 @@ def test_tag_only_change_of_a_role_is_not_an_iam_change():
 
 
 def test_no_echo_parameters_are_masked_in_parameters_and_values():
-    review = d.build_review(
+    review = build_review(
         change_set(
             resource_change(
                 "Modify",
@@ -461,10 +466,10 @@ def test_check_parameters_rejects_unknown_names_and_bad_values():
             "Mode": {"Type": "String", "AllowedValues": ["a", "b"]},
         }
     }
-    d.check_parameters(template, {"EnvironmentSuffix": "prod", "Mode": "a"})
-    with pytest.raises(d.UsageError, match="unknown parameter 'Nope'"):
-        d.check_parameters(template, {"Nope": "1"})
-    with pytest.raises(d.UsageError, match="does not match"):
-        d.check_parameters(template, {"EnvironmentSuffix": "Prod"})
-    with pytest.raises(d.UsageError, match="not one of"):
-        d.check_parameters(template, {"Mode": "c"})
+    check_parameters(template, {"EnvironmentSuffix": "prod", "Mode": "a"})
+    with pytest.raises(UsageError, match="unknown parameter 'Nope'"):
+        check_parameters(template, {"Nope": "1"})
+    with pytest.raises(UsageError, match="does not match"):
+        check_parameters(template, {"EnvironmentSuffix": "Prod"})
+    with pytest.raises(UsageError, match="not one of"):
+        check_parameters(template, {"Mode": "c"})

@@ -6,9 +6,12 @@ from __future__ import annotations
 import pytest
 from stubs_cfn import CS_ARN, STACK, STACK_ID, console, output, stack
 
-from market_cfn import deploy as d
-from market_cfn.deploy.gate import execute_hint
-from market_cfn.deploy.reviewed import check_reviewed, review_digest
+from market_cfn.base.aws import Where
+from market_cfn.base.errors import Refused
+from market_cfn.deploy.gate import DeployOptions, execute_hint
+from market_cfn.deploy.preflight import preflight
+from market_cfn.deploy.review.digest import check_reviewed, review_digest
+from market_cfn.deploy.review.model import Overrides, ReviewInput
 
 CHANGES = [
     {
@@ -33,7 +36,7 @@ CHANGE_SET = {
 DEPLOYED = {"Resources": {"DataIngestion": {"Type": "AWS::Lambda::Function", "Properties": {"MemorySize": 512}}}}
 
 
-def inputs(**changes) -> d.ReviewInput:
+def inputs(**changes) -> ReviewInput:
     base = dict(
         change_set=CHANGE_SET,
         plain_change_set=None,
@@ -43,7 +46,7 @@ def inputs(**changes) -> d.ReviewInput:
         old_parameters={"EnvironmentSuffix": "dev"},
         new_parameters={"EnvironmentSuffix": "dev"},
     )
-    return d.ReviewInput(**(base | changes))
+    return ReviewInput(**(base | changes))
 
 
 def test_the_same_state_gives_the_same_digest_whatever_the_response_metadata():
@@ -71,16 +74,16 @@ def test_anything_the_review_rested_on_changes_the_digest_and_is_refused(changed
 
 
 def test_the_hint_carries_every_override_yes_where_and_the_digest():
-    options = d.DeployOptions(
+    options = DeployOptions(
         assume_yes=True,
         execute=False,
-        overrides=d.Overrides(
+        overrides=Overrides(
             allow_replacement=frozenset({"MarketDataTable"}),
             allow_broadening=True,
             extra_stateful_types=frozenset({"AWS::EFS::FileSystem"}),
         ),
         drift_check=False,
-        where=d.Where(region="eu-west-1", profile="ops team"),
+        where=Where(region="eu-west-1", profile="ops team"),
     )
     hint = execute_hint(options, CS_ARN, "ab" * 32)
     assert hint.startswith(f"bin/deploy --execute {CS_ARN} --region eu-west-1 --profile 'ops team' ")
@@ -101,8 +104,8 @@ def test_the_hint_carries_every_override_yes_where_and_the_digest():
 def test_yes_does_not_delete_a_failed_stack(cfn, waits):
     cfn.stubber.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK})
     c = console(None)  # no terminal: as under --yes in CI
-    with pytest.raises(d.Refused, match="--yes does not delete stacks: add --delete-failed-stack"):
-        d.preflight(cfn, STACK, c, waits, delete_failed_stack=False)
+    with pytest.raises(Refused, match="--yes does not delete stacks: add --delete-failed-stack"):
+        preflight(cfn, STACK, c, waits, delete_failed_stack=False)
     cfn.stubber.assert_no_pending_responses()  # no DeleteStack was called (the Stubber refuses unplanned calls)
 
 
@@ -112,7 +115,7 @@ def test_delete_failed_stack_deletes_it_without_asking(cfn, waits):
     s.add_response("delete_stack", {}, {"StackName": STACK_ID})
     s.add_response("describe_stacks", stack("DELETE_COMPLETE"), {"StackName": STACK_ID})
     c = console(None)
-    assert d.preflight(cfn, STACK, c, waits, delete_failed_stack=True) is None
+    assert preflight(cfn, STACK, c, waits, delete_failed_stack=True) is None
     assert "(--delete-failed-stack)" in output(c) and "Deleted stack market-data-dev." in output(c)
     assert c.asked == []  # type: ignore[attr-defined]
 
@@ -120,6 +123,6 @@ def test_delete_failed_stack_deletes_it_without_asking(cfn, waits):
 def test_at_a_terminal_the_question_is_asked_and_no_means_no(cfn, waits):
     cfn.stubber.add_response("describe_stacks", stack("ROLLBACK_COMPLETE"), {"StackName": STACK})
     c = console("n")
-    with pytest.raises(d.Refused, match="not deleted"):
-        d.preflight(cfn, STACK, c, waits, delete_failed_stack=False)
+    with pytest.raises(Refused, match="not deleted"):
+        preflight(cfn, STACK, c, waits, delete_failed_stack=False)
     assert c.asked == ["Delete stack market-data-dev so the deploy can proceed? [y/N] "]  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from market_cfn.deploy import Console, ReviewInput, build_review, render_review
-from market_cfn.deploy.diff import KNOWN_AFTER_APPLY
+from market_cfn.deploy.review.diff import KNOWN_AFTER_APPLY
 from tests.deploy_changesets import change_set, detail, resource_change, review_of, template
 
 ACCOUNT_ROLE = "arn:aws:iam::123456789012:role/market-data-dev-processor"
@@ -439,7 +439,8 @@ def test_every_page_with_property_values_and_the_processed_templates_of_a_transf
     transforms")."""
     from stubs_cfn import CS_ARN, STACK_ID, Flow, change
 
-    from market_cfn.deploy import describe_change_set_all, gather_review_input
+    from market_cfn.deploy.changeset import describe_change_set_all
+    from market_cfn.deploy.inputs import gather_review_input
 
     flow = Flow(cfn.stubber)
     quiet = change("Modify", "Queue", "AWS::SQS::Queue", replacement="False")

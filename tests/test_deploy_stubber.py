@@ -27,13 +27,19 @@ from stubs_cfn import (
     template,
 )
 
-from market_cfn import deploy as d
-from market_cfn.deploy import pipeline
+from market_cfn.base.aws import Where
+from market_cfn.base.errors import DeployError, UsageError
+from market_cfn.deploy import flow
+from market_cfn.deploy.changeset import ChangeSetRequest
+from market_cfn.deploy.flow import deploy_stack, execute_existing
+from market_cfn.deploy.gate import DeployOptions
+from market_cfn.deploy.review.guard import stateful_logical_ids
+from market_cfn.deploy.review.model import Overrides
 
 OLD = template(timeout=900)
 NEW = template(timeout=1800)
 PARAMS = {"EnvironmentSuffix": "dev", "CodeS3Key": "market-data/aaa.zip"}
-REQUEST = d.ChangeSetRequest(STACK, {"CodeS3Key": "market-data/aaa.zip"}, template_body=json.dumps(NEW))
+REQUEST = ChangeSetRequest(STACK, {"CodeS3Key": "market-data/aaa.zip"}, template_body=json.dumps(NEW))
 HARMLESS = [
     change(
         "Modify",
@@ -49,20 +55,20 @@ HARMLESS = [
 def captured(monkeypatch):
     """The ReviewInput the flow hands the guard (the guard itself runs unchanged)."""
     seen: dict = {}
-    real = pipeline.build_review
+    real = flow.build_review
 
     def spy(inputs, overrides):
         seen["inputs"], seen["overrides"] = inputs, overrides
         return real(inputs, overrides)
 
-    monkeypatch.setattr(pipeline, "build_review", spy)
+    monkeypatch.setattr(flow, "build_review", spy)
     return seen
 
 
 def protected(*templates: dict) -> list[str]:
     ids: set[str] = set()
     for t in templates:
-        ids |= set(d.stateful_logical_ids(t))
+        ids |= set(stateful_logical_ids(t))
     return sorted(ids)
 
 
@@ -101,10 +107,10 @@ def test_update_gathers_every_input_and_executes_under_the_backstop(cfn, waits, 
         {"StackId": STACK_ID},
         {"StackName": STACK, "EnableTerminationProtection": True},
     )
-    options = d.DeployOptions(assume_yes=True, rollback_alarms=True, rollback_monitoring_minutes=15)
+    options = DeployOptions(assume_yes=True, rollback_alarms=True, rollback_monitoring_minutes=15)
     c = console()
     # WHEN it is deployed with --yes
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
     # THEN it is executed, and the guard saw every input
     assert outcome.result == "deployed", output(c)
     inputs = captured["inputs"]
@@ -137,7 +143,7 @@ def test_a_blocked_change_set_is_deleted_and_nothing_executes(cfn, waits):
     f.pages(removal, parameters=PARAMS, include_values=False)
     f.delete()  # DeleteChangeSet: it cannot be executed later by mistake
     c = console()
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=d.DeployOptions(assume_yes=True), template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, c, waits, options=DeployOptions(assume_yes=True), template=NEW)
     assert outcome.result == "blocked" and "MarketDataTable" in outcome.message
     assert outcome.cleaned_up == ["change set deploy-20261125T101500Z-abc123"]
     assert "Deleted change set" in output(c)
@@ -153,9 +159,9 @@ def test_keep_change_set_keeps_a_blocked_one_for_inspection(cfn, waits):
     removal = [change("Remove", "MarketDataTable", "AWS::DynamoDB::Table", policy_action="Retain")]
     f.pages(removal)
     f.pages(removal, include_values=False)
-    options = d.DeployOptions(assume_yes=True, keep_change_set=True, drift_check=False)
+    options = DeployOptions(assume_yes=True, keep_change_set=True, drift_check=False)
     c = console()
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
     assert outcome.result == "blocked" and outcome.cleaned_up == []
     assert f"Change set kept for inspection (--keep-change-set): {CS_ARN}" in output(c)
     assert "Drift: not checked (--no-drift-check)." in output(c)
@@ -188,11 +194,11 @@ def test_allow_replacement_opens_exactly_that_resource_for_the_execution(cfn, wa
         "describe_stacks", stack("UPDATE_COMPLETE", EnableTerminationProtection=True), {"StackName": STACK_ID}
     )
     f.set_policy(everything)  # closed again
-    options = d.DeployOptions(
-        assume_yes=True, drift_check=False, overrides=d.Overrides(allow_replacement=frozenset({"MarketDataTable"}))
+    options = DeployOptions(
+        assume_yes=True, drift_check=False, overrides=Overrides(allow_replacement=frozenset({"MarketDataTable"}))
     )
     c = console()
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
     assert outcome.result == "deployed", output(c)
     assert "open for this execution: MarketDataTable" in output(c)
     assert outcome.backstop[-1] == "Termination protection: already on for stack market-data-dev."
@@ -207,11 +213,11 @@ def test_an_override_that_names_nothing_is_a_usage_error_and_leaves_nothing(cfn,
     f.pages(HARMLESS)
     f.pages(HARMLESS, include_values=False)
     f.delete()
-    options = d.DeployOptions(
-        assume_yes=True, drift_check=False, overrides=d.Overrides(allow_replacement=frozenset({"MarketDataTabel"}))
+    options = DeployOptions(
+        assume_yes=True, drift_check=False, overrides=Overrides(allow_replacement=frozenset({"MarketDataTabel"}))
     )
-    with pytest.raises(d.UsageError, match="--allow-replacement MarketDataTabel"):
-        d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+    with pytest.raises(UsageError, match="--allow-replacement MarketDataTabel"):
+        deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
 
 
 def test_ctrl_c_at_the_prompt_means_no_and_cleans_up_the_change_set_and_the_empty_stack(cfn, waits):
@@ -224,7 +230,7 @@ def test_ctrl_c_at_the_prompt_means_no_and_cleans_up_the_change_set_and_the_empt
     f.pages(adds, include_values=False)
     f.delete(review_in_progress=True)
     c = console(interrupt=True)
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, c, waits, template=NEW)
     assert outcome.result == "declined"
     assert outcome.cleaned_up == ["change set deploy-20261125T101500Z-abc123", "empty stack market-data-dev"]
     assert "Interrupted at the prompt: taken as no." in output(c)
@@ -243,7 +249,7 @@ def test_ctrl_c_while_the_change_set_is_created_cleans_up_too(cfn, waits, fake_t
         raise KeyboardInterrupt
 
     waits.sleep = interrupt
-    outcome = d.deploy_stack(cfn, REQUEST, console(), waits, template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, console(), waits, template=NEW)
     assert outcome.result == "declined" and "empty stack market-data-dev" in outcome.message
 
 
@@ -269,10 +275,10 @@ def test_ctrl_c_during_execution_says_what_goes_on_and_how_to_follow_it(cfn, wai
         raise KeyboardInterrupt
 
     waits.sleep = interrupt
-    where = d.Where(region="eu-west-1", profile="prod", endpoint_url="")
-    options = d.DeployOptions(assume_yes=True, drift_check=False, where=where)
-    with pytest.raises(d.DeployError) as caught:
-        d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+    where = Where(region="eu-west-1", profile="prod", endpoint_url="")
+    options = DeployOptions(assume_yes=True, drift_check=False, where=where)
+    with pytest.raises(DeployError) as caught:
+        deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
     message = str(caught.value)
     assert "the UPDATE of stack market-data-dev goes on in CloudFormation" in message
     assert (
@@ -292,7 +298,7 @@ def test_drift_of_a_stateful_resource_reaches_the_guard_and_the_json(cfn, waits,
     f.drift(protected(OLD), {"MarketDataTable": "MODIFIED"}, statuses=("DETECTION_IN_PROGRESS", "DETECTION_COMPLETE"))
     f.pages(HARMLESS, include_values=False)
     c = console()
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=d.DeployOptions(execute=False), template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, c, waits, options=DeployOptions(execute=False), template=NEW)
     assert dict(captured["inputs"].drifted) == {"MarketDataTable": "MODIFIED"}
     assert captured["inputs"].drift_checked is True
     drift = outcome.to_json()["Drift"]
@@ -314,8 +320,8 @@ def test_drift_detection_that_fails_on_aws_fails_closed(cfn, waits):
     )
     f.status("CREATE_COMPLETE")  # the change set is deleted: nothing unreviewed stays executable
     f.delete()
-    with pytest.raises(d.DeployError, match="drift detection failed: not authorized.*--no-drift-check"):
-        d.deploy_stack(cfn, REQUEST, console(), waits, options=d.DeployOptions(assume_yes=True), template=NEW)
+    with pytest.raises(DeployError, match="drift detection failed: not authorized.*--no-drift-check"):
+        deploy_stack(cfn, REQUEST, console(), waits, options=DeployOptions(assume_yes=True), template=NEW)
 
 
 def test_drift_detection_an_emulator_lacks_is_a_documented_degradation(cfn, waits, captured):
@@ -330,9 +336,9 @@ def test_drift_detection_an_emulator_lacks_is_a_documented_degradation(cfn, wait
         "detect_stack_drift", "InternalFailure", "The detect_stack_drift action has not been implemented", 500
     )
     f.pages(HARMLESS, include_values=False)
-    options = d.DeployOptions(execute=False, where=d.Where(endpoint_url="http://127.0.0.1:5055", region=REGION))
+    options = DeployOptions(execute=False, where=Where(endpoint_url="http://127.0.0.1:5055", region=REGION))
     c = console()
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, c, waits, options=options, template=NEW)
     assert captured["inputs"].drift_checked is False
     assert "Drift: not checked: this endpoint does not implement drift detection." in output(c)
     # the --no-execute hint repeats where it ran
@@ -385,8 +391,8 @@ def test_nested_change_sets_are_described_and_reviewed_with_their_templates(cfn,
         {"StackName": STACK_ID, "ChangeSetName": child_arn, "TemplateStage": "Original"},
     )
     f.pages(child_changes, arn=child_arn, include_values=False)
-    options = d.DeployOptions(execute=False, drift_check=False, keep_change_set=True)
-    outcome = d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+    options = DeployOptions(execute=False, drift_check=False, keep_change_set=True)
+    outcome = deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
     # the child's Retain -> Delete is the guard's to find; it reaches the review under the nested path
     assert "Storage/Ledger" in {f.logical_id for f in outcome.review.findings}
     nested = captured["inputs"].nested["Storage"]
@@ -408,8 +414,8 @@ def test_incomplete_description_is_fetched_plain_too(cfn, waits, captured):
     f.pages(with_values, status_reason=reason)
     f.pages(plain, include_values=False)
     # what the guard makes of it is the guard's (test_deploy_review.py); kept either way, no calls after
-    options = d.DeployOptions(execute=False, keep_change_set=True, drift_check=False)
-    d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+    options = DeployOptions(execute=False, keep_change_set=True, drift_check=False)
+    deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
     assert captured["inputs"].change_set["StatusReason"] == reason
     assert [c["ResourceChange"]["LogicalResourceId"] for c in captured["inputs"].plain_change_set["Changes"]] == [
         "ProcessingQueue",
@@ -429,7 +435,7 @@ def test_empty_change_set_is_deleted_and_reported_as_no_changes(cfn, waits):
         execution="UNAVAILABLE",
     )
     cfn.stubber.add_response("delete_change_set", {}, {"ChangeSetName": CS_ARN})
-    outcome = d.deploy_stack(cfn, REQUEST, console(), waits, options=d.DeployOptions(assume_yes=True), template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, console(), waits, options=DeployOptions(assume_yes=True), template=NEW)
     assert outcome.result == "no-changes" and outcome.outputs == {"k": "v"}
 
 
@@ -442,8 +448,8 @@ def test_a_failed_change_set_that_is_not_empty_is_an_error(cfn, waits):
     f.status("FAILED", failed)
     f.status("FAILED", failed)  # then deleted: a failed change set is not left behind either
     f.delete()
-    with pytest.raises(d.DeployError, match="Unresolved resource dependencies"):
-        d.deploy_stack(cfn, REQUEST, console(), waits, options=d.DeployOptions(assume_yes=True), template=NEW)
+    with pytest.raises(DeployError, match="Unresolved resource dependencies"):
+        deploy_stack(cfn, REQUEST, console(), waits, options=DeployOptions(assume_yes=True), template=NEW)
 
 
 def test_declined_prompt_deletes_the_change_set_and_the_empty_review_stack(cfn, waits):
@@ -456,7 +462,7 @@ def test_declined_prompt_deletes_the_change_set_and_the_empty_review_stack(cfn, 
     f.pages(adds, include_values=False)
     f.delete(review_in_progress=True)
     c = console("")  # Enter: the default is No
-    outcome = d.deploy_stack(cfn, REQUEST, c, waits, template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, c, waits, template=NEW)
     assert outcome.result == "declined"
     assert c.asked == ["Execute this change set? [y/N] "]  # type: ignore[attr-defined]
     assert "Deleted the empty stack market-data-dev (REVIEW_IN_PROGRESS)" in output(c)
@@ -480,7 +486,7 @@ def test_create_sets_the_stack_policy_after_the_stack_exists(cfn, waits):
         {"StackId": STACK_ID},
         {"StackName": STACK, "EnableTerminationProtection": True},
     )
-    outcome = d.deploy_stack(cfn, REQUEST, console(), waits, options=d.DeployOptions(assume_yes=True), template=NEW)
+    outcome = deploy_stack(cfn, REQUEST, console(), waits, options=DeployOptions(assume_yes=True), template=NEW)
     assert outcome.result == "deployed" and outcome.outputs_resolved_locally == []
 
 
@@ -490,16 +496,16 @@ def test_execute_existing_refuses_a_change_set_that_is_no_longer_available(cfn, 
         {"ChangeSetId": CS_ARN, "StackName": STACK, "Status": "CREATE_COMPLETE", "ExecutionStatus": "OBSOLETE"},
         {"ChangeSetName": CS_ARN, "IncludePropertyValues": True},
     )
-    with pytest.raises(d.UsageError, match="OBSOLETE, not AVAILABLE"):
-        d.execute_existing(cfn, CS_ARN, console(), waits, options=d.DeployOptions(assume_yes=True))
+    with pytest.raises(UsageError, match="OBSOLETE, not AVAILABLE"):
+        execute_existing(cfn, CS_ARN, console(), waits, options=DeployOptions(assume_yes=True))
 
 
 def test_execute_existing_update_on_an_emulator_fails_closed(cfn, waits):
     Flow(cfn.stubber).pages(HARMLESS)
     cfn.stubber.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
-    options = d.DeployOptions(assume_yes=True, where=d.Where(endpoint_url="http://127.0.0.1:5055"))
-    with pytest.raises(d.UsageError, match="cannot review an UPDATE change set again on a local endpoint"):
-        d.execute_existing(cfn, CS_ARN, console(), waits, options=options)
+    options = DeployOptions(assume_yes=True, where=Where(endpoint_url="http://127.0.0.1:5055"))
+    with pytest.raises(UsageError, match="cannot review an UPDATE change set again on a local endpoint"):
+        execute_existing(cfn, CS_ARN, console(), waits, options=options)
 
 
 def test_execute_existing_reviews_the_change_set_with_its_own_template(cfn, waits, captured):
@@ -519,8 +525,8 @@ def test_execute_existing_reviews_the_change_set_with_its_own_template(cfn, wait
     f.get_template(new)
     cfn.stubber.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})
     f.set_policy(protected(old, new))
-    options = d.DeployOptions(assume_yes=True, drift_check=False, execute=False)  # --execute executes anyway
-    outcome = d.execute_existing(cfn, CS_ARN, console(), waits, options=options)
+    options = DeployOptions(assume_yes=True, drift_check=False, execute=False)  # --execute executes anyway
+    outcome = execute_existing(cfn, CS_ARN, console(), waits, options=options)
     assert outcome.result == "deployed"
     assert captured["inputs"].deployed_template == old and captured["inputs"].new_template == new
 
@@ -556,8 +562,8 @@ def test_the_stack_policy_stops_a_replacement_nobody_saw_coming_and_the_update_r
     cfn.stubber.add_response("describe_stacks", stack("UPDATE_ROLLBACK_COMPLETE"), {"StackName": STACK_ID})
     f.set_policy(protected(OLD, NEW))  # the full policy stays in force after the rollback
     c = console()
-    outcome = d.deploy_stack(
-        cfn, REQUEST, c, waits, options=d.DeployOptions(assume_yes=True, drift_check=False), template=NEW
+    outcome = deploy_stack(
+        cfn, REQUEST, c, waits, options=DeployOptions(assume_yes=True, drift_check=False), template=NEW
     )
     assert outcome.result == "failed"
     assert outcome.message.startswith("MarketDataTable: Action denied by stack policy")
@@ -580,8 +586,8 @@ def test_a_refused_execute_closes_what_was_opened_for_it(cfn, waits):
         "execute_change_set", "InvalidChangeSetStatus", "ChangeSet is in an invalid status: OBSOLETE", 400
     )
     f.set_policy(everything)  # closed again at once
-    options = d.DeployOptions(
-        assume_yes=True, drift_check=False, overrides=d.Overrides(allow_replacement=frozenset({"MarketDataTable"}))
+    options = DeployOptions(
+        assume_yes=True, drift_check=False, overrides=Overrides(allow_replacement=frozenset({"MarketDataTable"}))
     )
     with pytest.raises(ClientError, match="OBSOLETE"):
-        d.deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+        deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)

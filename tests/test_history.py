@@ -10,8 +10,8 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from market_cfn.base.errors import OpsError, Refused
 from market_cfn.ops import history
-from market_cfn.ops.common import OpsError, Refused
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 BUCKET = "market-data-history-dev-123456789012-us-east-1"

@@ -227,7 +227,7 @@ def test_failing_ingestion_is_retried_then_recorded_in_the_invocation_dlq(svc, m
 
 
 def test_lambda_invoke_runs_the_real_handler(svc):
-    from market_cfn.local.events import api_event
+    from market_cfn.local.lambda_events import api_event
 
     lam = svc.client("lambda")
     body = json.dumps({"symbol": "INVK", "timestamp": 1717421400, "price": 2.5})

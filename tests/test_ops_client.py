@@ -201,7 +201,7 @@ def test_files_are_read_as_json_documents_or_json_lines_keeping_number_text():
 
 @pytest.mark.parametrize("data", [b"", b"[1, 2", b"\xff\xfe", b"not json\nat all\n"])
 def test_a_file_that_is_neither_json_nor_json_lines_is_a_usage_error(data):
-    from market_cfn.ops.common import UsageError
+    from market_cfn.base.errors import UsageError
 
     with pytest.raises(UsageError):
         read_records("bad.json", data)

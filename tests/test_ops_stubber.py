@@ -11,10 +11,10 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from market_cfn.deploy.common import Waits
+from market_cfn.base.errors import OpsError
+from market_cfn.base.waits import Waits
 from market_cfn.ops import redrive, replay
-from market_cfn.ops.common import OpsError
-from market_cfn.ops.stack import Resource, Stack
+from market_cfn.ops.resources import Resource, Stack
 
 DLQ_ARN = "arn:aws:sqs:us-east-1:123456789012:ProcessingDLQ-dev"
 SOURCE_ARN = "arn:aws:sqs:us-east-1:123456789012:ProcessingQueue-dev"
@@ -268,7 +268,7 @@ def test_destroy_lifts_termination_protection_only_after_confirmation(monkeypatc
         {"Resources": {"Fn": {"Type": "AWS::Lambda::Function"}}},
     )
     cfn = client("cloudformation")
-    monkeypatch.setattr("market_cfn.ops.stack.load_stack", lambda c, name: stack)
+    monkeypatch.setattr("market_cfn.ops.resources.load_stack", lambda c, name: stack)
     monkeypatch.setattr(destroy, "delete_stack", lambda c, s, w, token: {"status": "DELETE_COMPLETE", "failures": []})
 
     class Tty(io.StringIO):
@@ -277,7 +277,7 @@ def test_destroy_lifts_termination_protection_only_after_confirmation(monkeypatc
 
     def run(answer: str) -> tuple[int, str]:
         out = io.StringIO()
-        monkeypatch.setattr("market_cfn.cli._common.Context.client", lambda self, service: cfn)
+        monkeypatch.setattr("market_cfn.cli.command.Context.client", lambda self, service: cfn)
         code = cli_destroy.main(["--stack-name", "s"], stdout=out, stderr=io.StringIO(), stdin=Tty(answer))
         return code, out.getvalue()
 

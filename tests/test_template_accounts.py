@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from market_cfn.base.errors import UsageError
 from market_cfn.deploy.bootstrap import render_bootstrap_json
-from market_cfn.deploy.common import UsageError
-from market_cfn.deploy.pipeline import check_parameters
+from market_cfn.deploy.flow import check_parameters
 from market_cfn.stack.config import StackConfig
 from market_cfn.stack.render import render_dict
 from market_cfn.stack.schedule import SCHEDULE_PATTERN, schedule_problem

@@ -130,10 +130,10 @@ def unstorable_reason(agg: dict[str, Any]) -> str | None:
             continue
         problem = fits_dynamodb_number(value)
         if problem is not None:
-            return f"{field} {_short(value)} {problem}"
+            return f"{field} {short(value)} {problem}"
     return None
 
 
-def _short(value: Decimal | int) -> str:
+def short(value: Decimal | int) -> str:
     text = str(value)
     return text if len(text) <= 48 else f"{text[:20]}...{text[-12:]} ({len(text)} characters)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 EXIT_CODES = """\
 exit codes:
@@ -42,9 +42,10 @@ def build_parser(what: str = "bars") -> argparse.ArgumentParser:
 
 def body(what: str) -> Any:
     def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
+        from market_cfn.base.errors import UsageError
         from market_cfn.ops import query
-        from market_cfn.ops.common import UsageError, epoch_ms, iso_ms, parse_time
-        from market_cfn.ops.stack import load_stack
+        from market_cfn.ops.resources import load_stack
+        from market_cfn.ops.values import epoch_ms, iso_ms, parse_time
 
         args = ctx.args
         start_ms, end_ms = epoch_ms(parse_time(args.start)), epoch_ms(parse_time(args.end))

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from market_cfn.cli._common import OneLineParser
+from market_cfn.cli.command import OneLineParser
 from market_cfn.stack.config import PROFILES, ConfigError, StackConfig
 
 PROG = "python -m market_cfn build"

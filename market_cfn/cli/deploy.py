@@ -18,7 +18,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any, TextIO
 
-from market_cfn.cli._common import OneLineParser
+from market_cfn.cli.command import OneLineParser
 
 EXIT_CODES = """\
 exit codes:
@@ -346,7 +346,16 @@ def main(
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
     from botocore.parsers import ResponseParserError
 
-    from market_cfn import deploy as core
+    from market_cfn.base.aws import Where
+    from market_cfn.base.console import Console
+    from market_cfn.base.errors import DeployError, Refused, UsageError
+    from market_cfn.base.waits import Waits
+    from market_cfn.deploy.bootstrap import DEFAULT_STACK_NAME
+    from market_cfn.deploy.changeset import change_set_arn
+    from market_cfn.deploy.flow import PipelineDeploy, deploy_pipeline, execute_existing, validate_pipeline
+    from market_cfn.deploy.gate import DeployOptions
+    from market_cfn.deploy.review.model import Overrides
+    from market_cfn.deploy.triggers import DEFAULT_MONITORING_MINUTES
 
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
     parser = build_parser(prog)
@@ -357,13 +366,13 @@ def main(
         return int(exc.code or 0)
 
     human = stderr if args.json else stdout
-    console = core.Console(
+    console = Console(
         out=human,
         interactive=stdin.isatty(),
         ask=lambda prompt: (human.write(prompt), human.flush(), stdin.readline())[2] or "",
         color=human.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb",
     )
-    waits = waits or core.Waits(
+    waits = waits or Waits(
         poll_seconds=args.poll_interval,
         change_set_timeout_seconds=args.change_set_timeout,
         stack_timeout_seconds=args.timeout,
@@ -388,10 +397,10 @@ def main(
                 "do not apply"
             )
         production = args.env == "prod" or bool(args.retain_data)
-        options = core.DeployOptions(
+        options = DeployOptions(
             assume_yes=args.yes,
             execute=not args.no_execute,
-            overrides=core.Overrides(
+            overrides=Overrides(
                 allow_replacement=frozenset(args.allow_replacement),
                 allow_unprotect=frozenset(args.allow_unprotect),
                 allow_drift=frozenset(args.allow_drift),
@@ -403,7 +412,7 @@ def main(
             drift_check=args.drift_check is not False,
             rollback_alarms=production if args.rollback_alarms is None else args.rollback_alarms,
             rollback_monitoring_minutes=(
-                core.DEFAULT_MONITORING_MINUTES
+                DEFAULT_MONITORING_MINUTES
                 if args.rollback_monitoring_minutes is None
                 else args.rollback_monitoring_minutes
             ),
@@ -417,27 +426,27 @@ def main(
         stack_name = args.stack_name or f"market-data-{args.env}"
         request = None
         if not args.execute:
-            request = core.PipelineDeploy(
+            request = PipelineDeploy(
                 stack_name=stack_name,
                 env=args.env,
                 region="",
                 template_json=_render(args.env, bool(args.retain_data), args.render_profile),
                 parameters=parameters,
                 tags=tags,
-                bootstrap_stack_name=args.bootstrap_stack_name or core.DEFAULT_STACK_NAME,
+                bootstrap_stack_name=args.bootstrap_stack_name or DEFAULT_STACK_NAME,
                 options=options,
             )
-            core.validate_pipeline(request)  # bad parameters fail before any AWS call
+            validate_pipeline(request)  # bad parameters fail before any AWS call
         cfn, s3, region = _clients(args)
         options = dataclasses.replace(
             options,
-            where=core.Where(
+            where=Where(
                 region=region,
                 profile=args.profile or "",
                 endpoint_url=args.endpoint_url or _local_env_endpoint(),
             ),
         )
-    except (ValueError, core.UsageError) as exc:  # includes config.ConfigError
+    except (ValueError, UsageError) as exc:  # includes config.ConfigError
         return fail(2, str(exc))
     except ProfileNotFound as exc:
         return fail(2, str(exc))
@@ -446,11 +455,11 @@ def main(
         if args.execute:
             change_set = args.execute
             if not change_set.startswith("arn:"):  # a name: DescribeChangeSet needs the stack beside it
-                change_set = core.change_set_arn(cfn, stack_name, change_set)
-            outcome = core.execute_existing(cfn, change_set, console, waits, options=options)
+                change_set = change_set_arn(cfn, stack_name, change_set)
+            outcome = execute_existing(cfn, change_set, console, waits, options=options)
         else:
             assert request is not None  # built above whenever --execute is absent
-            outcome = core.deploy_pipeline(
+            outcome = deploy_pipeline(
                 cfn,
                 s3,
                 dataclasses.replace(
@@ -463,13 +472,13 @@ def main(
                 console,
                 waits,
             )
-    except core.Refused as exc:
+    except Refused as exc:
         return fail(3, str(exc))
-    except core.UsageError as exc:
+    except UsageError as exc:
         return fail(2, str(exc))
     except NoCredentialsError as exc:
         return fail(2, str(exc))
-    except core.DeployError as exc:
+    except DeployError as exc:
         return fail(1, str(exc))
     except ClientError as exc:
         error = exc.response.get("Error", {})

@@ -6,7 +6,7 @@ import argparse
 import uuid
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 DESCRIPTION = """\
 Delete the stack after a review of every resource it removes (the deploy's review: the
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_review(ctx: Context, rev: Any, rows: list[dict[str, Any]]) -> None:
-    from market_cfn.deploy.common import table
+    from market_cfn.base.console import table
 
     held = {r["logical_id"]: r for r in rows}
     ctx.say(f"Deleting stack {rev.change_set['StackName']} removes {len(rev.changes)} resources:")
@@ -66,10 +66,11 @@ def _print_review(ctx: Context, rev: Any, rows: list[dict[str, Any]]) -> None:
 
 
 def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
-    from market_cfn.deploy.common import Waits
+    from market_cfn.base.console import progress
+    from market_cfn.base.errors import Refused, UsageError
+    from market_cfn.base.waits import Waits
     from market_cfn.ops import destroy
-    from market_cfn.ops.common import Refused, UsageError, progress
-    from market_cfn.ops.stack import load_stack
+    from market_cfn.ops.resources import load_stack
 
     args = ctx.args
     if args.timeout <= 0 or args.poll_interval <= 0:

@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from market_cfn.cli._common import OneLineParser
+from market_cfn.cli.command import OneLineParser
 
 PROG = "python -m market_cfn diff"
 EXIT_CODES = """\
@@ -44,9 +44,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from market_cfn import deploy as core
+    from market_cfn.base.errors import DeployError, UsageError
     from market_cfn.cli import deploy as deploy_cli
+    from market_cfn.deploy.bootstrap import DEFAULT_STACK_NAME
     from market_cfn.deploy.dryrun import dry_run, dumps, render_dry_run
+    from market_cfn.deploy.flow import PipelineDeploy, validate_pipeline
     from market_cfn.deploy.packaging import PackagingError, build_package
 
     args = _parser().parse_args(argv)
@@ -59,31 +61,31 @@ def main(argv: list[str]) -> int:
 
     try:
         settings = deploy_cli._apply_settings(args)
-        request = core.PipelineDeploy(
+        request = PipelineDeploy(
             stack_name=args.stack_name or f"market-data-{args.env}",
             env=args.env,
             region="",
             template_json=deploy_cli._render(args.env, bool(args.retain_data), args.render_profile),
             parameters={**settings.parameters, **deploy_cli._pairs(args.parameter, "parameter")},
-            bootstrap_stack_name=args.bootstrap_stack_name or core.DEFAULT_STACK_NAME,
+            bootstrap_stack_name=args.bootstrap_stack_name or DEFAULT_STACK_NAME,
         )
-        core.validate_pipeline(request)  # bad parameters fail before any AWS call
+        validate_pipeline(request)  # bad parameters fail before any AWS call
         if not args.endpoint_url:
             args.endpoint_url = deploy_cli._local_env_endpoint() or None
         cfn, _s3, _region = deploy_cli._clients(args)
         code_key = build_package().key
-    except (ValueError, core.UsageError) as exc:
+    except (ValueError, UsageError) as exc:
         return fail(2, str(exc))
     except PackagingError as exc:
         return fail(2, f"packaging: {exc}")
     try:
         result = dry_run(cfn, request, code_key=code_key)
-    except core.UsageError as exc:
+    except UsageError as exc:
         return fail(2, str(exc))
     except ClientError as exc:
         error: Any = exc.response.get("Error", {})
         return fail(1, f"{exc.operation_name} failed: {error.get('Code')}: {error.get('Message')}")
-    except (BotoCoreError, core.DeployError) as exc:
+    except (BotoCoreError, DeployError) as exc:
         return fail(1, str(exc)[:300])
     if args.json:
         print(dumps(result))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 DESCRIPTION = """\
 Keep points and bars beyond the table's retention: start the DynamoDB exports that bring the
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
     from market_cfn.ops import history
-    from market_cfn.ops.stack import load_stack
+    from market_cfn.ops.resources import load_stack
 
     args = ctx.args
     stack = load_stack(ctx.client("cloudformation"), ctx.stack_name)

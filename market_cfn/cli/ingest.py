@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 DESCRIPTION = """\
 Send market-data points to the stack's POST /ingest (the apiGatewayUrl output, or --url),
@@ -34,10 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
+    from market_cfn.base.console import progress
+    from market_cfn.base.errors import UsageError
     from market_cfn.client import IngestClient
-    from market_cfn.ops.common import UsageError, progress
     from market_cfn.ops.ingest import Records, ingest_records, read_records
-    from market_cfn.ops.stack import load_stack
+    from market_cfn.ops.resources import load_stack
 
     args = ctx.args
     records = Records()
@@ -79,7 +80,7 @@ def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from market_cfn.ops.common import UsageError
+    from market_cfn.base.errors import UsageError
 
     if args.max_attempts < 1 or args.max_attempts > 20:
         raise UsageError("--max-attempts must be between 1 and 20")

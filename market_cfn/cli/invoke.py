@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from market_cfn.cli._common import OneLineParser
+from market_cfn.cli.command import OneLineParser
 
 PROG = "python -m market_cfn invoke"
 FUNCTIONS = ("DataIngestion", "DataProcessor", "DataAggregator")

@@ -7,7 +7,7 @@ import json
 import time
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 DESCRIPTION = """\
 Print the log lines of DataIngestion, DataProcessor or DataAggregator from the stack's
@@ -26,7 +26,7 @@ exit codes:
 
 def build_parser() -> argparse.ArgumentParser:
     from market_cfn.ops.logs import LEVELS
-    from market_cfn.ops.stack import FUNCTIONS
+    from market_cfn.ops.resources import FUNCTIONS
 
     parser = command_parser("logs", DESCRIPTION, exit_codes=EXIT_CODES)
     parser.add_argument("function", metavar="FUNCTION", help="one of " + ", ".join(FUNCTIONS))
@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from market_cfn.ops.common import UsageError, parse_duration
-    from market_cfn.ops.stack import FUNCTIONS
+    from market_cfn.base.errors import UsageError
+    from market_cfn.ops.resources import FUNCTIONS
+    from market_cfn.ops.values import parse_duration
 
     names = {f.lower(): f for f in FUNCTIONS}
     if args.function.lower() not in names:
@@ -58,8 +59,8 @@ def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
     from datetime import UTC, datetime
 
     from market_cfn.ops import logs
-    from market_cfn.ops.common import epoch_ms, parse_duration
-    from market_cfn.ops.stack import load_stack
+    from market_cfn.ops.resources import load_stack
+    from market_cfn.ops.values import epoch_ms, parse_duration
 
     args = ctx.args
     stack = load_stack(ctx.client("cloudformation"), ctx.stack_name)

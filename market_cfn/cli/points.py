@@ -6,7 +6,7 @@ import argparse
 from typing import TextIO
 
 from market_cfn.cli import bars
-from market_cfn.cli._common import run
+from market_cfn.cli.command import run
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 DESCRIPTION = """\
 processing, aggregation: move ProcessingDLQ / AggregationDLQ messages back to the queue
@@ -41,10 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
-    from market_cfn.deploy.common import Waits
+    from market_cfn.base.console import progress
+    from market_cfn.base.waits import Waits
     from market_cfn.ops import redrive
-    from market_cfn.ops.common import progress
-    from market_cfn.ops.stack import load_stack
+    from market_cfn.ops.resources import load_stack
 
     args = ctx.args
     stack = load_stack(ctx.client("cloudformation"), ctx.stack_name)
@@ -60,7 +60,7 @@ def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
         f"Move {p.visible} messages from {p.dlq} to {p.target}?" if p.target else f"Re-invoke {p.visible} records?"
     )
     if not ctx.console().confirm(question, assume_yes=args.yes):
-        from market_cfn.ops.common import Refused
+        from market_cfn.base.errors import Refused
 
         raise Refused("declined; nothing was moved")
     waits = Waits(poll_seconds=args.poll_interval, stack_timeout_seconds=args.timeout)
@@ -102,7 +102,7 @@ def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from market_cfn.ops.common import UsageError
+    from market_cfn.base.errors import UsageError
 
     if args.timeout <= 0 or args.poll_interval <= 0:
         raise UsageError("--timeout and the poll interval must be positive")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 DESCRIPTION = """\
 The rejection reports in the stack's rejects bucket: one per source object version,
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _validate(args: argparse.Namespace) -> None:
     import os
 
-    from market_cfn.ops.common import UsageError
+    from market_cfn.base.errors import UsageError
 
     if args.source is not None and (not args.source.strip() or args.source.startswith("/")):
         raise UsageError(f"--source {args.source!r}: expected an object key such as AAPL/2024-06-03.csv")
@@ -43,10 +43,9 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
-    from market_cfn.deploy.common import table
+    from market_cfn.base.console import progress, table
     from market_cfn.ops import rejects
-    from market_cfn.ops.common import progress
-    from market_cfn.ops.stack import load_stack
+    from market_cfn.ops.resources import load_stack
 
     args = ctx.args
     stack = load_stack(ctx.client("cloudformation"), ctx.stack_name)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from market_cfn.cli._common import OneLineParser
+from market_cfn.cli.command import OneLineParser
 from market_cfn.stack.config import PROFILES, ConfigError, StackConfig
 from market_cfn.stack.render import DEFAULT_OUT, render_json, write_template
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 DESCRIPTION = """\
 Replay the events the stack's archive (MarketEventArchive) holds from [--from, --to) into
@@ -40,10 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
     from datetime import UTC, datetime
 
-    from market_cfn.deploy.common import Waits
+    from market_cfn.base.console import progress
+    from market_cfn.base.errors import Refused, UsageError
+    from market_cfn.base.waits import Waits
     from market_cfn.ops import replay
-    from market_cfn.ops.common import Refused, UsageError, parse_time, progress
-    from market_cfn.ops.stack import load_stack
+    from market_cfn.ops.resources import load_stack
+    from market_cfn.ops.values import parse_time
 
     args = ctx.args
     now = datetime.now(UTC)

@@ -24,7 +24,7 @@ exit codes:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from market_cfn.cli._common import OneLineParser
+    from market_cfn.cli.command import OneLineParser
 
     parser = OneLineParser(
         prog="python -m market_cfn simulate", usage=USAGE, description=__doc__.split("\n\n")[0], epilog=EXIT_CODES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 DESCRIPTION = """\
 One read-only look at a deployed pipeline: stack status and outputs; each queue's depth
@@ -41,7 +41,7 @@ def _age(entry: dict[str, Any]) -> str:
 
 
 def _print(ctx: Context, report: dict[str, Any]) -> None:
-    from market_cfn.deploy.common import table
+    from market_cfn.base.console import table
 
     stack = report["stack"]
     ctx.say(f"Stack {stack['name']}: {stack['status']}" + (f" ({stack['reason']})" if stack["reason"] else ""))
@@ -91,7 +91,7 @@ def _print(ctx: Context, report: dict[str, Any]) -> None:
 
 def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
     from market_cfn.ops.query import normalize_symbol
-    from market_cfn.ops.stack import load_stack
+    from market_cfn.ops.resources import load_stack
     from market_cfn.ops.status import status
 
     symbols = [normalize_symbol(s) for s in ctx.args.symbol]

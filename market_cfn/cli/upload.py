@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, TextIO
 
-from market_cfn.cli._common import Context, command_parser, run
+from market_cfn.cli.command import Context, command_parser, run
 
 DESCRIPTION = """\
 Upload files (CSV, JSON, JSON Lines, optionally gzip) into the stack's data bucket, where
@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
-    from market_cfn.ops.common import progress
-    from market_cfn.ops.stack import load_stack
+    from market_cfn.base.console import progress
+    from market_cfn.ops.resources import load_stack
     from market_cfn.ops.upload import plan, upload
 
     args = ctx.args

@@ -7,7 +7,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from market_cfn.deploy.common import TEMPLATE_BODY_LIMIT, _error_code
+from market_cfn.base.aws import error_code
+from market_cfn.deploy.states import TEMPLATE_BODY_LIMIT
 
 # --- Artifacts ------------------------------------------------------------------------
 
@@ -18,7 +19,7 @@ def ensure_object(s3: Any, bucket: str, key: str, body: bytes, *, content_type: 
         s3.head_object(Bucket=bucket, Key=key)
         return False
     except ClientError as exc:
-        if _error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) not in ("404", "NoSuchKey", "NotFound"):
             raise
     s3.put_object(
         Bucket=bucket,

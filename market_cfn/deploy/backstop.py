@@ -34,7 +34,9 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from market_cfn.deploy.common import Console, DeployError, _error_message, not_implemented
+from market_cfn.base.aws import error_message, not_implemented
+from market_cfn.base.console import Console
+from market_cfn.base.errors import DeployError
 
 POLICY_BODY_LIMIT = 16_384  # SetStackPolicy StackPolicyBody, max length (service model)
 RETAINING_POLICIES = ("Retain", "RetainExceptOnCreate", "Snapshot")
@@ -136,7 +138,7 @@ def _nested_stack_id(cfn: Any, root_id: str, path: str) -> str | None:
         try:
             found = cfn.describe_stack_resources(StackName=current, LogicalResourceId=logical_id)["StackResources"]
         except ClientError as exc:
-            if "does not exist" in _error_message(exc):
+            if "does not exist" in error_message(exc):
                 return None
             raise
         physical = found[0].get("PhysicalResourceId") if found else None
@@ -164,5 +166,5 @@ def enable_termination_protection(cfn: Any, stack_name: str, console: Console, *
 
 def _one_line(exc: Exception) -> str:
     if isinstance(exc, ClientError):
-        return _error_message(exc)
+        return error_message(exc)
     return " ".join(str(exc).split())[:160]

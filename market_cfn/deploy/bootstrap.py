@@ -36,7 +36,6 @@ from a version-1 stack leaves the setting in place (it was DeletionPolicy Retain
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +45,10 @@ from awacs.sts import AssumeRole
 from botocore.exceptions import ClientError
 from troposphere import GetAtt, Output, Ref, Sub, Template, iam, s3
 
-from market_cfn.deploy.changeset import ChangeSetRequest
-from market_cfn.deploy.common import Console, DeployError, Refused, Waits, _error_code, _error_message
+from market_cfn.base.aws import error_code, error_message
+from market_cfn.base.console import Console
+from market_cfn.base.errors import DeployError
+from market_cfn.base.waits import Waits
 from market_cfn.deploy.preflight import describe_stack, stack_outputs
 from market_cfn.stack import policies
 from market_cfn.stack.protection import protect
@@ -223,69 +224,6 @@ def _read_bootstrap(cfn: Any, stack_name: str) -> Bootstrap | None:
     return Bootstrap(bucket, role_arn, _deployed_version(cfn, stack_name, outputs))
 
 
-def ensure_bootstrap(
-    cfn: Any,
-    stack_name: str,
-    console: Console,
-    waits: Waits,
-    *,
-    assume_yes: bool,
-    options: Any = None,
-    apigateway: Any = None,
-) -> str:
-    """The artifacts bucket's name: the bootstrap stack is deployed when missing and updated
-    when older than BOOTSTRAP_VERSION, both through a reviewed change set. With an
-    `apigateway` client, the account's API Gateway CloudWatch role is then set if it has none."""
-    from market_cfn.deploy.pipeline import DeployOptions, deploy_stack  # pipeline imports this module
-
-    current = _read_bootstrap(cfn, stack_name)
-    if current and current.version > BOOTSTRAP_VERSION:
-        raise DeployError(
-            f"the bootstrap stack {stack_name} is version {current.version}, newer than this market_cfn "
-            f"knows ({BOOTSTRAP_VERSION}): upgrade market_cfn instead of deploying with an older one"
-        )
-    if current is None or current.version < BOOTSTRAP_VERSION:
-        if current is None:
-            console.say(f"Bootstrap stack {stack_name} has no {BUCKET_OUTPUT} output: deploying it first.")
-        else:
-            console.say(
-                f"Bootstrap stack {stack_name} is version {current.version}; this bin/deploy needs version "
-                f"{BOOTSTRAP_VERSION}: updating it first (review the change set below)."
-            )
-        console.say("")
-        outcome = deploy_stack(
-            cfn,
-            ChangeSetRequest(
-                stack_name,
-                {},
-                template_body=render_bootstrap_json(),
-                description=f"market_cfn bootstrap version {BOOTSTRAP_VERSION}: artifacts bucket, API Gateway logging role",
-                capabilities=("CAPABILITY_IAM",),
-            ),
-            console,
-            waits,
-            options=_expecting_upgrade(options or DeployOptions(assume_yes=assume_yes)),
-        )
-        if outcome.result == "failed":
-            raise DeployError(f"the bootstrap stack {stack_name} failed: {outcome.message}")
-        if outcome.result in ("blocked", "declined"):
-            raise Refused(f"the bootstrap stack {stack_name}: {outcome.message}")
-        current = _read_bootstrap(cfn, stack_name)
-        if current is None:
-            raise DeployError(f"the bootstrap stack {stack_name} is deployed but names no artifacts bucket")
-        console.say("")
-    if apigateway is not None:
-        if not current.role_arn:
-            raise DeployError(f"the bootstrap stack {stack_name} names no API Gateway CloudWatch role")
-        ensure_api_gateway_logging_role(apigateway, current.role_arn, console, waits)
-    return current.bucket
-
-
-def _expecting_upgrade(options: Any) -> Any:
-    overrides = dataclasses.replace(options.overrides, expected_changes=UPGRADE_CHANGES)
-    return dataclasses.replace(options, overrides=overrides)
-
-
 def ensure_api_gateway_logging_role(apigateway: Any, role_arn: str, console: Console, waits: Waits) -> str:
     """The account's API Gateway CloudWatch role after this call: the one it already names
     (never replaced), or `role_arn` set now. Retries only the documented propagation error."""
@@ -301,7 +239,7 @@ def ensure_api_gateway_logging_role(apigateway: Any, role_arn: str, console: Con
             apigateway.update_account(patchOperations=patch)
             return role_arn
         except ClientError as exc:
-            code, message = _error_code(exc), _error_message(exc)
+            code, message = error_code(exc), error_message(exc)
             retryable = (code == "BadRequestException" and ROLE_NOT_READY in message) or code in (
                 "TooManyRequestsException",
                 "ConflictException",

@@ -21,17 +21,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from market_cfn.deploy.common import (
-    MASK,
-    NO_CHANGES_REASONS,
-    Console,
-    DeployError,
-    UsageError,
-    Waits,
-    _error_code,
-    _error_message,
-)
+from market_cfn.base.aws import error_code, error_message
+from market_cfn.base.console import Console
+from market_cfn.base.errors import DeployError, UsageError
+from market_cfn.base.waits import Waits
 from market_cfn.deploy.preflight import _has_resources, describe_stack
+from market_cfn.deploy.review.model import MASK
+from market_cfn.deploy.states import NO_CHANGES_REASONS
 
 # --- Change sets ----------------------------------------------------------------------
 
@@ -111,10 +107,10 @@ def create_change_set(
     except ClientError as exc:
         # Real CloudFormation creates a FAILED change set when nothing changed; some
         # emulations (moto) refuse the CreateChangeSet call itself with this message.
-        if _error_code(exc) == "ValidationError" and any(r in _error_message(exc) for r in NO_CHANGES_REASONS):
+        if error_code(exc) == "ValidationError" and any(r in error_message(exc) for r in NO_CHANGES_REASONS):
             return None
-        if _error_code(exc) in ("ValidationError", "InsufficientCapabilitiesException", "LimitExceededException"):
-            raise DeployError(f"CloudFormation rejected the change set: {_error_message(exc)}") from exc
+        if error_code(exc) in ("ValidationError", "InsufficientCapabilitiesException", "LimitExceededException"):
+            raise DeployError(f"CloudFormation rejected the change set: {error_message(exc)}") from exc
         raise
 
 
@@ -144,7 +140,7 @@ def change_set_arn(cfn: Any, stack_name: str, name: str) -> str:
     try:
         return str(cfn.describe_change_set(ChangeSetName=name, StackName=stack_name)["ChangeSetId"])
     except ClientError as exc:
-        if _error_code(exc) in ("ChangeSetNotFound", "ChangeSetNotFoundException", "ValidationError"):
+        if error_code(exc) in ("ChangeSetNotFound", "ChangeSetNotFoundException", "ValidationError"):
             raise UsageError(f"change set {name!r} of stack {stack_name} not found") from exc
         raise
 
@@ -223,11 +219,6 @@ def change_set_template(cfn: Any, change_set_arn: str, stack_id: str) -> dict[st
         "TemplateBody"
     )
     return parse_template(body, what=f"the template of change set {change_set_arn}")
-
-
-def has_transform(template: dict[str, Any] | None) -> bool:
-    """A template-level Transform (SAM, macros): the submitted template is not what is deployed."""
-    return bool(template and template.get("Transform"))
 
 
 def processed_template(cfn: Any, stack_id: str, change_set_arn: str | None = None) -> dict[str, Any] | None:

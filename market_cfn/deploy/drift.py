@@ -31,7 +31,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
-from market_cfn.deploy.common import Console, DeployError, Waits, _error_message, not_implemented
+from market_cfn.base.aws import error_message, not_implemented
+from market_cfn.base.console import Console
+from market_cfn.base.errors import DeployError
+from market_cfn.base.waits import Waits
 
 MAX_IDS_PER_DETECTION = 200  # DetectStackDrift LogicalResourceIds, max items (service model)
 DRIFTED = ("MODIFIED", "DELETED")
@@ -70,7 +73,7 @@ def detect_drift(
             note = "not checked: this endpoint does not implement drift detection"
             console.say(f"Drift: {note}.")
             return DriftResult(checked=False, note=note)
-        reason = _error_message(exc) if isinstance(exc, ClientError) else " ".join(str(exc).split())[:160]
+        reason = error_message(exc) if isinstance(exc, ClientError) else " ".join(str(exc).split())[:160]
         raise DeployError(
             f"drift detection failed: {reason} (pass --no-drift-check to deploy without it; the review will "
             "say drift was not checked)"

@@ -19,12 +19,12 @@ from typing import Any
 
 from market_cfn.deploy.bootstrap import _read_bootstrap
 from market_cfn.deploy.changeset import deployed_template
-from market_cfn.deploy.diff import ResourceDiff, StackIdentity, show, template_diff
-from market_cfn.deploy.iam import security_review
+from market_cfn.deploy.flow import PipelineDeploy, no_echo_parameters, validate_pipeline
 from market_cfn.deploy.inputs import stack_parameters
-from market_cfn.deploy.model import Finding, IamFinding
-from market_cfn.deploy.pipeline import PipelineDeploy, no_echo_parameters, validate_pipeline
 from market_cfn.deploy.preflight import describe_stack
+from market_cfn.deploy.review.diff import ResourceDiff, StackIdentity, show, template_diff
+from market_cfn.deploy.review.iam import security_review
+from market_cfn.deploy.review.model import Finding, IamFinding
 
 NOT_FROM_TEMPLATES = (
     "Replacement and values CloudFormation resolves itself are known only from a change set: "

@@ -3,31 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from market_cfn.base.console import Console, short
+from market_cfn.base.errors import DeployError
+from market_cfn.base.waits import Waits
 from market_cfn.deploy.changeset import deployed_template
-from market_cfn.deploy.common import CANCELLED_REASONS, SUCCESS_STATUS, Console, DeployError, Waits, _short
-from market_cfn.deploy.model import Review
 from market_cfn.deploy.outputs import ResolvedOutputs, StackFacts, resolve_outputs
 from market_cfn.deploy.preflight import describe_stack, stack_outputs, stack_resources
+from market_cfn.deploy.review.model import ExecutionResult, Review
+from market_cfn.deploy.states import CANCELLED_REASONS, SUCCESS_STATUS
 
 # --- Execute and follow ---------------------------------------------------------------
 
 RESOURCE_DONE = ("_COMPLETE", "_FAILED", "DELETE_SKIPPED")
-
-
-@dataclass
-class ExecutionResult:
-    status: str
-    succeeded: bool
-    failures: list[dict[str, Any]]
-    outputs: dict[str, str]
-    status_reason: str = ""
-    outputs_note: str = ""
-    resolved_locally: list[str] = field(default_factory=list)  # output keys the endpoint did not report
-    template: dict[str, Any] | None = None  # the template now deployed (GetTemplate Original), on success
 
 
 def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict[str, Any]]:
@@ -101,7 +91,7 @@ def execute_and_follow(
                 f"{logical:<{id_width}}  {event.get('ResourceType', ''):<{type_width}}  {status}"
             )
             if event.get("ResourceStatusReason"):
-                line += f"  {_short(event['ResourceStatusReason'], 160)}"
+                line += f"  {short(event['ResourceStatusReason'], 160)}"
             console.say(console.paint(line, "31") if status.endswith("_FAILED") else line)
         stack = describe_stack(cfn, stack_id)
         status = stack["StackStatus"] if stack else "DELETE_COMPLETE"

@@ -15,18 +15,21 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from market_cfn.base.aws import Where
+from market_cfn.base.console import Console
+from market_cfn.base.errors import DeployError, Refused, UsageError
+from market_cfn.base.waits import Waits
 from market_cfn.deploy.backstop import apply_stack_policies, enable_termination_protection, policy_body, retains_data
 from market_cfn.deploy.backstop import stack_policy as build_policy
 from market_cfn.deploy.changeset import delete_change_set
-from market_cfn.deploy.common import Console, DeployError, Refused, UsageError, Waits, Where
 from market_cfn.deploy.drift import DriftResult
 from market_cfn.deploy.follow import execute_and_follow
-from market_cfn.deploy.format import render_result, render_review, review_markdown
-from market_cfn.deploy.guard import stateful_logical_ids
 from market_cfn.deploy.inputs import nested_templates
-from market_cfn.deploy.model import Overrides, Review, ReviewInput
 from market_cfn.deploy.preflight import describe_stack
-from market_cfn.deploy.reviewed import check_reviewed, review_digest
+from market_cfn.deploy.review.digest import check_reviewed, review_digest
+from market_cfn.deploy.review.format import render_result, render_review, review_markdown
+from market_cfn.deploy.review.guard import stateful_logical_ids
+from market_cfn.deploy.review.model import Overrides, Review, ReviewInput
 from market_cfn.deploy.triggers import DEFAULT_MONITORING_MINUTES, RollbackPlan
 
 

@@ -21,12 +21,12 @@ from market_cfn.deploy.changeset import (
     change_set_template,
     deployed_template,
     describe_change_set_all,
-    has_transform,
     processed_template,
 )
 from market_cfn.deploy.drift import DriftResult
-from market_cfn.deploy.model import ReviewInput
 from market_cfn.deploy.preflight import describe_stack
+from market_cfn.deploy.review.diff import has_transform
+from market_cfn.deploy.review.model import ReviewInput
 
 NESTED_STACK = "AWS::CloudFormation::Stack"
 MAX_NESTING = 5  # CloudFormation nests deeper in principle; a deeper tree is reported, not walked forever

@@ -6,15 +6,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from market_cfn.deploy.common import (
-    UNRECOVERABLE_STATUSES,
-    Console,
-    DeployError,
-    Refused,
-    Waits,
-    _error_code,
-    _error_message,
-)
+from market_cfn.base.aws import error_code, error_message
+from market_cfn.base.console import Console
+from market_cfn.base.errors import DeployError, Refused
+from market_cfn.base.waits import Waits
+from market_cfn.deploy.states import UNRECOVERABLE_STATUSES
 
 # --- Stacks ---------------------------------------------------------------------------
 
@@ -24,7 +20,7 @@ def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any] | None:
     try:
         stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as exc:
-        if _error_code(exc) == "ValidationError" and "does not exist" in _error_message(exc):
+        if error_code(exc) == "ValidationError" and "does not exist" in error_message(exc):
             return None
         raise
     return stacks[0] if stacks else None

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from market_cfn.deploy.common import UsageError
+from market_cfn.base.errors import UsageError
 from market_cfn.stack.config import ENVIRONMENT_SUFFIX_PATTERN
 
 DEFAULT_SETTINGS_FILE = Path("deploy.toml")

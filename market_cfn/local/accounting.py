@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from market_cfn.local.events import ACCOUNT_ID, REGION
+from market_cfn.local.lambda_events import ACCOUNT_ID, REGION
 
 
 @dataclass(frozen=True)

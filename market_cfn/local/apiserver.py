@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from market_cfn.local.events import ACCOUNT_ID, REGION, api_event
+from market_cfn.local.lambda_events import ACCOUNT_ID, REGION, api_event
 from market_cfn.local.sigv4 import INVALID_TOKEN, MISSING_TOKEN, AuthError, verify
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway REST API payload size quota: 10 MB

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from market_cfn.local.events import ACCOUNT_ID, REGION
+from market_cfn.local.lambda_events import ACCOUNT_ID, REGION
 from market_cfn.local.stackview import StackView, WiringError, logical_of
 
 DELIVERY_ATTEMPTS = 3  # tries per event before its DeadLetterConfig (RetryPolicy caps it lower)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from market_cfn.local.events import FakeLambdaContext
+from market_cfn.local.lambda_events import FakeLambdaContext
 
 MAX_BATCH_EVENTS = 10_000  # PutLogEvents: at most 10,000 events and 1,048,576 bytes per call,
 MAX_BATCH_BYTES = 1_048_576  # each event counting its UTF-8 bytes + 26

@@ -13,7 +13,7 @@ import threading
 import warnings
 from typing import Any
 
-from market_cfn.local.events import ACCOUNT_ID, REGION
+from market_cfn.local.lambda_events import ACCOUNT_ID, REGION
 from market_cfn.local.stackview import WiringError
 
 
@@ -156,7 +156,7 @@ def route_lambda_invokes(
     payload. `function_names` maps physical names to logical IDs."""
     import json
 
-    from market_cfn.local.events import error_payload
+    from market_cfn.local.lambda_events import error_payload
 
     try:
         from moto.awslambda.utils import get_backend

@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from market_cfn.local.accounting import ApiCall, iam_action, resource_arn
-from market_cfn.local.events import (
+from market_cfn.local.lambda_events import (
     ACCOUNT_ID,
     REGION,
     FakeLambdaContext,

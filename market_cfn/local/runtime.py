@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from market_cfn.local.events import FakeLambdaContext, invocation_record, sqs_record
+from market_cfn.local.lambda_events import FakeLambdaContext, invocation_record, sqs_record
 from market_cfn.local.stackview import Mapping, StackView
 
 Invoke = Callable[[str, dict[str, Any]], Any]

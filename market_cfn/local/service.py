@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from market_cfn.local import motoside
-from market_cfn.local.events import REGION, s3_event, scheduled_event
+from market_cfn.local.lambda_events import REGION, s3_event, scheduled_event
 from market_cfn.local.runtime import AsyncInvocation, FunctionRuntime, attempt, poll_once, retries_exhausted
 from market_cfn.local.stackview import Mapping, Notification, StackView
 
@@ -157,31 +157,36 @@ class LocalService:
 
     # --- deploy ----------------------------------------------------------------------
     def _deploy(self) -> None:
-        from market_cfn import deploy as core
+        from market_cfn.base.aws import Where
+        from market_cfn.base.console import Console
+        from market_cfn.base.errors import DeployError, Refused, UsageError
+        from market_cfn.base.waits import Waits
+        from market_cfn.deploy.flow import PipelineDeploy, deploy_pipeline
+        from market_cfn.deploy.gate import DeployOptions
         from market_cfn.stack.config import StackConfig
         from market_cfn.stack.render import render_json
 
         template_json = render_json(StackConfig(env_suffix=self.env))
-        request = core.PipelineDeploy(
+        request = PipelineDeploy(
             stack_name=self.stack_name,
             env=self.env,
             region=REGION,
             template_json=template_json,
             # a fresh endpoint: confirmed without a prompt, nothing deployed before that could drift
-            options=core.DeployOptions(
+            options=DeployOptions(
                 assume_yes=True,
                 drift_check=False,
-                where=core.Where(region=REGION, endpoint_url=self.endpoint),  # an emulator: documented degradations
+                where=Where(region=REGION, endpoint_url=self.endpoint),  # an emulator: documented degradations
                 command="python -m market_cfn local",
             ),
         )
         transcript = io.StringIO()
-        console = core.Console(out=transcript, interactive=False)
+        console = Console(out=transcript, interactive=False)
         try:
-            outcome = core.deploy_pipeline(
-                self.client("cloudformation"), self.client("s3"), request, console, core.Waits(poll_seconds=0.05)
+            outcome = deploy_pipeline(
+                self.client("cloudformation"), self.client("s3"), request, console, Waits(poll_seconds=0.05)
             )
-        except (core.DeployError, core.UsageError, core.Refused) as exc:
+        except (DeployError, UsageError, Refused) as exc:
             raise ServiceError(f"deploying {self.stack_name} into the local endpoint failed: {exc}") from exc
         if outcome.result not in ("deployed", "no-changes"):
             raise ServiceError(

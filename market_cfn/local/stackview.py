@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from market_cfn.intrinsics import IntrinsicResolver
-from market_cfn.local.events import ACCOUNT_ID, REGION
+from market_cfn.local.lambda_events import ACCOUNT_ID, REGION
 
 FUNCTIONS = ("DataIngestionFunction", "DataProcessorFunction", "DataAggregatorFunction")
 ASYNC_RETRIES = 2  # Lambda asynchronous invocation: 2 retries unless an EventInvokeConfig says otherwise

@@ -2,7 +2,7 @@
 
 The review is the deploy's: the deletion is described as a change set in which every
 resource is Removed (PolicyAction from the deployed template's DeletionPolicy), built
-with market_cfn.deploy.review.build_review, so the guard's judgement of what holds data
+with market_cfn.deploy.review.merge.build_review, so the guard's judgement of what holds data
 is the same for a deploy and a destroy. Added here: what each data store holds now.
 
 - Buckets are emptied only with --delete-data, and then completely: every object
@@ -23,12 +23,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from market_cfn.deploy.common import Waits
-from market_cfn.deploy.model import Review
+from market_cfn.base.errors import OpsError
+from market_cfn.base.waits import Waits
 from market_cfn.deploy.preflight import wait_for_stack
-from market_cfn.deploy.review import build_review
-from market_cfn.ops.common import OpsError
-from market_cfn.ops.stack import Resource, Stack
+from market_cfn.deploy.review.merge import build_review
+from market_cfn.deploy.review.model import Review
+from market_cfn.ops.resources import Resource, Stack
 
 DELETE_BATCH = 1000  # DeleteObjects: at most 1,000 keys per request (S3 API reference)
 COUNT_LIMIT = 100_000  # the review counts a bucket's versions up to this many

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from market_cfn.ops.common import OpsError, Refused
+from market_cfn.base.errors import OpsError, Refused
 
 PREFIX = "history/"
 FULL_PREFIX, INCREMENTAL_PREFIX = PREFIX + "full/", PREFIX + "incremental/"

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from market_cfn.ops.common import UsageError, dumps_exact, loads_exact
+from market_cfn.base.errors import UsageError
 from market_cfn.ops.ingest_client import IngestClient, IngestResult, RawRecord
+from market_cfn.ops.values import dumps_exact, loads_exact
 
 
 @dataclass

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError
 
-from market_cfn.ops.common import RawNumber, dumps_exact
+from market_cfn.ops.values import RawNumber, dumps_exact
 
 MAX_BODY_BYTES = 1_048_576  # the API's body limit (413 above it)
 RETRY_STATUSES = frozenset({429, 503})

@@ -15,7 +15,8 @@ from decimal import Decimal
 from typing import Any
 
 from handlers.contract import AGGREGATE_KEY_SUFFIX
-from market_cfn.ops.common import UsageError, iso_ms
+from market_cfn.base.errors import UsageError
+from market_cfn.ops.values import iso_ms
 
 BAR_FIELDS = ("time", "open", "high", "low", "close", "volume", "vwap", "count")
 POINT_FIELDS = ("time", "price", "volume")
@@ -80,7 +81,7 @@ def _text(value: Any) -> str:
 def render(rows: list[dict[str, Any]], fields: tuple[str, ...], fmt: str) -> str:
     """table (aligned, numbers right-aligned), csv (header + rows), or json (numbers exact)."""
     if fmt == "json":
-        from market_cfn.ops.common import dumps_exact
+        from market_cfn.ops.values import dumps_exact
 
         return "[\n" + ",\n".join("  " + dumps_exact(row) for row in rows) + ("\n]" if rows else "]")
     if fmt == "csv":

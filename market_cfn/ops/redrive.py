@@ -30,9 +30,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from market_cfn.deploy.common import Waits
-from market_cfn.ops.common import OpsError, UsageError
-from market_cfn.ops.stack import DEAD_LETTER_QUEUES, FUNCTIONS, Stack
+from market_cfn.base.errors import OpsError, UsageError
+from market_cfn.base.waits import Waits
+from market_cfn.ops.resources import DEAD_LETTER_QUEUES, FUNCTIONS, Stack
 
 KINDS = {"processing": "ProcessingDLQ", "aggregation": "AggregationDLQ", "invocation": "InvocationDLQ"}
 # Answers that mean "this endpoint has no StartMessageMoveTask": move by hand instead.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
-from market_cfn.ops.common import OpsError
+from market_cfn.base.errors import OpsError
 
 PREFIX = "rejects/"
 SUFFIX = ".jsonl"

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from market_cfn.deploy.common import Waits
-from market_cfn.ops.common import OpsError, UsageError
-from market_cfn.ops.stack import Stack
+from market_cfn.base.errors import OpsError, UsageError
+from market_cfn.base.waits import Waits
+from market_cfn.ops.resources import Stack
 
 DONE = {"COMPLETED", "FAILED", "CANCELLED"}
 

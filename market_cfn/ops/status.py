@@ -22,8 +22,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from handlers.contract import AGGREGATE_KEY_SUFFIX
-from market_cfn.ops.common import iso_ms
-from market_cfn.ops.stack import DEAD_LETTER_QUEUES, Stack
+from market_cfn.ops.resources import DEAD_LETTER_QUEUES, Stack
+from market_cfn.ops.values import iso_ms
 
 QUEUE_ATTRIBUTES = [
     "ApproximateNumberOfMessages",

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from market_cfn.ops.common import UsageError
+from market_cfn.base.errors import UsageError
 
 CONTENT_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson", ".ndjson": "application/x-ndjson"}
 CONTENT_TYPES[".json"] = "application/json"

@@ -11,8 +11,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from market_cfn.base.aws import error_code, error_message
+from market_cfn.base.console import Console
+from market_cfn.base.errors import DeployError, Refused, UsageError
+from market_cfn.base.waits import Waits
 from market_cfn.deploy.artifacts import ensure_object, template_location
-from market_cfn.deploy.bootstrap import ensure_bootstrap
+from market_cfn.deploy.bootstrap import (
+    BOOTSTRAP_VERSION,
+    BUCKET_OUTPUT,
+    UPGRADE_CHANGES,
+    _read_bootstrap,
+    ensure_api_gateway_logging_role,
+    render_bootstrap_json,
+)
 from market_cfn.deploy.changeset import (
     ChangeSetRequest,
     change_set_name,
@@ -25,21 +36,13 @@ from market_cfn.deploy.changeset import (
     parse_template,
     wait_for_change_set,
 )
-from market_cfn.deploy.common import (
-    TEMPLATE_BODY_LIMIT,
-    Console,
-    DeployError,
-    UsageError,
-    Waits,
-    _error_code,
-    _error_message,
-)
 from market_cfn.deploy.drift import DriftResult, detect_drift
 from market_cfn.deploy.gate import DeployOptions, GateContext, Outcome, review_and_execute
-from market_cfn.deploy.guard import stateful_logical_ids
 from market_cfn.deploy.inputs import gather_review_input, stack_parameters
 from market_cfn.deploy.preflight import describe_stack, preflight, stack_outputs, stack_resources
-from market_cfn.deploy.review import build_review
+from market_cfn.deploy.review.guard import stateful_logical_ids
+from market_cfn.deploy.review.merge import build_review
+from market_cfn.deploy.states import TEMPLATE_BODY_LIMIT
 from market_cfn.deploy.triggers import RollbackPlan, plan_rollback
 
 __all__ = ["DeployOptions", "Outcome"]  # re-exported: they live in gate.py
@@ -127,7 +130,7 @@ def _abandon(cfn: Any, arn: str, console: Console) -> list[str]:
         change_set = cfn.describe_change_set(ChangeSetName=arn)
         return delete_change_set(cfn, change_set, console)
     except ClientError as exc:  # the error that got us here matters more; say what is left
-        console.say(f"Could not delete change set {arn} ({_error_message(exc)}): delete it before executing anything.")
+        console.say(f"Could not delete change set {arn} ({error_message(exc)}): delete it before executing anything.")
         return []
 
 
@@ -194,8 +197,8 @@ def execute_existing(cfn: Any, arn: str, console: Console, waits: Waits, *, opti
     try:
         change_set = describe_change_set_all(cfn, arn)
     except ClientError as exc:
-        if _error_code(exc) in ("ChangeSetNotFound", "ChangeSetNotFoundException", "ValidationError"):
-            raise UsageError(f"change set {arn} not found: {_error_message(exc)}") from exc
+        if error_code(exc) in ("ChangeSetNotFound", "ChangeSetNotFoundException", "ValidationError"):
+            raise UsageError(f"change set {arn} not found: {error_message(exc)}") from exc
         raise
     if change_set.get("Status") != "CREATE_COMPLETE" or change_set.get("ExecutionStatus") != "AVAILABLE":
         raise UsageError(
@@ -411,3 +414,64 @@ def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console
     )
     outcome.uploads = uploads
     return outcome
+
+
+def ensure_bootstrap(
+    cfn: Any,
+    stack_name: str,
+    console: Console,
+    waits: Waits,
+    *,
+    assume_yes: bool,
+    options: Any = None,
+    apigateway: Any = None,
+) -> str:
+    """The artifacts bucket's name: the bootstrap stack is deployed when missing and updated
+    when older than BOOTSTRAP_VERSION, both through a reviewed change set. With an
+    `apigateway` client, the account's API Gateway CloudWatch role is then set if it has none."""
+    current = _read_bootstrap(cfn, stack_name)
+    if current and current.version > BOOTSTRAP_VERSION:
+        raise DeployError(
+            f"the bootstrap stack {stack_name} is version {current.version}, newer than this market_cfn "
+            f"knows ({BOOTSTRAP_VERSION}): upgrade market_cfn instead of deploying with an older one"
+        )
+    if current is None or current.version < BOOTSTRAP_VERSION:
+        if current is None:
+            console.say(f"Bootstrap stack {stack_name} has no {BUCKET_OUTPUT} output: deploying it first.")
+        else:
+            console.say(
+                f"Bootstrap stack {stack_name} is version {current.version}; this bin/deploy needs version "
+                f"{BOOTSTRAP_VERSION}: updating it first (review the change set below)."
+            )
+        console.say("")
+        outcome = deploy_stack(
+            cfn,
+            ChangeSetRequest(
+                stack_name,
+                {},
+                template_body=render_bootstrap_json(),
+                description=f"market_cfn bootstrap version {BOOTSTRAP_VERSION}: artifacts bucket, API Gateway logging role",
+                capabilities=("CAPABILITY_IAM",),
+            ),
+            console,
+            waits,
+            options=_expecting_upgrade(options or DeployOptions(assume_yes=assume_yes)),
+        )
+        if outcome.result == "failed":
+            raise DeployError(f"the bootstrap stack {stack_name} failed: {outcome.message}")
+        if outcome.result in ("blocked", "declined"):
+            raise Refused(f"the bootstrap stack {stack_name}: {outcome.message}")
+        current = _read_bootstrap(cfn, stack_name)
+        if current is None:
+            raise DeployError(f"the bootstrap stack {stack_name} is deployed but names no artifacts bucket")
+        console.say("")
+    if apigateway is not None:
+        if not current.role_arn:
+            raise DeployError(f"the bootstrap stack {stack_name} names no API Gateway CloudWatch role")
+        ensure_api_gateway_logging_role(apigateway, current.role_arn, console, waits)
+    return current.bucket
+
+
+def _expecting_upgrade(options: Any) -> Any:
+    overrides = replace(options.overrides, expected_changes=UPGRADE_CHANGES)
+    return replace(options, overrides=overrides)

@@ -91,7 +91,7 @@ class Context:
         return not self.args.json and self.stderr.isatty()
 
     def console(self) -> Any:
-        from market_cfn.deploy.common import Console
+        from market_cfn.base.console import Console
 
         return Console(
             out=self.out,
@@ -104,7 +104,7 @@ class Context:
         if self._session is None:
             import boto3
 
-            from market_cfn.ops.common import UsageError
+            from market_cfn.base.errors import UsageError
 
             session = boto3.Session(profile_name=self.args.profile, region_name=self.args.region)
             region = session.region_name or os.environ.get("AWS_REGION")
@@ -148,8 +148,7 @@ def run(
         ProfileNotFound,
     )
 
-    from market_cfn.deploy.common import DeployError
-    from market_cfn.ops.common import OpsError, Refused, UsageError
+    from market_cfn.base.errors import DeployError, OpsError, Refused, UsageError
 
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
     if isinstance(parser, OneLineParser):
@@ -189,7 +188,7 @@ def run(
     except KeyboardInterrupt:
         return fail(3, "interrupted")
     if args.json:
-        from market_cfn.ops.common import pretty_json
+        from market_cfn.ops.values import pretty_json
 
         print(pretty_json(document | {"exit_code": code}), file=stdout)
     return code

@@ -1,14 +1,14 @@
 """The guard: which changes destroy data, decided from plain data (the change set's every signal and the
-template diff), failing closed. No AWS calls; review.py merges these findings with the rest."""
+template diff), failing closed. No AWS calls; merge.py merges these findings with the rest."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from market_cfn.deploy.diff import MISSING, ResourceDiff, leaf_changes, show
-from market_cfn.deploy.model import Finding, ResourceChangeView
-from market_cfn.deploy.schema import UnknownSchema, create_only_paths, values_at
+from market_cfn.deploy.review.diff import MISSING, ResourceDiff, leaf_changes, show
+from market_cfn.deploy.review.model import Finding, ResourceChangeView
+from market_cfn.deploy.review.schema import UnknownSchema, create_only_paths, values_at
 
 # Resource types that hold data: removing or replacing one loses what it holds. Nested stacks are here
 # because removing one removes everything it holds.
@@ -140,7 +140,7 @@ def stateful_logical_ids(template: dict[str, Any], extra_types: frozenset[str] =
 
 
 def _finding(kind: str, view_id: str, resource_type: str, what: str, causes: list[str]) -> Finding:
-    # override/allowed are filled in by review.py, which knows the nested path and the overrides.
+    # override/allowed are filled in by merge.py, which knows the nested path and the overrides.
     return Finding(kind, view_id, resource_type, what, tuple(causes), "", False, True)
 
 

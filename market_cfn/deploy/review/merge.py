@@ -8,18 +8,20 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from market_cfn.deploy.changeset import has_transform
-from market_cfn.deploy.common import MASK
-from market_cfn.deploy.diff import ResourceDiff, StackIdentity, leaf_changes, parse_json_value, show, template_diff
-from market_cfn.deploy.guard import (
-    STATEFUL_TYPES,
-    change_set_findings,
-    is_stateful,
-    template_findings,
+from market_cfn.deploy.review.diff import (
+    ResourceDiff,
+    StackIdentity,
+    has_transform,
+    leaf_changes,
+    parse_json_value,
+    show,
+    template_diff,
 )
-from market_cfn.deploy.harmless import GATED_TYPES, change_findings
-from market_cfn.deploy.iam import security_review
-from market_cfn.deploy.model import (
+from market_cfn.deploy.review.guard import STATEFUL_TYPES, change_set_findings, is_stateful, template_findings
+from market_cfn.deploy.review.harmless import GATED_TYPES, change_findings
+from market_cfn.deploy.review.iam import security_review
+from market_cfn.deploy.review.model import (
+    MASK,
     Finding,
     Overrides,
     PropertyChange,
@@ -29,9 +31,9 @@ from market_cfn.deploy.model import (
     _context,
     _properties_of,
 )
-from market_cfn.deploy.protection import RETENTION_CARRIERS, unprotections
-from market_cfn.deploy.schema import DEFAULT_REGION
-from market_cfn.deploy.sources import readings, unite
+from market_cfn.deploy.review.schema import DEFAULT_REGION
+from market_cfn.deploy.review.sources import readings, unite
+from market_cfn.deploy.review.unprotect import RETENTION_CARRIERS, unprotections
 
 # DescribeChangeSet StatusReason when the IncludePropertyValues description left changes out
 # ("[WARN] --include-property-values option can return incomplete ChangeSet data", aws/aws-cdk-cli#1780).

@@ -14,7 +14,7 @@ import hashlib
 import json
 from typing import Any
 
-from market_cfn.deploy.model import ReviewInput
+from market_cfn.deploy.review.model import ReviewInput
 
 _CHANGE_SET_KEYS = ("ChangeSetId", "StackId", "Parameters", "Changes")
 

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+MASK = "****"  # how a NoEcho parameter value is shown
+
 
 @dataclass(frozen=True)
 class ReviewInput:
@@ -183,3 +185,15 @@ def _properties_of(context: dict[str, Any] | None) -> dict[str, Any]:
         return {}
     props = context.get("Properties", context)
     return props if isinstance(props, dict) else {}
+
+
+@dataclass
+class ExecutionResult:
+    status: str
+    succeeded: bool
+    failures: list[dict[str, Any]]
+    outputs: dict[str, str]
+    status_reason: str = ""
+    outputs_note: str = ""
+    resolved_locally: list[str] = field(default_factory=list)  # output keys the endpoint did not report
+    template: dict[str, Any] | None = None  # the template now deployed (GetTemplate Original), on success

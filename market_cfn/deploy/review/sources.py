@@ -22,8 +22,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from market_cfn.deploy.diff import KNOWN_AFTER_APPLY, ResourceDiff, parse_json_value
-from market_cfn.deploy.model import Finding, ResourceChangeView
+from market_cfn.deploy.review.diff import KNOWN_AFTER_APPLY, ResourceDiff, parse_json_value
+from market_cfn.deploy.review.model import Finding, ResourceChangeView
 
 TEMPLATE = "template diff"
 VALUES = "change set's property values"

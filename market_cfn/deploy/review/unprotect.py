@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from market_cfn.deploy.diff import KNOWN_AFTER_APPLY, MISSING, leaf_changes, show
+from market_cfn.deploy.review.diff import KNOWN_AFTER_APPLY, MISSING, leaf_changes, show
 
 
 @dataclass(frozen=True)

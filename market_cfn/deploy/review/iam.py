@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from market_cfn.deploy.diff import ResourceDiff, StackIdentity
-from market_cfn.deploy.model import Finding, IamFinding, ResourceChangeView
-from market_cfn.deploy.network import ingress_review
-from market_cfn.deploy.policy import (
+from market_cfn.deploy.review.diff import ResourceDiff, StackIdentity
+from market_cfn.deploy.review.model import Finding, IamFinding, ResourceChangeView
+from market_cfn.deploy.review.network import ingress_review
+from market_cfn.deploy.review.policy import (
     Grant,
     Term,
     as_list,
@@ -26,7 +26,7 @@ from market_cfn.deploy.policy import (
     principal_covers,
     term_covers,
 )
-from market_cfn.deploy.sources import TEMPLATE, Reading, readings, unite
+from market_cfn.deploy.review.sources import TEMPLATE, Reading, readings, unite
 
 # Where each policy-bearing type keeps its policy documents (CloudFormation template reference).
 DOCUMENTS: dict[str, tuple[str, ...]] = {

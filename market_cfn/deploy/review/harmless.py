@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from market_cfn.deploy.diff import ResourceDiff, leaf_changes
-from market_cfn.deploy.iam import SECURITY_TYPES
-from market_cfn.deploy.model import Finding, ResourceChangeView
-from market_cfn.deploy.schema import UnknownSchema, resource_schema
-from market_cfn.deploy.sources import TEMPLATE, readings
+from market_cfn.deploy.review.diff import ResourceDiff, leaf_changes
+from market_cfn.deploy.review.iam import SECURITY_TYPES
+from market_cfn.deploy.review.model import Finding, ResourceChangeView
+from market_cfn.deploy.review.schema import UnknownSchema, resource_schema
+from market_cfn.deploy.review.sources import TEMPLATE, readings
 
 # Per type, the top-level properties whose change is known to be harmless: it neither loses data, nor
 # grants, routes or encrypts anything differently. Each must be an updatable property of the type's
@@ -72,7 +72,7 @@ ALLOW_LIST: dict[str, frozenset[str]] = {
     "AWS::ApiGateway::Method": frozenset(
         {"Integration", "MethodResponses", "OperationName", "RequestModels", "RequestParameters", "RequestValidatorId"}
     ),
-    # what a nested stack deploys is reviewed in its own change set (review.py)
+    # what a nested stack deploys is reviewed in its own change set (merge.py)
     "AWS::CloudFormation::Stack": frozenset({"TemplateURL", "Parameters", "TimeoutInMinutes"}),
     # policies: every change to them is a change to what is granted
     "AWS::S3::BucketPolicy": frozenset(),
@@ -102,7 +102,7 @@ ALARM = "AWS::CloudWatch::Alarm"
 ALARM_ACTIONS = frozenset({"AlarmActions", "OKActions", "InsufficientDataActions"})
 _SNS_TOPIC = re.compile(r"^arn:[a-z-]+:sns:[a-z0-9-]+:(\d{12}):[A-Za-z0-9_.-]+$")
 
-GATED_TYPES = PRIVILEGED_TYPES | SECURITY_TYPES  # and every stateful resource (review.py)
+GATED_TYPES = PRIVILEGED_TYPES | SECURITY_TYPES  # and every stateful resource (merge.py)
 
 # Resource attributes (ResourceTargetDefinition.Attribute, botocore ResourceAttribute): Metadata changes
 # nothing in the resource; a DeletionPolicy/UpdateReplacePolicy that becomes Retain keeps more, never less.
@@ -265,6 +265,6 @@ def _top(path: str) -> str:
 
 
 def _finding(lid: str, rtype: str, prop: str, what: str, causes: tuple[str, ...]) -> Finding:
-    # override/allowed are filled in by review.py, which knows the nested path and the overrides; the
+    # override/allowed are filled in by merge.py, which knows the nested path and the overrides; the
     # property travels in the override's name ("LOGICAL_ID.PROPERTY", or "LOGICAL_ID" when none is named)
     return Finding("change", lid, rtype, what, causes, prop, False, False)

@@ -257,3 +257,8 @@ def show(value: Any) -> str:
     if value is MISSING or value is None:
         return "(absent)"
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def has_transform(template: dict[str, Any] | None) -> bool:
+    """A template-level Transform (SAM, macros): the submitted template is not what is deployed."""
+    return bool(template and template.get("Transform"))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from market_cfn.deploy.common import Console, _short, table
-from market_cfn.deploy.follow import ExecutionResult
-from market_cfn.deploy.model import IamFinding, ResourceChangeView, Review
+from market_cfn.base.console import Console, short, table
+from market_cfn.deploy.review.model import ExecutionResult, IamFinding, ResourceChangeView, Review
 
 # --- Rendering the review -------------------------------------------------------------
 
@@ -47,7 +46,7 @@ def property_rows(change: ResourceChangeView) -> list[list[str]]:
                 path, b, a = leaves[k]
                 rows.append([f"· {path}", forces if n == 0 else "", _leaf_text(b, a)])
         elif p.before is not None or p.after is not None:
-            rows.append([f"· {label}", forces, _leaf_text(_short(p.before, 10_000), _short(p.after, 10_000))])
+            rows.append([f"· {label}", forces, _leaf_text(short(p.before, 10_000), short(p.after, 10_000))])
         else:
             rows.append([f"· {label}", forces, "(values not reported)"])
     for k, (path, b, a) in enumerate(leaves):

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from market_cfn.ops.common import OpsError, UsageError
+from market_cfn.base.errors import OpsError, UsageError
 
 # When an endpoint reports no physical ID (moto leaves it empty for these types), the name
 # the deployed template declares is used, resolved with the stack's own parameters.

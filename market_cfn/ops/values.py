@@ -1,24 +1,14 @@
-"""What the day-2 cores share: the outcomes (exit codes 1, 2, 3), time parsing, exact JSON, progress bars."""
+"""The values day-2 commands read and write: times and durations, and JSON whose numbers stay exact."""
 
 from __future__ import annotations
 
 import json
 import re
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import Any
 
-from market_cfn.deploy.common import Refused, UsageError
-
-__all__ = ["OpsError", "Refused", "UsageError", "dumps_exact", "parse_duration", "parse_time", "progress"]
-
-
-class OpsError(Exception):
-    """The operation failed (exit code 1)."""
-
+from market_cfn.base.errors import UsageError
 
 # --- Time ---------------------------------------------------------------------------
 
@@ -110,28 +100,3 @@ def pretty_json(document: Any) -> str:
     """Indented JSON for --json output; Decimal values are written as exact JSON numbers."""
     text = json.dumps(_mark_decimals(document), indent=2, sort_keys=True, default=str)
     return _DECIMAL_QUOTED.sub(lambda m: m.group(1), text)
-
-
-# --- Progress -------------------------------------------------------------------------
-
-
-@contextmanager
-def progress(total: float | None, *, desc: str, unit: str, enabled: bool, out: TextIO | None = None) -> Iterator[Any]:
-    """A tqdm bar on stderr when `enabled` (a terminal, no --json), otherwise a silent one."""
-    from tqdm import tqdm
-
-    stream = out or sys.stderr
-    bar = tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        file=stream,
-        disable=not enabled,
-        leave=False,
-        unit_scale=unit == "B",
-        dynamic_ncols=True,
-    )
-    try:
-        yield bar
-    finally:
-        bar.close()
