@@ -6,6 +6,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def _utcnow() -> datetime:
@@ -24,3 +27,24 @@ class Waits:
     stack_timeout_seconds: float = 3600.0
     # Stack events are stamped by AWS; the marker is taken from this machine's clock.
     clock_skew_seconds: float = 120.0
+
+
+def poll(
+    look: Callable[[], T],
+    done: Callable[[T], bool],
+    waits: Waits,
+    *,
+    timeout_seconds: float,
+    timed_out: Callable[[T], Exception],
+) -> T:
+    """The one poll loop: `look` now and then every `waits.poll_seconds` until `done(what it saw)`,
+    which is returned; past `timeout_seconds` raise `timed_out(what it saw last)`. The deadline is
+    checked after a look, so an operation that finishes just in time is never reported as timed out."""
+    deadline = waits.clock() + timeout_seconds
+    while True:
+        seen = look()
+        if done(seen):
+            return seen
+        if waits.clock() >= deadline:
+            raise timed_out(seen)
+        waits.sleep(waits.poll_seconds)

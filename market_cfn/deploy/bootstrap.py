@@ -204,7 +204,7 @@ class Bootstrap:
     version: int
 
 
-def _read_bootstrap(cfn: Any, stack_name: str) -> Bootstrap | None:
+def read_bootstrap(cfn: Any, stack_name: str) -> Bootstrap | None:
     """The running bootstrap, or None when it is missing or not in a usable state."""
     stack = describe_stack(cfn, stack_name)
     if not stack or stack["StackStatus"] not in USABLE_STATES:

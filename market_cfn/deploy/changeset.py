@@ -24,8 +24,8 @@ from botocore.exceptions import ClientError
 from market_cfn.base.aws import error_code, error_message
 from market_cfn.base.console import Console
 from market_cfn.base.errors import DeployError, UsageError
-from market_cfn.base.waits import Waits
-from market_cfn.deploy.preflight import _has_resources, describe_stack
+from market_cfn.base.waits import Waits, poll
+from market_cfn.deploy.preflight import describe_stack, has_resources
 from market_cfn.deploy.review.model import MASK
 from market_cfn.deploy.states import NO_CHANGES_REASONS
 
@@ -116,17 +116,16 @@ def create_change_set(
 
 def wait_for_change_set(cfn: Any, arn: str, waits: Waits) -> dict[str, Any]:
     """Poll DescribeChangeSet until creation finishes (CREATE_COMPLETE or FAILED)."""
-    deadline = waits.clock() + waits.change_set_timeout_seconds
-    while True:
-        response = cfn.describe_change_set(ChangeSetName=arn)
-        if response["Status"] in ("CREATE_COMPLETE", "FAILED", "DELETE_COMPLETE", "DELETE_FAILED"):
-            return response
-        if waits.clock() >= deadline:
-            raise DeployError(
-                f"change set {arn} is still {response['Status']} after {waits.change_set_timeout_seconds:.0f} s; "
-                "giving up (it was left in place: inspect it in the console, or delete it)"
-            )
-        waits.sleep(waits.poll_seconds)
+    return poll(
+        lambda: cfn.describe_change_set(ChangeSetName=arn),
+        lambda seen: seen["Status"] in ("CREATE_COMPLETE", "FAILED", "DELETE_COMPLETE", "DELETE_FAILED"),
+        waits,
+        timeout_seconds=waits.change_set_timeout_seconds,
+        timed_out=lambda seen: DeployError(
+            f"change set {arn} is still {seen['Status']} after {waits.change_set_timeout_seconds:.0f} s; "
+            "giving up (it was left in place: inspect it in the console, or delete it)"
+        ),
+    )
 
 
 def is_no_changes(change_set: dict[str, Any]) -> bool:
@@ -176,7 +175,7 @@ def delete_change_set(cfn: Any, change_set: dict[str, Any], console: Console) ->
     console.say(f"Deleted change set {name}.")
     deleted = [f"change set {name}"]
     stack = describe_stack(cfn, change_set["StackId"])
-    if stack and stack["StackStatus"] == "REVIEW_IN_PROGRESS" and not _has_resources(cfn, change_set["StackId"]):
+    if stack and stack["StackStatus"] == "REVIEW_IN_PROGRESS" and not has_resources(cfn, change_set["StackId"]):
         cfn.delete_stack(StackName=change_set["StackId"])
         console.say(f"Deleted the empty stack {change_set['StackName']} (REVIEW_IN_PROGRESS) it was created for.")
         deleted.append(f"empty stack {change_set['StackName']}")

@@ -34,7 +34,7 @@ from botocore.parsers import ResponseParserError
 from market_cfn.base.aws import error_message, not_implemented
 from market_cfn.base.console import Console
 from market_cfn.base.errors import DeployError
-from market_cfn.base.waits import Waits
+from market_cfn.base.waits import Waits, poll
 
 MAX_IDS_PER_DETECTION = 200  # DetectStackDrift LogicalResourceIds, max items (service model)
 DRIFTED = ("MODIFIED", "DELETED")
@@ -103,19 +103,17 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 
 def _wait_detection(cfn: Any, detection_id: str, waits: Waits) -> bool:
     """Poll until the detection finishes; True when DETECTION_COMPLETE."""
-    deadline = waits.clock() + waits.change_set_timeout_seconds
-    while True:
-        status = cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id)
-        if status["DetectionStatus"] == "DETECTION_COMPLETE":
-            return True
-        if status["DetectionStatus"] == "DETECTION_FAILED":
-            return False
-        if waits.clock() >= deadline:
-            raise DeployError(
-                f"drift detection {detection_id} still {status['DetectionStatus']} after "
-                f"{waits.change_set_timeout_seconds:.0f} s"
-            )
-        waits.sleep(waits.poll_seconds)
+    status = poll(
+        lambda: cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id),
+        lambda seen: seen["DetectionStatus"] in ("DETECTION_COMPLETE", "DETECTION_FAILED"),
+        waits,
+        timeout_seconds=waits.change_set_timeout_seconds,
+        timed_out=lambda seen: DeployError(
+            f"drift detection {detection_id} still {seen['DetectionStatus']} after "
+            f"{waits.change_set_timeout_seconds:.0f} s"
+        ),
+    )
+    return bool(status["DetectionStatus"] == "DETECTION_COMPLETE")
 
 
 def _drifted_resources(cfn: Any, stack_id: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from market_cfn.deploy.bootstrap import _read_bootstrap
+from market_cfn.deploy.bootstrap import read_bootstrap
 from market_cfn.deploy.changeset import deployed_template
 from market_cfn.deploy.flow import PipelineDeploy, no_echo_parameters, validate_pipeline
 from market_cfn.deploy.inputs import stack_parameters
@@ -80,7 +80,7 @@ def dry_run(cfn: Any, request: PipelineDeploy, *, code_key: str) -> DryRun:
     live = stack is not None and stack["StackStatus"] not in ("REVIEW_IN_PROGRESS", "DELETE_COMPLETE")
     deployed = deployed_template(cfn, stack["StackId"]) if stack is not None and live else None
     old_parameters = stack_parameters(stack) if live else {}
-    bootstrap = _read_bootstrap(cfn, request.bootstrap_stack_name)
+    bootstrap = read_bootstrap(cfn, request.bootstrap_stack_name)
     new_parameters = {
         key: str(spec["Default"])
         for key, spec in (template.get("Parameters") or {}).items()

@@ -20,8 +20,8 @@ from market_cfn.deploy.bootstrap import (
     BOOTSTRAP_VERSION,
     BUCKET_OUTPUT,
     UPGRADE_CHANGES,
-    _read_bootstrap,
     ensure_api_gateway_logging_role,
+    read_bootstrap,
     render_bootstrap_json,
 )
 from market_cfn.deploy.changeset import (
@@ -429,7 +429,7 @@ def ensure_bootstrap(
     """The artifacts bucket's name: the bootstrap stack is deployed when missing and updated
     when older than BOOTSTRAP_VERSION, both through a reviewed change set. With an
     `apigateway` client, the account's API Gateway CloudWatch role is then set if it has none."""
-    current = _read_bootstrap(cfn, stack_name)
+    current = read_bootstrap(cfn, stack_name)
     if current and current.version > BOOTSTRAP_VERSION:
         raise DeployError(
             f"the bootstrap stack {stack_name} is version {current.version}, newer than this market_cfn "
@@ -461,7 +461,7 @@ def ensure_bootstrap(
             raise DeployError(f"the bootstrap stack {stack_name} failed: {outcome.message}")
         if outcome.result in ("blocked", "declined"):
             raise Refused(f"the bootstrap stack {stack_name}: {outcome.message}")
-        current = _read_bootstrap(cfn, stack_name)
+        current = read_bootstrap(cfn, stack_name)
         if current is None:
             raise DeployError(f"the bootstrap stack {stack_name} is deployed but names no artifacts bucket")
         console.say("")

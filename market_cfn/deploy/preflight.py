@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from market_cfn.base.aws import error_code, error_message
 from market_cfn.base.console import Console
 from market_cfn.base.errors import DeployError, Refused
-from market_cfn.base.waits import Waits
+from market_cfn.base.waits import Waits, poll
 from market_cfn.deploy.states import UNRECOVERABLE_STATUSES
 
 # --- Stacks ---------------------------------------------------------------------------
@@ -49,26 +49,24 @@ def stack_resources(cfn: Any, stack: str) -> tuple[dict[str, str], dict[str, str
         kwargs["NextToken"] = page["NextToken"]
 
 
-def _has_resources(cfn: Any, stack_name: str) -> bool:
+def has_resources(cfn: Any, stack_name: str) -> bool:
     resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
     return any(r.get("ResourceStatus") != "DELETE_COMPLETE" for r in resources)
 
 
 def wait_for_stack(cfn: Any, stack_name: str, waits: Waits, *, what: str) -> dict[str, Any] | None:
     """Poll until the stack is in no *_IN_PROGRESS status (None if it is gone)."""
-    deadline = waits.clock() + waits.stack_timeout_seconds
-    while True:
-        stack = describe_stack(cfn, stack_name)
-        if stack is None or stack["StackStatus"] == "DELETE_COMPLETE":
-            return None
-        if not stack["StackStatus"].endswith("_IN_PROGRESS"):
-            return stack
-        if waits.clock() >= deadline:
-            raise DeployError(
-                f"stack {stack_name} is still {stack['StackStatus']} after "
-                f"{waits.stack_timeout_seconds:.0f} s waiting for {what}; try again when it has finished"
-            )
-        waits.sleep(waits.poll_seconds)
+    stack = poll(
+        lambda: describe_stack(cfn, stack_name),
+        lambda seen: seen is None or not seen["StackStatus"].endswith("_IN_PROGRESS"),
+        waits,
+        timeout_seconds=waits.stack_timeout_seconds,
+        timed_out=lambda seen: DeployError(
+            f"stack {stack_name} is still {seen['StackStatus'] if seen else 'gone'} after "
+            f"{waits.stack_timeout_seconds:.0f} s waiting for {what}; try again when it has finished"
+        ),
+    )
+    return None if stack is None or stack["StackStatus"] == "DELETE_COMPLETE" else stack
 
 
 def preflight(
@@ -99,7 +97,7 @@ def preflight(
             "aws cloudformation continue-update-rollback), then deploy again"
         )
     dead = status == "ROLLBACK_COMPLETE" or (
-        status in ("REVIEW_IN_PROGRESS", "CREATE_FAILED") and not _has_resources(cfn, stack_name)
+        status in ("REVIEW_IN_PROGRESS", "CREATE_FAILED") and not has_resources(cfn, stack_name)
     )
     if not dead and status == "CREATE_FAILED":  # with resources left: not ours to delete blindly
         raise DeployError(
@@ -134,14 +132,15 @@ def preflight(
 
 
 def _wait_deleted(cfn: Any, stack_id: str, waits: Waits) -> None:
-    deadline = waits.clock() + waits.stack_timeout_seconds
-    while True:
-        stack = describe_stack(cfn, stack_id)
-        status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
-        if status == "DELETE_COMPLETE":
-            return
-        if stack is not None and status == "DELETE_FAILED":
-            raise DeployError(f"deleting stack {stack_id} failed: {stack.get('StackStatusReason', '')}")
-        if waits.clock() >= deadline:
-            raise DeployError(f"stack {stack_id} is still {status} after {waits.stack_timeout_seconds:.0f} s")
-        waits.sleep(waits.poll_seconds)
+    stack = poll(
+        lambda: describe_stack(cfn, stack_id),
+        lambda seen: seen is None or seen["StackStatus"] in ("DELETE_COMPLETE", "DELETE_FAILED"),
+        waits,
+        timeout_seconds=waits.stack_timeout_seconds,
+        timed_out=lambda seen: DeployError(
+            f"stack {stack_id} is still {seen['StackStatus'] if seen else 'DELETE_COMPLETE'} after "
+            f"{waits.stack_timeout_seconds:.0f} s"
+        ),
+    )
+    if stack is not None and stack["StackStatus"] == "DELETE_FAILED":
+        raise DeployError(f"deleting stack {stack_id} failed: {stack.get('StackStatusReason', '')}")

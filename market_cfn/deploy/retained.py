@@ -17,6 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from market_cfn.base.aws import error_code
 from market_cfn.intrinsics import IntrinsicResolver
 
 # The retained, named resource types the templates use, with the property that names them.
@@ -84,7 +85,7 @@ def retained_names(
 
 
 def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+    return error_code(exc)
 
 
 def exists(client: Callable[[str], Any], item: Retained) -> str | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from market_cfn.base.aws import error_code
 from market_cfn.base.errors import OpsError
 from market_cfn.base.waits import Waits
 from market_cfn.deploy.preflight import wait_for_stack
@@ -128,7 +129,7 @@ def holdings(clients: dict[str, Any], stack: Stack, rev: Review) -> list[dict[st
             else:
                 continue
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code in ("NoSuchBucket", "ResourceNotFoundException", "AWS.SimpleQueueService.NonExistentQueue"):
                 row |= {"items": 0, "holds": "already gone"}
             else:

@@ -30,6 +30,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from market_cfn.base.aws import error_code
 from market_cfn.base.errors import OpsError, UsageError
 from market_cfn.base.waits import Waits
 from market_cfn.ops.resources import DEAD_LETTER_QUEUES, FUNCTIONS, Stack
@@ -108,7 +109,7 @@ def move_with_task(sqs: Any, p: Plan, waits: Waits, on_moved: Callable[[int], No
     try:
         handle = sqs.start_message_move_task(SourceArn=p.dlq_arn, DestinationArn=p.target_arn)["TaskHandle"]
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
+        code = error_code(exc)
         if code in NO_MOVE_TASK:
             return None
         raise

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from market_cfn.base.errors import OpsError, UsageError
-from market_cfn.base.waits import Waits
+from market_cfn.base.waits import Waits, poll
 from market_cfn.ops.resources import Stack
 
 DONE = {"COMPLETED", "FAILED", "CANCELLED"}
@@ -63,16 +63,20 @@ def start(events: Any, p: dict[str, Any], name: str) -> dict[str, Any]:
 def follow(
     events: Any, name: str, waits: Waits, *, on_state: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
-    deadline = waits.clock() + waits.stack_timeout_seconds
-    while True:
-        replay = events.describe_replay(ReplayName=name)
+
+    def look() -> dict[str, Any]:
+        replay: dict[str, Any] = events.describe_replay(ReplayName=name)
         if on_state:
             on_state(replay)
-        if replay.get("State") in DONE:
-            return replay
-        if waits.clock() >= deadline:
-            raise OpsError(
-                f"replay {name} still {replay.get('State')} after {waits.stack_timeout_seconds:.0f} s; it goes on in "
-                f"EventBridge (aws events describe-replay --replay-name {name})"
-            )
-        waits.sleep(waits.poll_seconds)
+        return replay
+
+    return poll(
+        look,
+        lambda seen: seen.get("State") in DONE,
+        waits,
+        timeout_seconds=waits.stack_timeout_seconds,
+        timed_out=lambda seen: OpsError(
+            f"replay {name} still {seen.get('State')} after {waits.stack_timeout_seconds:.0f} s; it goes on in "
+            f"EventBridge (aws events describe-replay --replay-name {name})"
+        ),
+    )
