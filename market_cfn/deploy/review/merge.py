@@ -185,9 +185,50 @@ def _unprotect_findings(
     return unite(lid, per_reading, lambda f: label[f.what], lambda f: label[f.what])
 
 
-def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
+@dataclasses.dataclass
+class _Scope:
+    """One stack's review in progress: what every pass of `_review` reads, and the findings and
+    notes the passes add, in the order they add them."""
+
+    inputs: ReviewInput
+    overrides: Overrides
+    prefix: str
+    stack: StackIdentity
+    region: str
+    views: list[ResourceChangeView]
+    diffs: dict[str, ResourceDiff]
+    deployed_template: dict[str, Any] | None
+    new_template: dict[str, Any]
+    old_resources: dict[str, Any]
+    new_resources: dict[str, Any]
+    template_ids: frozenset[str]
+    notes: list[str]
+    findings: list[Finding] = dataclasses.field(default_factory=list)
+    nested: dict[str, Review] = dataclasses.field(default_factory=dict)
+
+    @property
+    def by_id(self) -> dict[str, ResourceChangeView]:
+        return {v.logical_id: v for v in self.views}
+
+    @property
+    def reason(self) -> str:
+        return str(self.inputs.change_set.get("StatusReason") or "")
+
+    @property
+    def warned(self) -> bool:
+        return INCOMPLETE_MARKER in self.reason.lower()
+
+    def stateful(self, lid: str, rtype: str) -> bool:
+        extra = self.overrides.extra_stateful_types
+        return (
+            rtype in (STATEFUL_TYPES | extra)
+            or is_stateful(self.old_resources.get(lid), extra)
+            or is_stateful(self.new_resources.get(lid), extra)
+        )
+
+
+def _scope(inputs: ReviewInput, overrides: Overrides, prefix: str) -> _Scope:
     stack = StackIdentity.from_change_set(inputs.change_set)
-    region = stack.region or DEFAULT_REGION
     views, notes = _reconcile(inputs, change_views(inputs.change_set, inputs.no_echo))
     diffs: dict[str, ResourceDiff] = {}
     deployed_template, new_template = reviewed_templates(inputs, notes)
@@ -202,113 +243,132 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
         )
     old_resources = (deployed_template or {}).get("Resources") or {}
     new_resources = new_template.get("Resources") or {}
-    template_ids = frozenset(old_resources) | frozenset(new_resources) if new_template else frozenset()
-    extra = overrides.extra_stateful_types
-    types = STATEFUL_TYPES | extra
+    return _Scope(
+        inputs=inputs,
+        overrides=overrides,
+        prefix=prefix,
+        stack=stack,
+        region=stack.region or DEFAULT_REGION,
+        views=[dataclasses.replace(v, leaves=_leaves(v, diffs.get(v.logical_id))) for v in views],
+        diffs=diffs,
+        deployed_template=deployed_template,
+        new_template=new_template,
+        old_resources=old_resources,
+        new_resources=new_resources,
+        template_ids=frozenset(old_resources) | frozenset(new_resources) if new_template else frozenset(),
+        notes=notes,
+    )
 
-    def stateful(lid: str, rtype: str) -> bool:
-        return (
-            rtype in types or is_stateful(old_resources.get(lid), extra) or is_stateful(new_resources.get(lid), extra)
-        )
 
-    views = [dataclasses.replace(v, leaves=_leaves(v, diffs.get(v.logical_id))) for v in views]
-    by_id = {v.logical_id: v for v in views}
-    reason = str(inputs.change_set.get("StatusReason") or "")
-    warned = INCOMPLETE_MARKER in reason.lower()
-    findings: list[Finding] = []
-    nested: dict[str, Review] = {}
-    for view in views:
+def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
+    scope = _scope(inputs, overrides, prefix)
+    _change_set_pass(scope)
+    for lid, diff in scope.diffs.items():
+        if scope.stateful(lid, diff.resource_type):
+            scope.findings += template_findings(diff, scope.region)
+    _harmless_pass(scope)
+    _unprotect_and_drift_pass(scope)
+    _notes_pass(scope)
+    iam, security, disputed = security_review(
+        scope.views, scope.diffs, scope.stack, scope.new_template, scope.template_ids
+    )
+    scope.findings += security
+    scope.notes += disputed
+    findings = _covered([_finalize(f, prefix, overrides) for f in _merge(scope.findings)])
+    return Review(inputs.change_set, scope.views, _parameters(inputs), iam, findings, scope.nested, [], scope.notes)
+
+
+def _incomplete(lid: str, rtype: str, what: str, *causes: str) -> Finding:
+    return Finding("incomplete", lid, rtype, what, causes, "", False, True)
+
+
+def _change_set_pass(scope: _Scope) -> None:
+    """What the change set says of each stateful resource, nested stacks reviewed from their own."""
+    for view in scope.views:
         lid, rtype = view.logical_id, view.resource_type
-        if not stateful(lid, rtype):
+        if not scope.stateful(lid, rtype):
             continue
         if not view.values_known:
-            findings.append(
-                Finding(
-                    "incomplete",
-                    lid,
-                    rtype,
-                    f"{view.action} without property values",
-                    (notes_for(lid, notes),),
-                    "",
-                    False,
-                    True,
-                )
+            scope.findings.append(
+                _incomplete(lid, rtype, f"{view.action} without property values", notes_for(lid, scope.notes))
             )
-        findings += change_set_findings(view, diffs.get(lid), region)
+        scope.findings += change_set_findings(view, scope.diffs.get(lid), scope.region)
         if rtype == NESTED_STACK and view.action not in ("Remove",):
-            child = inputs.nested.get(lid)
+            child = scope.inputs.nested.get(lid)
             if child is None:
-                findings.append(
-                    Finding(
-                        "incomplete",
+                scope.findings.append(
+                    _incomplete(
                         lid,
                         rtype,
                         f"nested stack {view.action}: its change set was not described",
-                        ("the changes inside the nested stack are unknown",),
-                        "",
-                        False,
-                        True,
+                        "the changes inside the nested stack are unknown",
                     )
                 )
             else:
-                nested[lid] = _review(child, overrides, f"{prefix}{lid}/")
-                findings += nested[lid].findings
-                notes += [f"{lid}/{note}" for note in nested[lid].notes]
-    for lid, diff in diffs.items():
-        if stateful(lid, diff.resource_type):
-            findings += template_findings(diff, region)
+                scope.nested[lid] = _review(child, scope.overrides, f"{scope.prefix}{lid}/")
+                scope.findings += scope.nested[lid].findings
+                scope.notes += [f"{lid}/{note}" for note in scope.nested[lid].notes]
+
+
+def _harmless_pass(scope: _Scope) -> None:
+    """Fail closed: an in-place change of what matters must be known to be harmless."""
     topics = frozenset(
         lid
-        for resources in (old_resources, new_resources)
+        for resources in (scope.old_resources, scope.new_resources)
         for lid, r in resources.items()
         if isinstance(r, dict) and r.get("Type") == "AWS::SNS::Topic"
     )
-    for view in views:  # fail closed: an in-place change of what matters must be known to be harmless
-        if stateful(view.logical_id, view.resource_type) or view.resource_type in GATED_TYPES:
-            knows = view.logical_id in template_ids
+    account, region = scope.stack.account, scope.region
+    for view in scope.views:
+        if scope.stateful(view.logical_id, view.resource_type) or view.resource_type in GATED_TYPES:
+            knows = view.logical_id in scope.template_ids
             # a nested stack's own change is explained by its child change set, reviewed above
-            explained = view.resource_type == NESTED_STACK and view.logical_id in nested
+            explained = view.resource_type == NESTED_STACK and view.logical_id in scope.nested
             found = change_findings(
-                view, diffs.get(view.logical_id), region, template_knows=knows, account=stack.account, topics=topics
+                view, scope.diffs.get(view.logical_id), region, template_knows=knows, account=account, topics=topics
             )
-            findings += [f for f in found if not (explained and not f.override)]
-    for lid in sorted(set(diffs) - set(by_id)):  # a change only the template diff shows: gated the same way
-        diff = diffs[lid]
-        if diff.action == "Modify" and (stateful(lid, diff.resource_type) or diff.resource_type in GATED_TYPES):
+            scope.findings += [f for f in found if not (explained and not f.override)]
+    for lid in sorted(set(scope.diffs) - set(scope.by_id)):  # a change only the template diff shows: gated too
+        diff = scope.diffs[lid]
+        if diff.action == "Modify" and (scope.stateful(lid, diff.resource_type) or diff.resource_type in GATED_TYPES):
             unlisted = ResourceChangeView("Modify", lid, diff.resource_type, "", "", "", (), None, None)
             unlisted = dataclasses.replace(unlisted, leaves=_leaves(unlisted, diff))
-            found = change_findings(unlisted, diff, region, template_knows=True, account=stack.account, topics=topics)
-            findings += [dataclasses.replace(f, causes=(*f.causes, "the change set does not list it")) for f in found]
-    changed = {v.logical_id for v in views} | {lid for lid, d in diffs.items() if d.action != "Add"}
+            found = change_findings(unlisted, diff, region, template_knows=True, account=account, topics=topics)
+            scope.findings += [
+                dataclasses.replace(f, causes=(*f.causes, "the change set does not list it")) for f in found
+            ]
+
+
+def _unprotect_and_drift_pass(scope: _Scope) -> None:
+    """Per changed resource: unprotections, a possibly incomplete description, drift being overwritten."""
+    by_id, inputs = scope.by_id, scope.inputs
+    changed = {v.logical_id for v in scope.views} | {lid for lid, d in scope.diffs.items() if d.action != "Add"}
     for lid in sorted(changed):
-        seen, known = by_id.get(lid), diffs.get(lid)
+        seen, known = by_id.get(lid), scope.diffs.get(lid)
         rtype = seen.resource_type if seen else known.resource_type if known else ""
-        if not stateful(lid, rtype):
+        if not scope.stateful(lid, rtype):
             if rtype in RETENTION_CARRIERS:  # stateless, but carries a data retention (the TTL days)
-                carried, disputed = _unprotect_findings(seen, known, lid in template_ids)
-                findings += carried
-                notes += disputed
+                carried, disputed = _unprotect_findings(seen, known, lid in scope.template_ids)
+                scope.findings += carried
+                scope.notes += disputed
             continue
-        unprotect, disputed = _unprotect_findings(seen, known, lid in template_ids)
-        findings += unprotect
-        notes += disputed
-        if warned and inputs.plain_change_set is None and not (seen and seen.action == "Add"):
-            findings.append(
-                Finding(
-                    "incomplete",
+        unprotect, disputed = _unprotect_findings(seen, known, lid in scope.template_ids)
+        scope.findings += unprotect
+        scope.notes += disputed
+        if scope.warned and inputs.plain_change_set is None and not (seen and seen.action == "Add"):
+            scope.findings.append(
+                _incomplete(
                     lid,
                     rtype,
                     "the change set description may be incomplete",
-                    (f"StatusReason: {reason}", "no description without property values was fetched to check it"),
-                    "",
-                    False,
-                    True,
+                    f"StatusReason: {scope.reason}",
+                    "no description without property values was fetched to check it",
                 )
             )
         drift = inputs.drifted.get(lid)
         acting = (seen and seen.action in ("Modify", "Remove", "Dynamic")) or (known and known.action != "Add")
         if drift and acting:
-            findings.append(
+            scope.findings.append(
                 Finding(
                     "drift",
                     lid,
@@ -320,21 +380,20 @@ def _review(inputs: ReviewInput, overrides: Overrides, prefix: str) -> Review:
                     True,
                 )
             )
+
+
+def _notes_pass(scope: _Scope) -> None:
+    """What the review says without blocking: drift elsewhere, the StatusReason, what was not checked."""
+    inputs, notes = scope.inputs, scope.notes
     for lid, drift in sorted(inputs.drifted.items()):
-        if not any(f.kind == "drift" and f.logical_id == lid for f in findings):
+        if not any(f.kind == "drift" and f.logical_id == lid for f in scope.findings):
             notes.append(f"drift: {lid} is {drift} (not changed by this change set)")
-    if warned:
-        notes.append(f"StatusReason: {reason}")
-    if not inputs.drift_checked and prefix == "" and deployed_template is not None:
+    if scope.warned:
+        notes.append(f"StatusReason: {scope.reason}")
+    if not inputs.drift_checked and scope.prefix == "" and scope.deployed_template is not None:
         notes.append("drift detection was not run")
-    for lid in sorted(set(diffs) - set(by_id)):
-        notes.append(f"{lid}: the template diff shows a {diffs[lid].action} the change set does not list")
-    iam, security, disputed = security_review(views, diffs, stack, new_template, template_ids)
-    findings += security
-    notes += disputed
-    findings = _covered([_finalize(f, prefix, overrides) for f in _merge(findings)])
-    review = Review(inputs.change_set, views, _parameters(inputs), iam, findings, nested, [], notes)
-    return review
+    for lid in sorted(set(scope.diffs) - set(scope.by_id)):
+        notes.append(f"{lid}: the template diff shows a {scope.diffs[lid].action} the change set does not list")
 
 
 def reviewed_templates(inputs: ReviewInput, notes: list[str]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
