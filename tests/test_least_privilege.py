@@ -187,7 +187,8 @@ def test_scenario_covered_every_path(exercised):
     _, seen = exercised
     ingestion = {a for a, _ in seen["DataIngestionFunction"]}
     aggregator = {a for a, _ in seen["DataAggregatorFunction"]}
-    assert {"s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"} <= ingestion
+    # ListObjectVersions (the newest version wins, docs/input-contract.md) is s3:ListBucketVersions
+    assert {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucketVersions", "s3:PutObject"} <= ingestion
     assert "sqs:SendMessage" in aggregator  # the deferred, unfinished window
     assert not any(a.endswith(":Scan") for a in aggregator)
 
