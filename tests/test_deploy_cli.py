@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from market_cfn.cli import deploy as deploy_cli
-from market_cfn.deploy import Where, flow
+from market_cfn.deploy import Where, command, flow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -269,7 +269,7 @@ def test_aws_endpoint_url_counts_as_an_emulator_only_on_loopback(monkeypatch, ur
     """The emulator degradations (drift, termination protection) apply to AWS_ENDPOINT_URL only when it
     names this machine; a proxy or VPC endpoint may be real AWS, where a failure must fail the deploy."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-    assert bool(deploy_cli._local_env_endpoint()) is emulator
+    assert bool(command.local_env_endpoint()) is emulator
 
 
 @pytest.mark.parametrize(
@@ -282,3 +282,32 @@ def test_aws_endpoint_url_counts_as_an_emulator_only_on_loopback(monkeypatch, ur
 def test_reviewed_digest_options_are_checked_before_any_call(argv, message):
     code, _, err = run(*argv)
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_the_core_decides_the_deploy_before_any_client_exists(monkeypatch, tmp_path):
+    """plan_deploy needs no AWS client: --execute plans no template, a deploy plans a checked one."""
+    monkeypatch.chdir(tmp_path)  # no deploy.toml here
+    parser = deploy_cli.build_parser("bin/deploy")
+    plan = command.plan_deploy(parser.parse_args(["--execute", "deploy-1", "--env", "qa"]), command="bin/deploy")
+    assert (plan.stack_name, plan.execute, plan.request) == ("market-data-qa", "deploy-1", None)
+    plan = command.plan_deploy(parser.parse_args(["--no-execute", "--yes"]), command="bin/deploy")
+    assert plan.request is not None and plan.request.options is plan.options
+    assert plan.options.execute is False and plan.options.assume_yes is True and plan.options.rollback_alarms is False
+
+
+@pytest.mark.parametrize(
+    ("result", "code", "line"),
+    [
+        ("deployed", 0, ""),
+        ("no-changes", 0, ""),
+        ("created-change-set", 0, ""),
+        ("failed", 1, "deployment failed: why"),
+        ("blocked", 3, "not executed: why"),
+        ("declined", 3, "not executed: why"),
+    ],
+)
+def test_every_outcome_has_its_documented_exit_code_and_line(result, code, line):
+    from market_cfn.deploy.gate import Outcome
+
+    outcome = Outcome(result, "s", message="why")
+    assert (command.exit_code(outcome), command.verdict(outcome)) == (code, line)

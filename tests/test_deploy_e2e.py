@@ -223,16 +223,16 @@ def deployed(endpoint: str, stack_name: str) -> dict:
 
 
 def patched_render(monkeypatch, change) -> None:
-    from market_cfn.cli import deploy as deploy_cli
+    from market_cfn.deploy import command
 
-    real = deploy_cli._render
+    real = command.render
 
     def render(env_name: str, retain_data: bool, profile: str | None) -> str:
         template = json.loads(real(env_name, retain_data, profile))
         change(template)
         return json.dumps(template, indent=2, sort_keys=True)
 
-    monkeypatch.setattr(deploy_cli, "_render", render)
+    monkeypatch.setattr(command, "render", render)
 
 
 def test_the_documented_prod_sequence_without_retain_data_is_blocked(endpoint, aws_env):

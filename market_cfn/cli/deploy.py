@@ -1,24 +1,25 @@
 """`bin/deploy` / `python -m market_cfn deploy`: arguments in, exit code out.
 
-This module only parses and validates arguments, builds the boto3 clients, and calls
-market_cfn.deploy; everything that talks to AWS lives there.
+This module only parses the arguments, builds the boto3 clients, calls the command's core
+(market_cfn/deploy/command.py: settings, option checks, which deploy runs, the exit code) and
+prints its outcome; everything that decides or talks to AWS lives in market_cfn.deploy.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
-import ipaddress
 import json
 import os
 import re
 import sys
-import urllib.parse
-from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from market_cfn.cli.command import OneLineParser
+
+if TYPE_CHECKING:
+    from market_cfn.base.console import Console
+    from market_cfn.base.waits import Waits
 
 EXIT_CODES = """\
 exit codes:
@@ -55,8 +56,6 @@ ENV_HELP = (
     "parameter and the deploy.toml section (default: dev)"
 )
 
-KEY_VALUE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.:/+=@-]*)=(.*)$", re.DOTALL)
-
 
 def _text(value: str) -> str:
     """An option value that must not be empty (`--region ''` is a mistake, not "the default")."""
@@ -83,6 +82,14 @@ def _minutes(value: str) -> int:
 
 def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.ArgumentParser:
     parser = OneLineParser(prog=prog, description=DESCRIPTION, epilog=EXIT_CODES)
+    _what_and_where(parser)
+    _review_and_execution(parser)
+    _overrides(parser)
+    _safety_and_timing(parser)
+    return parser
+
+
+def _what_and_where(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("what to deploy")
     target.add_argument("--env", type=_text, default="dev", help=ENV_HELP)
     target.add_argument(
@@ -115,6 +122,9 @@ def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.Argument
     aws.add_argument(
         "--endpoint-url", type=_text, help="endpoint of a local AWS emulation, e.g. http://127.0.0.1:5000 (moto_server)"
     )
+
+
+def _review_and_execution(parser: argparse.ArgumentParser) -> None:
     flow = parser.add_argument_group("review and execution")
     flow.add_argument("--yes", "-y", action="store_true", help="execute without asking (the guard still applies)")
     mode = flow.add_mutually_exclusive_group()
@@ -149,6 +159,9 @@ def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.Argument
         action="store_true",
         help="keep a change set the guard blocked, for inspection (default: deleted)",
     )
+
+
+def _overrides(parser: argparse.ArgumentParser) -> None:
     overrides = parser.add_argument_group("overrides (each names exactly what it allows; repeatable)")
     overrides.add_argument(
         "--allow-replacement",
@@ -193,6 +206,9 @@ def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.Argument
         metavar="TYPE",
         help="treat this resource type as stateful too, e.g. AWS::Custom::Ledger",
     )
+
+
+def _safety_and_timing(parser: argparse.ArgumentParser) -> None:
     safety = parser.add_argument_group("before executing")
     safety.add_argument(
         "--drift-check",
@@ -229,20 +245,6 @@ def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.Argument
         help="how long to follow the stack operation (default: 3600)",
     )
     timing.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS", help=argparse.SUPPRESS)
-    return parser
-
-
-def _pairs(values: list[str], what: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for raw in values:
-        match = KEY_VALUE.match(raw)
-        if not match:
-            raise ValueError(f"--{what} {raw!r}: expected KEY=VALUE")
-        key, value = match.groups()
-        if key in pairs and pairs[key] != value:
-            raise ValueError(f"--{what} {key} given twice with different values")
-        pairs[key] = value
-    return pairs
 
 
 def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
@@ -287,51 +289,51 @@ def _apigateway(args: argparse.Namespace, region: str) -> Any:
     )
 
 
-def _apply_settings(args: argparse.Namespace) -> Any:
-    """Fill what the command line left unset from deploy.toml's [env.<env>]; return the settings."""
-    from pathlib import Path
+def _console(human: TextIO, stdin: TextIO) -> Console:
+    from market_cfn.base.console import Console
 
-    from market_cfn.deploy.settings import DEFAULT_SETTINGS_FILE, load_settings
-
-    path = Path(args.config) if args.config else DEFAULT_SETTINGS_FILE
-    settings = load_settings(path, args.env, required=bool(args.config))
-    for key in ("stack_name", "region", "profile", "endpoint_url", "bootstrap_stack_name", "render_profile"):
-        if getattr(args, key) is None:
-            setattr(args, key, getattr(settings, key))
-    for key in ("retain_data", "rollback_alarms", "rollback_monitoring_minutes", "drift_check"):
-        if getattr(args, key) is None:
-            setattr(args, key, getattr(settings, key))
-    return settings
+    return Console(
+        out=human,
+        interactive=stdin.isatty(),
+        ask=lambda prompt: (human.write(prompt), human.flush(), stdin.readline())[2] or "",
+        color=human.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb",
+    )
 
 
-def _render(env: str, retain_data: bool, render_profile: str | None) -> str:
-    import dataclasses
+def _waits(args: argparse.Namespace) -> Waits:
+    from market_cfn.base.waits import Waits
 
-    from market_cfn.stack.config import StackConfig
-    from market_cfn.stack.render import render_json
-
-    config: dict[str, Any] = {"env_suffix": env, "retain_data": retain_data}
-    if render_profile:
-        if "profile" not in {f.name for f in dataclasses.fields(StackConfig)}:
-            raise ValueError("--render-profile: this version of the template has no render profiles")
-        config["profile"] = render_profile
-    return render_json(StackConfig(**config))
+    return Waits(
+        poll_seconds=args.poll_interval,
+        change_set_timeout_seconds=args.change_set_timeout,
+        stack_timeout_seconds=args.timeout,
+    )
 
 
-def _local_env_endpoint() -> str:
-    """AWS_ENDPOINT_URL when it names this machine, else "".
+def _failure(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and the one line for an error the deploy can meet; None: a bug, re-raised."""
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from botocore.parsers import ResponseParserError
 
-    boto3 sends every client to AWS_ENDPOINT_URL (AWS SDKs and Tools reference guide, "Service-specific
-    endpoints"). On loopback that is a local emulator, as --endpoint-url is; anywhere else (a proxy, a
-    VPC or FIPS endpoint) it may be real AWS, so the emulator degradations must not apply: fail closed.
-    """
-    url = os.environ.get("AWS_ENDPOINT_URL", "")
-    host = urllib.parse.urlsplit(url).hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    return url if loopback else ""
+    from market_cfn.base.errors import DeployError, Refused, UsageError
+    from market_cfn.deploy.packaging import PackagingError
+
+    if isinstance(exc, Refused):
+        return 3, str(exc)
+    if isinstance(exc, (UsageError, NoCredentialsError)):
+        return 2, str(exc)
+    if isinstance(exc, DeployError):
+        return 1, str(exc)
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return 1, f"{exc.operation_name} failed: {error.get('Code')}: {error.get('Message')}"
+    if isinstance(exc, (BotoCoreError, ResponseParserError)):
+        return 1, " ".join(str(exc).split())[:300]
+    if isinstance(exc, KeyboardInterrupt):
+        return 1, "interrupted (a stack operation already started goes on in CloudFormation)"
+    if isinstance(exc, PackagingError):  # one line, not a traceback
+        return 2, f"packaging: {exc}"
+    return None
 
 
 def main(
@@ -343,40 +345,17 @@ def main(
     stdin: TextIO | None = None,
     waits: Any = None,
 ) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
-    from botocore.parsers import ResponseParserError
+    from botocore.exceptions import ProfileNotFound
 
-    from market_cfn.base.aws import Where
-    from market_cfn.base.console import Console
-    from market_cfn.base.errors import DeployError, Refused, UsageError
-    from market_cfn.base.waits import Waits
-    from market_cfn.deploy.bootstrap import DEFAULT_STACK_NAME
-    from market_cfn.deploy.changeset import change_set_arn
-    from market_cfn.deploy.flow import PipelineDeploy, deploy_pipeline, execute_existing, validate_pipeline
-    from market_cfn.deploy.gate import DeployOptions
-    from market_cfn.deploy.review.model import Overrides
-    from market_cfn.deploy.triggers import DEFAULT_MONITORING_MINUTES
+    from market_cfn.base.errors import UsageError
+    from market_cfn.deploy import command as core
 
     stdout, stderr, stdin = stdout or sys.stdout, stderr or sys.stderr, stdin or sys.stdin
-    parser = build_parser(prog)
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            args = parser.parse_args(argv)
+            args = build_parser(prog).parse_args(argv)
     except SystemExit as exc:  # argparse printed its message (one line) or --help; --help exits 0
         return int(exc.code or 0)
-
-    human = stderr if args.json else stdout
-    console = Console(
-        out=human,
-        interactive=stdin.isatty(),
-        ask=lambda prompt: (human.write(prompt), human.flush(), stdin.readline())[2] or "",
-        color=human.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb",
-    )
-    waits = waits or Waits(
-        poll_seconds=args.poll_interval,
-        change_set_timeout_seconds=args.change_set_timeout,
-        stack_timeout_seconds=args.timeout,
-    )
 
     def fail(code: int, message: str) -> int:
         print(f"{prog}: {message}", file=stderr)
@@ -385,127 +364,30 @@ def main(
         return code
 
     try:
-        settings = _apply_settings(args)
-        parameters = {**settings.parameters, **_pairs(args.parameter, "parameter")}
-        tags = {**settings.tags, **_pairs(args.tag, "tag")}
-        for value in (args.change_set_timeout, args.timeout, args.poll_interval):
-            if value <= 0:
-                raise ValueError("timeouts and intervals must be positive")
-        if args.execute and (args.parameter or args.tag or args.retain_data or args.render_profile):
-            raise ValueError(
-                "--execute runs a change set as it was created; --parameter/--tag/--retain-data/--render-profile "
-                "do not apply"
-            )
-        production = args.env == "prod" or bool(args.retain_data)
-        options = DeployOptions(
-            assume_yes=args.yes,
-            execute=not args.no_execute,
-            overrides=Overrides(
-                allow_replacement=frozenset(args.allow_replacement),
-                allow_unprotect=frozenset(args.allow_unprotect),
-                allow_drift=frozenset(args.allow_drift),
-                allow_broadening=args.allow_broadening,
-                allow_change=frozenset(args.allow_change),
-                extra_stateful_types=frozenset(args.stateful_type) | frozenset(settings.stateful_types),
-            ),
-            keep_change_set=args.keep_change_set,
-            drift_check=args.drift_check is not False,
-            rollback_alarms=production if args.rollback_alarms is None else args.rollback_alarms,
-            rollback_monitoring_minutes=(
-                DEFAULT_MONITORING_MINUTES
-                if args.rollback_monitoring_minutes is None
-                else args.rollback_monitoring_minutes
-            ),
-            review_out=Path(args.review_out) if args.review_out else None,
-            command=prog,
-            delete_failed_stack=args.delete_failed_stack,
-            reviewed_digest=args.reviewed_sha256 or "",
-        )
-        if args.reviewed_sha256 and not args.execute:
-            raise ValueError("--reviewed-sha256 goes with --execute (it names the review of that change set)")
-        stack_name = args.stack_name or f"market-data-{args.env}"
-        request = None
-        if not args.execute:
-            request = PipelineDeploy(
-                stack_name=stack_name,
-                env=args.env,
-                region="",
-                template_json=_render(args.env, bool(args.retain_data), args.render_profile),
-                parameters=parameters,
-                tags=tags,
-                bootstrap_stack_name=args.bootstrap_stack_name or DEFAULT_STACK_NAME,
-                options=options,
-            )
-            validate_pipeline(request)  # bad parameters fail before any AWS call
+        plan = core.plan_deploy(args, command=prog)  # every check that needs no AWS call, first
         cfn, s3, region = _clients(args)
-        options = dataclasses.replace(
-            options,
-            where=Where(
-                region=region,
-                profile=args.profile or "",
-                endpoint_url=args.endpoint_url or _local_env_endpoint(),
-            ),
-        )
-    except (ValueError, UsageError) as exc:  # includes config.ConfigError
+    except (ValueError, UsageError, ProfileNotFound) as exc:  # ValueError includes config.ConfigError
         return fail(2, str(exc))
-    except ProfileNotFound as exc:
-        return fail(2, str(exc))
-
     try:
-        if args.execute:
-            change_set = args.execute
-            if not change_set.startswith("arn:"):  # a name: DescribeChangeSet needs the stack beside it
-                change_set = change_set_arn(cfn, stack_name, change_set)
-            outcome = execute_existing(cfn, change_set, console, waits, options=options)
-        else:
-            assert request is not None  # built above whenever --execute is absent
-            outcome = deploy_pipeline(
-                cfn,
-                s3,
-                dataclasses.replace(
-                    request,
-                    region=region,
-                    options=options,
-                    apigateway=lambda: _apigateway(args, region),
-                    clients=lambda service: _client(args, region, service),
-                ),
-                console,
-                waits,
-            )
-    except Refused as exc:
-        return fail(3, str(exc))
-    except UsageError as exc:
-        return fail(2, str(exc))
-    except NoCredentialsError as exc:
-        return fail(2, str(exc))
-    except DeployError as exc:
-        return fail(1, str(exc))
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        return fail(1, f"{exc.operation_name} failed: {error.get('Code')}: {error.get('Message')}")
-    except (BotoCoreError, ResponseParserError) as exc:
-        return fail(1, " ".join(str(exc).split())[:300])
-    except KeyboardInterrupt:
-        return fail(1, "interrupted (a stack operation already started goes on in CloudFormation)")
-    except Exception as exc:  # PackagingError and friends: one line, not a traceback
-        from market_cfn.deploy.packaging import PackagingError
-
-        if isinstance(exc, PackagingError):
-            return fail(2, f"packaging: {exc}")
-        raise
-
-    code = {
-        "deployed": 0,
-        "no-changes": 0,
-        "created-change-set": 0,
-        "failed": 1,
-        "blocked": 3,
-        "declined": 3,
-    }[outcome.result]
+        outcome = core.run_deploy(
+            cfn,
+            s3,
+            plan,
+            core.where(args, region),
+            _console(stderr if args.json else stdout, stdin),
+            waits or _waits(args),
+            apigateway=lambda: _apigateway(args, region),
+            clients=lambda service: _client(args, region, service),
+        )
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = _failure(exc)
+        if failure is None:
+            raise
+        return fail(*failure)
+    code = core.exit_code(outcome)
     if args.json:
         print(json.dumps(outcome.to_json() | {"ExitCode": code}, indent=2, sort_keys=True, default=str), file=stdout)
-    if outcome.result == "failed":
-        print(f"{prog}: deployment failed: {outcome.message}", file=stderr)
-    elif code == 3:
-        print(f"{prog}: not executed: {outcome.message}", file=stderr)
+    line = core.verdict(outcome)
+    if line:
+        print(f"{prog}: {line}", file=stderr)
     return code

@@ -46,6 +46,7 @@ def main(argv: list[str]) -> int:
 
     from market_cfn.base.errors import DeployError, UsageError
     from market_cfn.cli import deploy as deploy_cli
+    from market_cfn.deploy import command
     from market_cfn.deploy.bootstrap import DEFAULT_STACK_NAME
     from market_cfn.deploy.dryrun import dry_run, dumps, render_dry_run
     from market_cfn.deploy.flow import PipelineDeploy, validate_pipeline
@@ -60,18 +61,18 @@ def main(argv: list[str]) -> int:
         return code
 
     try:
-        settings = deploy_cli._apply_settings(args)
+        settings = command.apply_settings(args)
         request = PipelineDeploy(
             stack_name=args.stack_name or f"market-data-{args.env}",
             env=args.env,
             region="",
-            template_json=deploy_cli._render(args.env, bool(args.retain_data), args.render_profile),
-            parameters={**settings.parameters, **deploy_cli._pairs(args.parameter, "parameter")},
+            template_json=command.render(args.env, bool(args.retain_data), args.render_profile),
+            parameters={**settings.parameters, **command.pairs(args.parameter, "parameter")},
             bootstrap_stack_name=args.bootstrap_stack_name or DEFAULT_STACK_NAME,
         )
         validate_pipeline(request)  # bad parameters fail before any AWS call
         if not args.endpoint_url:
-            args.endpoint_url = deploy_cli._local_env_endpoint() or None
+            args.endpoint_url = command.local_env_endpoint() or None
         cfn, _s3, _region = deploy_cli._clients(args)
         code_key = build_package().key
     except (ValueError, UsageError) as exc:

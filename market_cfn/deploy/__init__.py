@@ -5,7 +5,8 @@ Steps, in the order a deploy runs them: settings (deploy.toml) - packaging and a
 (is the stack ready, do retained names exist) - changeset (create, wait, every page) - inputs (every
 signal the review reads) - drift - gate (print the review, refuse what the guard blocks, confirm) -
 backstop (stack policy, termination protection) and triggers (rollback alarms) - follow (execute and
-events) - outputs; flow runs one whole deploy, dryrun is the side-effect-free `diff`. Every function
+events) - outputs; flow runs one whole deploy, command is bin/deploy's core (the command line and
+deploy.toml resolved, which deploy runs, the exit code), dryrun is the side-effect-free `diff`. Every function
 that talks to AWS takes its boto3 client(s) as arguments. STYLE.md "Layout" and CONTRIBUTING.md say
 which module may import which.
 
