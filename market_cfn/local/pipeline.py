@@ -38,7 +38,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.local.accounting import ApiCall, iam_action, resource_arn
 from market_cfn.local.lambda_events import (
@@ -60,6 +60,18 @@ from market_cfn.local.runtime import (
     retries_exhausted,
 )
 from market_cfn.local.stackview import ASYNC_RETRIES, FUNCTIONS, StackView, load_template
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_events.type_defs import TargetTypeDef
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+# The queue properties copied to the emulated queue's attributes as they are.
+_QUEUE_ATTRIBUTES: tuple[QueueAttributeNameType, ...] = (
+    "VisibilityTimeout",
+    "MessageRetentionPeriod",
+    "DelaySeconds",
+    "MaximumMessageSize",
+)
 
 __all__ = [
     "ACCOUNT_ID",
@@ -197,8 +209,8 @@ class Pipeline:
         # Dead-letter queues first: the others' redrive policies point at them.
         for logical in sorted(queues, key=lambda q: "RedrivePolicy" in queues[q]):
             props = queues[logical]
-            attrs: dict[str, str] = {}
-            for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "MaximumMessageSize"):
+            attrs: dict[QueueAttributeNameType, str] = {}
+            for key in _QUEUE_ATTRIBUTES:
                 if key in props:
                     attrs[key] = str(props[key])
             if "RedrivePolicy" in props:
@@ -223,9 +235,9 @@ class Pipeline:
             bus = resolve(props.get("EventBusName", "default"))
             name = resolve(props["Name"])
             self.events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(props["EventPattern"]))
-            targets = []
+            targets: list[TargetTypeDef] = []
             for target in props.get("Targets", []):
-                entry = {"Id": target["Id"], "Arn": resolve(target["Arn"])}
+                entry: TargetTypeDef = {"Id": target["Id"], "Arn": resolve(target["Arn"])}
                 if "InputPath" in target:
                     entry["InputPath"] = target["InputPath"]
                 targets.append(entry)
@@ -263,8 +275,10 @@ class Pipeline:
     # --- the data flow ---------------------------------------------------------------
     def put_object(self, key: str, body: bytes, content_type: str | None = None) -> str | None:
         """Upload to the data bucket and queue the S3 event; return the version ID."""
-        extra = {"ContentType": content_type} if content_type else {}
-        response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **extra)
+        if content_type:
+            response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+        else:
+            response = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body)
         version = response.get("VersionId")
         self.pending_s3_events.append(s3_event(self.bucket, key, len(body), version, response.get("ETag", "")))
         return version
