@@ -1,6 +1,6 @@
-"""Shared fixtures: realistic events, an emulated pipeline on moto, fault injection.
+"""Shared fixtures: realistic events, an emulated pipeline on moto, fault injection, moto's server.
 
-Everything runs in-process (moto's mock_aws): no request leaves the machine.
+Everything runs in-process (moto's mock_aws, or moto's server on 127.0.0.1): no request leaves the machine.
 """
 
 from __future__ import annotations
@@ -115,6 +115,16 @@ class Faults:
 @pytest.fixture
 def faults(pipeline, monkeypatch: pytest.MonkeyPatch) -> Faults:
     return Faults(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Any:
+    """moto's server on 127.0.0.1 (tests/moto_local.py), one per test module, empty at its start;
+    tests that need isolation from each other reset it (moto_local.reset_moto)."""
+    from moto_local import moto_server
+
+    with moto_server() as url:
+        yield url
 
 
 def client_error(code: str, operation: str, message: str = "injected fault") -> Exception:

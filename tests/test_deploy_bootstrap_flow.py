@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import io
 import json
-import urllib.request
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
+from moto_local import reset_moto
 
 from market_cfn.base.aws import Where
 from market_cfn.base.console import Console
@@ -141,19 +140,11 @@ def _version_one() -> dict:
     return template
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    # A real local endpoint (as bin/deploy meets it): calls moto has not implemented answer
-    # with an error response there, as an unsupported call would on AWS.
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def aws(endpoint):
+    # `endpoint` is moto's server (tests/conftest.py), a real local endpoint as bin/deploy meets it:
+    # calls moto has not implemented answer with an error response there, as an unsupported call
+    # would on AWS. Each test starts from an empty moto.
     def client(service: str):
         return boto3.client(
             service,
@@ -167,7 +158,7 @@ def aws(endpoint):
     # As bin/deploy --endpoint-url runs it: what the emulator lacks degrades as documented.
     options = DeployOptions(assume_yes=True, where=Where(region=REGION, endpoint_url=endpoint))
     yield cfn, apigateway, options
-    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).close()
+    reset_moto(endpoint)
 
 
 def test_a_missing_bootstrap_is_created_and_the_account_role_set(aws):

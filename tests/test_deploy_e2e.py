@@ -17,21 +17,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from market_cfn.stack.functions import RUNTIME
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "bin" / "deploy"
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def env() -> dict[str, str]:

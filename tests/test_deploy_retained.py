@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto.server import ThreadedMotoServer
 
 from market_cfn.deploy.retained import NAME_PROPERTIES, Retained, conflicts, exists, retained_names
 from market_cfn.stack.config import StackConfig
@@ -65,20 +63,6 @@ def test_a_bucket_of_another_account_is_a_conflict_and_other_errors_are_not_take
         assert exists(lambda _: s3, item) is None
         with pytest.raises(Exception, match="SlowDown"):
             exists(lambda _: s3, item)
-
-
-@pytest.fixture(scope="module")
-def endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    # moto's backends are shared by every server in this process: start empty, leave nothing behind
-    # for the next module (moto's reset endpoint, /moto-api/reset)
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
-    yield url
-    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30).close()
-    server.stop()
 
 
 def client(endpoint: str, service: str):

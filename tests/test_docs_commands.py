@@ -29,6 +29,7 @@ A block that runs here must exit 0 and print no traceback; it gets two minutes.
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
 import shlex
@@ -232,14 +233,11 @@ def test_run_blocks_succeed(block: Block, tmp_path: Path) -> None:
         "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
     }
-    server = None
+    server = contextlib.ExitStack()
     if block.kind == "aws":
-        from moto.server import ThreadedMotoServer
+        from moto_local import moto_server
 
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        env["AWS_ENDPOINT_URL"] = f"http://{host}:{port}"
+        env["AWS_ENDPOINT_URL"] = server.enter_context(moto_server())
     commands = [_without_pip(c) for c in block.commands if _without_pip(c)]
     service = None
     if block.kind == "server":
@@ -263,8 +261,7 @@ def test_run_blocks_succeed(block: Block, tmp_path: Path) -> None:
             timeout=120,
         )
     finally:
-        if server is not None:
-            server.stop()
+        server.close()
         if service is not None:
             service.send_signal(signal.SIGTERM)
             assert service.wait(timeout=60) == 0, f"{block.id}: the service did not stop cleanly on SIGTERM"
