@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import pytest
+from stubs_cfn import FakeTime, make_waits
 
 from market_cfn.base.errors import DeployError
-from market_cfn.base.waits import Waits, poll
-
-
-class FakeClock:
-    """A clock that moves only when the poll loop sleeps; the sleeps are recorded."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def waits(self, poll_seconds: float = 5.0) -> Waits:
-        return Waits(sleep=self.sleep, clock=lambda: self.now, poll_seconds=poll_seconds)
+from market_cfn.base.waits import poll
 
 
 def test_looks_at_once_and_sleeps_between_looks_until_done():
-    clock = FakeClock()
+    clock = FakeTime()
     states = iter(["CREATE_PENDING", "CREATE_IN_PROGRESS", "CREATE_COMPLETE", "never read"])
     seen = poll(
         lambda: next(states),
         lambda s: s == "CREATE_COMPLETE",
-        clock.waits(),
+        make_waits(clock),
         timeout_seconds=60,
         timed_out=lambda s: DeployError(s),
     )
@@ -38,19 +24,19 @@ def test_looks_at_once_and_sleeps_between_looks_until_done():
 
 
 def test_done_at_the_first_look_never_sleeps():
-    clock = FakeClock()
-    assert poll(lambda: 7, lambda s: s == 7, clock.waits(), timeout_seconds=0, timed_out=DeployError) == 7
+    clock = FakeTime()
+    assert poll(lambda: 7, lambda s: s == 7, make_waits(clock), timeout_seconds=0, timed_out=DeployError) == 7
     assert clock.sleeps == []
 
 
 def test_past_the_timeout_raises_what_timed_out_makes_of_the_last_look():
-    clock = FakeClock()
+    clock = FakeTime()
     looks = iter(range(100))
     with pytest.raises(DeployError, match="still 4 after 20 s"):
         poll(
             lambda: next(looks),
             lambda s: False,
-            clock.waits(),
+            make_waits(clock),
             timeout_seconds=20,
             timed_out=lambda s: DeployError(f"still {s} after 20 s"),
         )
@@ -58,10 +44,12 @@ def test_past_the_timeout_raises_what_timed_out_makes_of_the_last_look():
 
 
 def test_finishing_at_the_deadline_is_not_a_timeout():
-    clock = FakeClock()
+    clock = FakeTime()
     looks = iter(["IN_PROGRESS"] * 4 + ["COMPLETE"])
     assert (
-        poll(lambda: next(looks), lambda s: s == "COMPLETE", clock.waits(), timeout_seconds=20, timed_out=DeployError)
+        poll(
+            lambda: next(looks), lambda s: s == "COMPLETE", make_waits(clock), timeout_seconds=20, timed_out=DeployError
+        )
         == "COMPLETE"
     )
-    assert clock.now == 20.0
+    assert clock.elapsed == 20.0

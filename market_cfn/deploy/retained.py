@@ -84,10 +84,6 @@ def retained_names(
     return found
 
 
-def _code(exc: ClientError) -> str:
-    return error_code(exc)
-
-
 def exists(client: Callable[[str], Any], item: Retained) -> str | None:
     """How the resource exists ("exists", "exists in another account"), or None when it does not."""
     try:
@@ -101,7 +97,7 @@ def exists(client: Callable[[str], Any], item: Retained) -> str | None:
             groups = client("logs").describe_log_groups(logGroupNamePrefix=item.name).get("logGroups", [])
             return "exists" if any(g.get("logGroupName") == item.name for g in groups) else None
     except ClientError as exc:
-        code = _code(exc)
+        code = error_code(exc)
         if code in ("404", "NoSuchBucket", "NotFound", "ResourceNotFoundException"):
             return None
         if item.resource_type == "AWS::S3::Bucket" and code in ("403", "Forbidden"):
