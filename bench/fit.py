@@ -22,7 +22,7 @@ from bench import costing, workload
 
 MILLION = 1_000_000
 
-# The projection grid: points a day / symbols.
+# The projection grid, the volumes users run: points a day / symbols.
 PROJECTIONS: dict[str, tuple[int, int]] = {
     "1M/500": (1_000_000, 500),
     "1M/5000": (1_000_000, 5_000),

@@ -17,7 +17,7 @@ A month is 365.25 / 12 days of operation, every day a day of points (the project
 "points a day"). The storage billed in month m is the mean, over the month, of the bytes
 held on each day t: min(t, retention) days' worth of data.
 
-The floor next to it (issue 18): the request floor of bench/fit.py (one write unit per point
+The floor next to it: the request floor of bench/fit.py (one write unit per point
 and per bar) plus what the chosen retention needs at the measured item sizes: the table's
 storage, point-in-time recovery on it (the template's 35-day recovery window is a retention
 too, and PITR is billed on the table's size) and, when history is kept, the cold tier's S3
@@ -45,7 +45,7 @@ GRID: dict[str, tuple[int, int]] = {
     "10M/5000": (10_000_000, 5_000),
     "100M/5000": (100_000_000, 5_000),
 }
-TARGETS = {  # issue 18: (grid name, month, bound on the ratio to the storage-inclusive floor)
+TARGETS = {  # the cost-over-time targets: (grid name, month, bound on the ratio to the storage-inclusive floor)
     "1M/5000 at 12 months": ("1M/5000", 12, 1.15),
     "1M/500 at 12 months": ("1M/500", 12, 1.08),
 }
@@ -157,7 +157,7 @@ def project(requests: Linear, fp: Footprint, keep: Retention, months=MONTHS, gri
 
 
 def targets(proj: dict[str, dict], proj_no_history: dict[str, dict]) -> list[dict]:
-    """The issue's targets on the default projection; "flat" is checked on the table-bound
+    """The cost-over-time targets (TARGETS) on the default projection; "flat" is checked on the table-bound
     bill (history off): the cold tier grows by design, at S3 prices, and is shown apart."""
     out = []
     for label, (name, month, bound) in TARGETS.items():

@@ -5,7 +5,7 @@ are left out on purpose: the benchmark reports the marginal cost of a point, whi
 what a busy account pays once the monthly free allowances are used up.
 
 Checked 2026-11-25 against the public pricing pages below (stored copies; the AWS
-pages themselves are the authority). Where the issue text quoted a price, it agreed.
+pages themselves are the authority). Where the prices our users quote (QUOTED below) name the same item, they agree.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Price:
 PRICES: dict[tuple[str, str], Price] = {
     # Lambda. The template's functions are arm64 (Graviton), so the Arm duration price
     # applies ($0.0000133334 per GB-s, first 7.5 billion GB-s a month), not the x86 one
-    # ($0.0000166667) the issue quotes. Requests cost the same on both architectures.
+    # ($0.0000166667) that is often quoted. Requests cost the same on both architectures.
     ("lambda", "requests"): Price(
         0.20, 1_000_000, "request", "https://aws.amazon.com/lambda/pricing/", "same for x86 and Arm"
     ),
@@ -124,7 +124,7 @@ PRICES: dict[tuple[str, str], Price] = {
         "https://aws.amazon.com/xray/pricing/",
         "$0.000005 per trace recorded beyond the free tier",
     ),
-    # --- Storage: what keeping the data costs each month (issue 18) ---------------------
+    # --- Storage: what keeping the data costs each month -------------------------------
     # DynamoDB bills the table's size: attribute names and values plus 100 bytes of
     # per-item overhead ("All items in DynamoDB require 100 bytes of storage overhead for
     # indexing", developer guide, "DynamoDB item sizes and formats",
@@ -178,8 +178,9 @@ PRICES: dict[tuple[str, str], Price] = {
     ),
 }
 
-# The issue's own reference numbers, for the record.
-ISSUE_QUOTED = {
+# The list prices users commonly quote for the pipeline's services, checked against PRICES
+# (tests/test_bench_costing.py).
+QUOTED = {
     ("lambda", "requests"): 0.20 / 1e6,
     ("lambda", "gb_seconds_x86_64"): 0.0000166667,
     ("sqs", "requests"): 0.40 / 1e6,

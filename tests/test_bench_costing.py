@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/ is not in
 from bench import costing, workload
 from bench.costing import Usage
 from bench.meter import AwsMeter, EventRoute
-from bench.prices import ISSUE_QUOTED, PRICES
+from bench.prices import PRICES, QUOTED
 
 KB = 1024
 
@@ -145,8 +145,8 @@ def test_log_bytes_add_26_bytes_per_event():
 # --- Prices and the bill --------------------------------------------------------------
 
 
-def test_price_table_matches_the_prices_quoted_in_the_issue():
-    for key, usd in ISSUE_QUOTED.items():
+def test_price_table_matches_the_commonly_quoted_prices():
+    for key, usd in QUOTED.items():
         assert PRICES[key].usd_per_unit == pytest.approx(usd), key
     for key, price in PRICES.items():
         assert price.source.startswith("https://aws.amazon.com/"), key

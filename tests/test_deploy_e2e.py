@@ -182,7 +182,7 @@ def aws_env(monkeypatch, tmp_path):
     for key, value in env().items():
         if key.startswith("AWS_") or key == "NO_COLOR":
             monkeypatch.setenv(key, value)
-    monkeypatch.chdir(tmp_path)  # no deploy.toml: the command line alone, as the sequence ran it
+    monkeypatch.chdir(tmp_path)  # no deploy.toml: the command line alone
     return tmp_path
 
 

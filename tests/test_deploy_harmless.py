@@ -1,4 +1,4 @@
-"""Fail closed by design (issue 17 item 1): under --yes an in-place change of a stateful, policy-bearing
+"""Fail closed by design: under --yes an in-place change of a stateful, policy-bearing
 or role-bearing resource executes only when every property it changes is on the allow-list of harmless
 changes (market_cfn/deploy/review/harmless.py); anything else is a "change" finding that only
 --allow-change LOGICAL_ID.PROPERTY allows. Harmless code and configuration changes still deploy."""

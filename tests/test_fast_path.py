@@ -301,7 +301,7 @@ def test_boundaries_of_every_fast_check():
 
 
 def test_field_names_twice_and_blank_cells_give_the_reference_result():
-    # issue 16 items 3 and 4: the fast path hands both cases to the reference rules
+    # a field name twice (in another case) and blank cells: the fast path hands both cases to the reference rules
     lines = b'{"symbol":"A","price":10,"Price":1000,"timestamp":1717421400}\n'
     lines += b'{"symbol":"  ","price":1,"timestamp":1717421400,"volume":" "}\n'
     out = assert_same(lines, "AAPL/x.jsonl")
@@ -320,7 +320,7 @@ def test_a_key_repeated_exactly_goes_the_reference_way():
 
 
 def test_the_gunzip_cap_gives_the_reference_result():
-    # issue 16 item 7: the records before the cap are kept; the rest is one rejection
+    # the records before the cap are kept; the rest is one rejection
     rows = b"symbol,price,timestamp\n" + b"".join(b"A,1,%d\n" % (1717421400 + i) for i in range(5000))
     data = gzip.compress(rows)
     results = []

@@ -79,7 +79,7 @@ def test_s3_object_is_validated_and_forwarded_with_rejections_preserved(pipeline
 
 
 def test_a_generic_folder_is_not_a_symbol_and_says_so(pipeline):
-    # issue 16 item 5: raw/x.csv used to store its symbol-less rows as symbol RAW
+    # raw/x.csv used to store its symbol-less rows as symbol RAW
     version = pipeline.put_object("raw/x.csv", b"symbol,price,timestamp\nMSFT,1,1717421400\n,2,1717421401\n")
     [result] = pipeline.deliver_s3_events()
     assert (result["records_in"], result["accepted"], result["rejected"]) == (2, 1, 1)
@@ -281,7 +281,7 @@ def test_api_body_over_the_limit_gets_413(pipeline):
 
 
 def test_api_gzip_body_is_limited_after_decompression(pipeline):
-    # issue 16 item 7: 1.5 MiB of points compress to a few KB; the limit is on what they decode to
+    # 1.5 MiB of points compress to a few KB; the limit is on what they decode to
     from handlers.data_ingestion import MAX_API_BODY_BYTES
 
     points = [{"symbol": "AAPL", "price": 1, "timestamp": 1717421400 + i} for i in range(MAX_API_BODY_BYTES // 40)]
@@ -368,7 +368,7 @@ def test_an_older_version_delivered_last_does_not_overwrite_the_newer(pipeline):
 
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)])
 def test_after_a_delete_marker_the_newest_version_wins_in_every_event_order(pipeline, order):
-    # issue 16 item 2: v1, then its correction v2, then the key is deleted; both events
+    # v1, then its correction v2, then the key is deleted; both events
     # arrive after the delete marker, in either order
     pipeline.put_object("AAPL/day.csv", b"timestamp,price\n1717421400,1\n")
     newest = pipeline.put_object("AAPL/day.csv", b"timestamp,price\n1717421400,2\n")

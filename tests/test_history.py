@@ -1,4 +1,4 @@
-"""The cold tier (issue 18 item 3): `python -m market_cfn history` starts the DynamoDB exports that keep
+"""The cold tier: `python -m market_cfn history` starts the DynamoDB exports that keep
 points and bars in the history bucket after their TTL - a full export first, then incremental exports
 of at most 24 hours from where the history ends, refused when a gap can no longer be exported."""
 

@@ -60,7 +60,7 @@ def jsonl(n: int, start: int = 0) -> bytes:
     )
 
 
-# --- item 2: every aggregate fits DynamoDB's Number type -----------------------------------
+# --- every aggregate fits DynamoDB's Number type ------------------------------------------
 def _fits_dynamodb(value: Decimal) -> bool:
     """DynamoDB Number: 38 significant digits, magnitude 1E-130 .. 9.99...E+125 (or 0)."""
     if value == 0:
@@ -119,7 +119,7 @@ def test_float_noise_from_common_producers_is_accepted_exactly():
     assert point.price == Decimal("0.30000000000000004")
 
 
-# --- item 4: damaged input keeps every good record ----------------------------------------
+# --- damaged input keeps every good record ------------------------------------------------
 def _complete_lines_before_damage(compressed: bytes) -> int:
     """Reference: lines that end before the damage, decompressing one byte at a time."""
     z = zlib.decompressobj(wbits=31)
@@ -217,7 +217,7 @@ def test_csv_header_naming_a_column_twice_is_refused():
     assert points == [] and len(rejections) == 2 and "names column 'price' twice" in rejections[0].reason
 
 
-# --- item 7: symbols only from an explicit key layout, ASCII only ---------------------------
+# --- symbols only from an explicit key layout, ASCII only ---------------------------------
 @pytest.mark.parametrize(
     "key,symbol",
     [
@@ -231,7 +231,7 @@ def test_csv_header_naming_a_column_twice_is_refused():
         ("symbol=$$$/AAPL/y.csv", None),  # an explicit but invalid one: no fallback
         ("ſpy/x.csv", None),
         ("x.csv", None),
-        # issue 16 item 5: a generic folder is never a symbol, in any case
+        # a generic folder is never a symbol, in any case
         ("raw/x.csv", None),
         ("incoming/x.csv", None),
         ("feeds/2024/Data/x.csv", None),
@@ -254,7 +254,7 @@ def test_non_ascii_symbols_are_rejected_before_upper_casing(text):
         parse_symbol(text, None)
 
 
-# --- item 9: one contract on both paths ------------------------------------------------------
+# --- one contract on both paths -----------------------------------------------------------
 SAME_ON_BOTH_PATHS = {
     "wrapper next to other keys": b'{"source":"feed-1","meta":{"n":[1,2]},"points":[{"symbol":"A","price":1,"timestamp":1717421400},{"symbol":"A","price":0,"timestamp":1717421401}],"after":1}',
     "wrapper whose other key is unreadable": b'{"x":'
@@ -380,7 +380,7 @@ def test_epoch_seconds_with_many_decimals_are_floored_not_rounded_into_the_next_
     assert [p.timestamp for p in points] == [1717421699999]
 
 
-# --- issue 16 items 3 and 4: one field-name rule; blank cells are empty --------------------
+# --- one field-name rule; blank cells are empty -------------------------------------------
 @pytest.mark.parametrize(
     "fields,name",
     [
@@ -436,7 +436,7 @@ def test_a_key_repeated_exactly_is_refused_not_resolved_by_order(record):
         assert points == [] and len(rejections) == 1 and " given twice " in rejections[0].reason
 
 
-# --- issue 16 item 6: what float encoders print is accepted, aggregates stay exact --------
+# --- what float encoders print is accepted, aggregates stay exact -------------------------
 @pytest.mark.parametrize(
     "text", [repr(1 / 150), repr(1 / 3e9), "1e-08", "1e-7", "6.666666666666667e-05", "1.2345678901234567e-12"]
 )

@@ -176,7 +176,7 @@ def test_role_allows_exactly_what_the_handler_calls(exercised, function):
     missing, unused = compare(pipe, called, function, runtime[role])
     assert missing == [], f"{function} calls what its role {role} does not allow"
     assert unused == [], f"{role} allows what neither {function}'s code nor the Lambda service uses"
-    # and the action-level view the issue asks for, runtime actions listed once:
+    # and the action-level view, runtime actions listed once:
     granted_actions = {a for a, _ in granted_pairs(pipe, role)}
     code_actions = {a for a, _ in called}
     assert code_actions <= granted_actions

@@ -175,7 +175,7 @@ def test_extreme_iso_timestamps_are_points_or_rejections(stamp):
     volumes=st.lists(st.integers(0, 10**6), min_size=20, max_size=20),
 )
 def test_every_float_a_json_encoder_prints_is_a_price_and_aggregates_stay_storable(prices, volumes):
-    # issue 16 item 6: json.dumps (repr) prints at most 17 significant digits, in any magnitude
+    # json.dumps (repr) prints at most 17 significant digits, in any magnitude
     from handlers.core.aggregation import compute_aggregate, unstorable_reason
 
     lines = "".join(

@@ -1,4 +1,4 @@
-"""Retention the user controls (issue 18 item 2): PointsRetentionDays and BarsRetentionDays reach the
+"""Retention the user controls: PointsRetentionDays and BarsRetentionDays reach the
 writers, which stamp each item with its TTL expiry; the table expires on that attribute; shortening either
 is guarded like a replacement."""
 

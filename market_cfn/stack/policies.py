@@ -95,7 +95,7 @@ def read_objects(sid: str, objects_arn: object) -> Statement:
 def list_versions(sid: str, bucket: object) -> Statement:
     # ListObjectVersions is authorized by s3:ListBucketVersions on the bucket (S3 API
     # Reference, ListObjectVersions): DataIngestion finds a key's newest data version
-    # when its current version is a delete marker (issue 16 item 2).
+    # when its current version is a delete marker (docs/input-contract.md: overwritten keys).
     return allow(sid, [s3.ListBucketVersions], [bucket])
 
 
