@@ -351,3 +351,12 @@ def test_logs_follow_polls_from_the_newest_timestamp_and_shows_each_event_once()
         )
     assert (count, shown, slept) == (2, ["1", "2"], [2])
     assert logs.keep('{"level": "warn"}', "WARNING") and not logs.keep("START RequestId: 1", "DEBUG")
+
+
+def test_move_with_task_refuses_a_plan_without_a_source_queue():
+    # An invocation plan has no source queue: StartMessageMoveTask is not called with DestinationArn None
+    # (botocore would refuse the parameter); the refusal is a one-line OpsError.
+    p = plan()
+    p.target = p.target_url = p.target_arn = None
+    with Stubber(client("sqs")) as stub, pytest.raises(OpsError, match="no source queue"):
+        redrive.move_with_task(stub.client, p, waits())

@@ -19,7 +19,7 @@ is the same for a deploy and a destroy. Added here: what each data store holds n
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -30,6 +30,11 @@ from market_cfn.deploy.preflight import wait_for_stack
 from market_cfn.deploy.review.merge import build_review
 from market_cfn.deploy.review.model import Review
 from market_cfn.ops.resources import Resource, Stack
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 DELETE_BATCH = 1000  # DeleteObjects: at most 1,000 keys per request (S3 API reference)
 COUNT_LIMIT = 100_000  # the review counts a bucket's versions up to this many
@@ -84,7 +89,7 @@ def review(stack: Stack) -> Review:
     return build_review(change_set)
 
 
-def count_versions(s3: Any, bucket: str, limit: int = COUNT_LIMIT) -> tuple[int, bool]:
+def count_versions(s3: S3Client, bucket: str, limit: int = COUNT_LIMIT) -> tuple[int, bool]:
     """(object versions + delete markers, whether the count stopped at `limit`)."""
     total = 0
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
@@ -156,11 +161,11 @@ def blockers(rows: list[dict[str, Any]], *, delete_data: bool) -> list[str]:
     return reasons
 
 
-def empty_bucket(s3: Any, bucket: str, *, on_deleted: Callable[[int], None] | None = None) -> int:
+def empty_bucket(s3: S3Client, bucket: str, *, on_deleted: Callable[[int], None] | None = None) -> int:
     """Delete every object version and delete marker; the number deleted. Fails on any error entry."""
     deleted = 0
     while True:
-        keys: list[dict[str, str]] = []
+        keys: list[ObjectIdentifierTypeDef] = []
         for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
             for entry in page.get("Versions", []) + page.get("DeleteMarkers", []):
                 keys.append({"Key": entry["Key"], "VersionId": entry["VersionId"]})
@@ -182,7 +187,7 @@ def empty_bucket(s3: Any, bucket: str, *, on_deleted: Callable[[int], None] | No
         # List again: objects written while we deleted (uploads still arriving) are caught too.
 
 
-def delete_stack(cfn: Any, stack: Stack, waits: Waits, token: str) -> dict[str, Any]:
+def delete_stack(cfn: CloudFormationClient, stack: Stack, waits: Waits, token: str) -> dict[str, Any]:
     """DeleteStack and wait until it is gone (DELETE_COMPLETE) or stuck (DELETE_FAILED)."""
     cfn.delete_stack(StackName=stack.stack_id, ClientRequestToken=token)
     final = wait_for_stack(cfn, stack.stack_id, waits, what="the stack deletion")

@@ -17,11 +17,16 @@ gzipped ("DynamoDB table export output format"). Pure planning (`plan`) + the AW
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.base.errors import OpsError, Refused
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import ExportDescriptionTypeDef
 
 PREFIX = "history/"
 FULL_PREFIX, INCREMENTAL_PREFIX = PREFIX + "full/", PREFIX + "incremental/"
@@ -67,7 +72,7 @@ class Export:
         return params
 
 
-def covered_until(exports: list[dict[str, Any]], bucket: str) -> datetime | None:
+def covered_until(exports: Sequence[Mapping[str, Any]], bucket: str) -> datetime | None:
     """The end of the history the bucket has (or is getting): the latest ExportTime of a full
     export, or ExportToTime of an incremental one, of the completed or running exports into it."""
     ends = []
@@ -104,11 +109,12 @@ def plan(until: datetime | None, *, earliest: datetime, latest: datetime, full: 
     return out
 
 
-def describe_exports(ddb: Any, table_arn: str) -> list[dict[str, Any]]:
+def describe_exports(ddb: DynamoDBClient, table_arn: str) -> list[ExportDescriptionTypeDef]:
     """Every export of the table (ListExports, every page), described."""
-    out, token = [], None
+    out: list[ExportDescriptionTypeDef] = []
+    token = None
     while True:
-        page = ddb.list_exports(TableArn=table_arn, **({"NextToken": token} if token else {}))
+        page = ddb.list_exports(TableArn=table_arn, NextToken=token) if token else ddb.list_exports(TableArn=table_arn)
         for summary in page.get("ExportSummaries", []):
             out.append(ddb.describe_export(ExportArn=summary["ExportArn"])["ExportDescription"])
         token = page.get("NextToken")
@@ -116,7 +122,9 @@ def describe_exports(ddb: Any, table_arn: str) -> list[dict[str, Any]]:
             return out
 
 
-def run(ddb: Any, table_name: str, bucket: str, *, full: bool = False, dry_run: bool = False) -> dict[str, Any]:
+def run(
+    ddb: DynamoDBClient, table_name: str, bucket: str, *, full: bool = False, dry_run: bool = False
+) -> dict[str, Any]:
     """Plan and start the exports; returns what was (or, dry run, would be) started."""
     table_arn = ddb.describe_table(TableName=table_name)["Table"]["TableArn"]
     backups = ddb.describe_continuous_backups(TableName=table_name)["ContinuousBackupsDescription"]

@@ -30,12 +30,16 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError
 
 from market_cfn.ops.values import RawNumber, dumps_exact
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from botocore.httpsession import URLLib3Session
 
 MAX_BODY_BYTES = 1_048_576  # the API's body limit (413 above it)
 RETRY_STATUSES = frozenset({429, 503})
@@ -122,7 +126,7 @@ class IngestClient:
         self,
         url: str,
         *,
-        session: Any = None,
+        session: Session | None = None,
         region: str | None = None,
         max_attempts: int = 6,
         base_delay_seconds: float = 0.25,
@@ -152,7 +156,7 @@ class IngestClient:
         self._sleep = sleep
         self._jitter = jitter
         self._send = send or self._urllib3_send
-        self._http: Any = None
+        self._http: URLLib3Session | None = None
 
     # --- one request -------------------------------------------------------------------
     def _signed_headers(self, body: bytes) -> dict[str, str]:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_logs import CloudWatchLogsClient
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL"}
@@ -37,14 +40,16 @@ def keep(message: str, minimum: str | None) -> bool:
     return level in LEVELS and LEVELS.index(level) >= LEVELS.index(minimum)
 
 
-def events(logs: Any, group: str, *, start_ms: int, minimum: str | None = None) -> Iterator[dict[str, Any]]:
+def events(
+    logs: CloudWatchLogsClient, group: str, *, start_ms: int, minimum: str | None = None
+) -> Iterator[dict[str, Any]]:
     """Every event since start_ms (all pages), oldest first within each page, filtered by level."""
     kwargs: dict[str, Any] = {"logGroupName": group, "startTime": start_ms, "interleaved": True}
     while True:
         page = logs.filter_log_events(**kwargs)
         for event in page.get("events", []):
             if keep(event.get("message", ""), minimum):
-                yield event
+                yield cast("dict[str, Any]", event)  # the cores hand plain dicts on
         token = page.get("nextToken")
         if not token or token == kwargs.get("nextToken"):
             return
@@ -52,7 +57,7 @@ def events(logs: Any, group: str, *, start_ms: int, minimum: str | None = None) 
 
 
 def follow(
-    logs: Any,
+    logs: CloudWatchLogsClient,
     group: str,
     *,
     start_ms: int,

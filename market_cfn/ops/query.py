@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.contract import AGGREGATE_KEY_SUFFIX
 from market_cfn.base.errors import UsageError
 from market_cfn.ops.values import iso_ms
 
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_dynamodb import DynamoDBClient
+
 BAR_FIELDS = ("time", "open", "high", "low", "close", "volume", "vwap", "count")
 POINT_FIELDS = ("time", "price", "volume")
 
 
-def _value(attribute: dict[str, Any]) -> Any:
+def _value(attribute: Mapping[str, Any]) -> Any:
     if "N" in attribute:
         return Decimal(attribute["N"])
     if "S" in attribute:
@@ -32,7 +35,9 @@ def _value(attribute: dict[str, Any]) -> Any:
     return next(iter(attribute.values()), None)
 
 
-def query_range(ddb: Any, table: str, partition: str, start_ms: int, end_ms: int) -> Iterator[dict[str, Any]]:
+def query_range(
+    ddb: DynamoDBClient, table: str, partition: str, start_ms: int, end_ms: int
+) -> Iterator[dict[str, Any]]:
     """Items with symbol = partition and start_ms <= timestamp < end_ms, oldest first, every page."""
     if end_ms <= start_ms:
         raise UsageError("--to must be after --from")
@@ -60,14 +65,14 @@ def normalize_symbol(symbol: str) -> str:
     return text
 
 
-def bars(ddb: Any, table: str, symbol: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+def bars(ddb: DynamoDBClient, table: str, symbol: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
     rows = []
     for item in query_range(ddb, table, normalize_symbol(symbol) + AGGREGATE_KEY_SUFFIX, start_ms, end_ms):
         rows.append({"time": iso_ms(int(item["timestamp"]))} | {f: item.get(f) for f in BAR_FIELDS[1:]})
     return rows
 
 
-def points(ddb: Any, table: str, symbol: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+def points(ddb: DynamoDBClient, table: str, symbol: str, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
     rows = []
     for item in query_range(ddb, table, normalize_symbol(symbol), start_ms, end_ms):
         rows.append({"time": iso_ms(int(item["timestamp"])), "price": item.get("price"), "volume": item.get("volume")})

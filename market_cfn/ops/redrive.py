@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
@@ -34,6 +34,11 @@ from market_cfn.base.aws import error_code
 from market_cfn.base.errors import OpsError, UsageError
 from market_cfn.base.waits import Waits
 from market_cfn.ops.resources import DEAD_LETTER_QUEUES, FUNCTIONS, Stack
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 KINDS = {"processing": "ProcessingDLQ", "aggregation": "AggregationDLQ", "invocation": "InvocationDLQ"}
 # Answers that mean "this endpoint has no StartMessageMoveTask": move by hand instead.
@@ -69,7 +74,7 @@ class Outcome:
         return dict(self.__dict__)
 
 
-def plan(sqs: Any, stack: Stack, kind: str) -> Plan:
+def plan(sqs: SQSClient, stack: Stack, kind: str) -> Plan:
     if kind not in KINDS:
         raise UsageError(f"unknown dead-letter queue {kind!r} (choose from {', '.join(KINDS)})")
     dlq = KINDS[kind]
@@ -103,8 +108,12 @@ def plan(sqs: Any, stack: Stack, kind: str) -> Plan:
 # --- SQS queues back to their source ---------------------------------------------------
 
 
-def move_with_task(sqs: Any, p: Plan, waits: Waits, on_moved: Callable[[int], None] | None = None) -> Outcome | None:
+def move_with_task(
+    sqs: SQSClient, p: Plan, waits: Waits, on_moved: Callable[[int], None] | None = None
+) -> Outcome | None:
     """StartMessageMoveTask and follow it; None when the endpoint has no such API."""
+    if p.target_arn is None:  # plan() names a source queue for processing / aggregation only
+        raise OpsError(f"{p.dlq} has no source queue to move its messages back to")
     started = waits.now()
     try:
         handle = sqs.start_message_move_task(SourceArn=p.dlq_arn, DestinationArn=p.target_arn)["TaskHandle"]
@@ -151,7 +160,7 @@ def _attributes_to_send(message: dict[str, Any]) -> dict[str, Any]:
 
 
 def move_by_hand(
-    sqs: Any,
+    sqs: SQSClient,
     source_url: str,
     send: Callable[[list[dict[str, Any]]], tuple[list[str], list[str]]],
     *,
@@ -176,7 +185,7 @@ def move_by_hand(
             MessageAttributeNames=["All"],
             AttributeNames=["All"],
         )
-        messages = answer.get("Messages", [])
+        messages = cast("list[dict[str, Any]]", answer.get("Messages", []))  # accept and send take plain data
         fresh = [m for m in messages if m["MessageId"] not in handled]
         if not fresh:
             return outcome
@@ -213,14 +222,15 @@ def move_by_hand(
 
 
 def send_to_queue(
-    sqs: Any, target_url: str, notes: list[str]
+    sqs: SQSClient, target_url: str, notes: list[str]
 ) -> Callable[[list[dict[str, Any]]], tuple[list[str], list[str]]]:
     def send(batch: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
-        entries = [
-            {"Id": str(n), "MessageBody": m["Body"]}
-            | ({"MessageAttributes": _attributes_to_send(m)} if m.get("MessageAttributes") else {})
-            for n, m in enumerate(batch)
-        ]
+        entries: list[SendMessageBatchRequestEntryTypeDef] = []
+        for n, m in enumerate(batch):
+            request: SendMessageBatchRequestEntryTypeDef = {"Id": str(n), "MessageBody": m["Body"]}
+            if m.get("MessageAttributes"):
+                request["MessageAttributes"] = _attributes_to_send(m)
+            entries.append(request)
         try:
             answer = sqs.send_message_batch(QueueUrl=target_url, Entries=entries)
         except ClientError as exc:
@@ -262,7 +272,7 @@ def invocation_target(message: dict[str, Any], functions: dict[str, str]) -> tup
 
 
 def reinvoke(
-    lam: Any, functions: dict[str, str], notes: list[str]
+    lam: LambdaClient, functions: dict[str, str], notes: list[str]
 ) -> Callable[[list[dict[str, Any]]], tuple[list[str], list[str]]]:
     def send(batch: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
         sent, failed = [], []

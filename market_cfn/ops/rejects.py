@@ -12,9 +12,12 @@ import json
 import os
 from collections.abc import Callable
 from datetime import UTC
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.base.errors import OpsError
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_s3 import S3Client
 
 PREFIX = "rejects/"
 SUFFIX = ".jsonl"
@@ -28,7 +31,7 @@ def parse_key(key: str) -> tuple[str, str]:
     return source, version
 
 
-def list_reports(s3: Any, bucket: str, *, source: str | None = None) -> list[dict[str, Any]]:
+def list_reports(s3: S3Client, bucket: str, *, source: str | None = None) -> list[dict[str, Any]]:
     prefix = PREFIX + (f"{source}@" if source else "")
     reports = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -49,7 +52,7 @@ def list_reports(s3: Any, bucket: str, *, source: str | None = None) -> list[dic
     return reports
 
 
-def read_report(s3: Any, bucket: str, key: str) -> list[dict[str, Any]]:
+def read_report(s3: S3Client, bucket: str, key: str) -> list[dict[str, Any]]:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8", "replace")
     rows = []
     for number, line in enumerate(body.splitlines(), 1):
@@ -71,7 +74,12 @@ def safe_path(directory: str, key: str) -> str:
 
 
 def download(
-    s3: Any, bucket: str, reports: list[dict[str, Any]], directory: str, *, on_file: Callable[[int], None] | None = None
+    s3: S3Client,
+    bucket: str,
+    reports: list[dict[str, Any]],
+    directory: str,
+    *,
+    on_file: Callable[[int], None] | None = None,
 ) -> list[str]:
     written = []
     for report in reports:

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from market_cfn.base.errors import OpsError, UsageError
 from market_cfn.base.waits import Waits, poll
 from market_cfn.ops.resources import Stack
 
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import StartReplayResponseTypeDef
+
 DONE = {"COMPLETED", "FAILED", "CANCELLED"}
 
 
-def plan(events: Any, stack: Stack, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
+def plan(events: EventBridgeClient, stack: Stack, start: datetime, end: datetime, now: datetime) -> dict[str, Any]:
     if end <= start:
         raise UsageError("--to must be after --from")
     if end > now:
@@ -49,7 +53,7 @@ def plan(events: Any, stack: Stack, start: datetime, end: datetime, now: datetim
     }
 
 
-def start(events: Any, p: dict[str, Any], name: str) -> dict[str, Any]:
+def start(events: EventBridgeClient, p: dict[str, Any], name: str) -> StartReplayResponseTypeDef:
     return events.start_replay(
         ReplayName=name,
         Description=f"python -m market_cfn replay {p['from'].isoformat()} - {p['to'].isoformat()}",
@@ -61,11 +65,11 @@ def start(events: Any, p: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def follow(
-    events: Any, name: str, waits: Waits, *, on_state: Callable[[dict[str, Any]], None] | None = None
+    events: EventBridgeClient, name: str, waits: Waits, *, on_state: Callable[[dict[str, Any]], None] | None = None
 ) -> dict[str, Any]:
 
     def look() -> dict[str, Any]:
-        replay: dict[str, Any] = events.describe_replay(ReplayName=name)
+        replay = cast("dict[str, Any]", events.describe_replay(ReplayName=name))  # on_state takes plain data
         if on_state:
             on_state(replay)
         return replay

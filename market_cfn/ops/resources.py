@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
 from market_cfn.base.errors import OpsError, UsageError
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 # When an endpoint reports no physical ID (moto leaves it empty for these types), the name
 # the deployed template declares is used, resolved with the stack's own parameters.
@@ -121,7 +124,7 @@ class Stack:
         return self.physical("MarketEventArchive", "AWS::Events::Archive")
 
 
-def describe(cfn: Any, stack_name: str) -> dict[str, Any] | None:
+def describe(cfn: CloudFormationClient, stack_name: str) -> dict[str, Any] | None:
     try:
         stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as exc:
@@ -129,10 +132,10 @@ def describe(cfn: Any, stack_name: str) -> dict[str, Any] | None:
         if error.get("Code") == "ValidationError" and "does not exist" in error.get("Message", ""):
             return None
         raise
-    return stacks[0] if stacks else None
+    return cast("dict[str, Any]", stacks[0]) if stacks else None  # Stack.raw is plain data
 
 
-def load_stack(cfn: Any, stack_name: str) -> Stack:
+def load_stack(cfn: CloudFormationClient, stack_name: str) -> Stack:
     """The stack with its outputs and every resource; a missing stack is a usage error (exit 2)."""
     raw = describe(cfn, stack_name)
     if raw is None or raw.get("StackStatus") == "DELETE_COMPLETE":

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -25,7 +25,17 @@ from handlers.contract import AGGREGATE_KEY_SUFFIX
 from market_cfn.ops.resources import DEAD_LETTER_QUEUES, Stack
 from market_cfn.ops.values import iso_ms
 
-QUEUE_ATTRIBUTES = [
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import CompositeAlarmTypeDef, MetricAlarmTypeDef
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_logs.type_defs import FilteredLogEventTypeDef
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeFilterType
+
+QUEUE_ATTRIBUTES: list[QueueAttributeFilterType] = [
     "ApproximateNumberOfMessages",
     "ApproximateNumberOfMessagesNotVisible",
     "ApproximateNumberOfMessagesDelayed",
@@ -37,7 +47,7 @@ def _why(exc: ClientError) -> str:
     return f"{exc.operation_name}: {error.get('Code')}"
 
 
-def oldest_message_age(cloudwatch: Any, queue_name: str, now: datetime) -> dict[str, Any]:
+def oldest_message_age(cloudwatch: CloudWatchClient, queue_name: str, now: datetime) -> dict[str, Any]:
     try:
         answer = cloudwatch.get_metric_statistics(
             Namespace="AWS/SQS",
@@ -57,7 +67,7 @@ def oldest_message_age(cloudwatch: Any, queue_name: str, now: datetime) -> dict[
     return {"seconds": newest.get("Maximum"), "note": f"at {newest['Timestamp'].astimezone(UTC):%H:%M:%S}Z"}
 
 
-def queues(sqs: Any, cloudwatch: Any, stack: Stack, now: datetime) -> list[dict[str, Any]]:
+def queues(sqs: SQSClient, cloudwatch: CloudWatchClient, stack: Stack, now: datetime) -> list[dict[str, Any]]:
     rows = []
     for resource in stack.of_type("AWS::SQS::Queue"):
         url = resource.physical_id
@@ -79,13 +89,13 @@ def queues(sqs: Any, cloudwatch: Any, stack: Stack, now: datetime) -> list[dict[
     return rows
 
 
-def alarms(cloudwatch: Any, stack: Stack) -> list[dict[str, Any]]:
+def alarms(cloudwatch: CloudWatchClient, stack: Stack) -> list[dict[str, Any]]:
     names = [r.physical_id for r in stack.of_type("AWS::CloudWatch::Alarm")]
-    found: dict[str, dict[str, Any]] = {}
+    found: dict[str, MetricAlarmTypeDef | CompositeAlarmTypeDef] = {}
     for start in range(0, len(names), 100):  # DescribeAlarms takes at most 100 names
         for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmNames=names[start : start + 100]):
-            for alarm in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
-                found[alarm["AlarmName"]] = alarm
+            for described in page.get("MetricAlarms", []) + page.get("CompositeAlarms", []):
+                found[described["AlarmName"]] = described
     rows = []
     for resource in stack.of_type("AWS::CloudWatch::Alarm"):
         alarm = found.get(resource.physical_id)
@@ -111,7 +121,7 @@ def alarms(cloudwatch: Any, stack: Stack) -> list[dict[str, Any]]:
     return rows
 
 
-def newest_aggregates(ddb: Any, table: str, symbols: list[str]) -> list[dict[str, Any]]:
+def newest_aggregates(ddb: DynamoDBClient, table: str, symbols: list[str]) -> list[dict[str, Any]]:
     rows = []
     for symbol in symbols:
         answer = ddb.query(
@@ -127,9 +137,9 @@ def newest_aggregates(ddb: Any, table: str, symbols: list[str]) -> list[dict[str
     return rows
 
 
-def last_aggregation_run(logs: Any, log_group: str, now: datetime, hours: int = 24) -> dict[str, Any]:
+def last_aggregation_run(logs: CloudWatchLogsClient, log_group: str, now: datetime, hours: int = 24) -> dict[str, Any]:
     """The newest `aggregation run` line DataAggregator logged in the last `hours`."""
-    newest: dict[str, Any] | None = None
+    newest: FilteredLogEventTypeDef | None = None
     kwargs: dict[str, Any] = {
         "logGroupName": log_group,
         "startTime": int((now - timedelta(hours=hours)).timestamp() * 1000),
@@ -156,7 +166,7 @@ def last_aggregation_run(logs: Any, log_group: str, now: datetime, hours: int = 
     return {"time": iso_ms(newest["timestamp"]), "note": ", ".join(f"{k} {v}" for k, v in detail.items())}
 
 
-def recent_rejections(s3: Any, bucket: str, limit: int = 5) -> dict[str, Any]:
+def recent_rejections(s3: S3Client, bucket: str, limit: int = 5) -> dict[str, Any]:
     reports = []
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="rejects/"):

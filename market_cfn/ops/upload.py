@@ -18,11 +18,14 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from market_cfn.base.errors import UsageError
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_s3 import S3Client
 
 CONTENT_TYPES = {".csv": "text/csv", ".jsonl": "application/x-ndjson", ".ndjson": "application/x-ndjson"}
 CONTENT_TYPES[".json"] = "application/json"
@@ -111,7 +114,7 @@ def _body(path: str, compress: bool) -> IO[bytes]:
 
 
 def upload(
-    s3: Any,
+    s3: S3Client,
     bucket: str,
     uploads: list[Upload],
     *,
