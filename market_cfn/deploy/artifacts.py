@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from market_cfn.base.aws import error_code
 from market_cfn.deploy.states import TEMPLATE_BODY_LIMIT
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 # --- Artifacts ------------------------------------------------------------------------
 
 
-def ensure_object(s3: Any, bucket: str, key: str, body: bytes, *, content_type: str) -> bool:
+def ensure_object(s3: S3Client, bucket: str, key: str, body: bytes, *, content_type: str) -> bool:
     """Upload `body` unless the object exists (the key names the content). True if uploaded."""
     try:
         s3.head_object(Bucket=bucket, Key=key)
@@ -37,7 +40,7 @@ def _b64_sha256(body: bytes) -> str:
     return base64.b64encode(hashlib.sha256(body).digest()).decode()
 
 
-def template_location(s3: Any, bucket: str, region: str, body: str) -> tuple[str | None, str | None, bool]:
+def template_location(s3: S3Client, bucket: str, region: str, body: str) -> tuple[str | None, str | None, bool]:
     """(TemplateBody, TemplateURL, uploaded): bodies over 51,200 bytes go to the bucket."""
     data = body.encode("utf-8")
     if len(data) <= TEMPLATE_BODY_LIMIT:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -37,6 +37,9 @@ from botocore.parsers import ResponseParserError
 from market_cfn.base.aws import error_message, not_implemented
 from market_cfn.base.console import Console
 from market_cfn.base.errors import DeployError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 POLICY_BODY_LIMIT = 16_384  # SetStackPolicy StackPolicyBody, max length (service model)
 RETAINING_POLICIES = ("Retain", "RetainExceptOnCreate", "Snapshot")
@@ -89,7 +92,7 @@ def nested_children(template: dict[str, Any]) -> list[str]:
 
 
 def apply_stack_policies(
-    cfn: Any,
+    cfn: CloudFormationClient,
     stack_id: str,
     protected_by_stack: dict[str, list[str]],
     console: Console,
@@ -131,7 +134,7 @@ def _stack_name(stack_id: str) -> str:
     return parts[1].split("/", 1)[0] if len(parts) == 2 else stack_id
 
 
-def _nested_stack_id(cfn: Any, root_id: str, path: str) -> str | None:
+def _nested_stack_id(cfn: CloudFormationClient, root_id: str, path: str) -> str | None:
     """The physical id (stack ARN) of the nested stack at `path` ("A" or "A/B")."""
     current = root_id
     for logical_id in path.split("/"):
@@ -148,7 +151,9 @@ def _nested_stack_id(cfn: Any, root_id: str, path: str) -> str | None:
     return current
 
 
-def enable_termination_protection(cfn: Any, stack_name: str, console: Console, *, emulator: bool) -> bool:
+def enable_termination_protection(
+    cfn: CloudFormationClient, stack_name: str, console: Console, *, emulator: bool
+) -> bool:
     """UpdateTerminationProtection(Enable). On an emulator that does not implement it (moto): say
     so and go on (documented degradation: nothing real is at stake there); on AWS an error fails."""
     try:

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from awacs.aws import Allow, PolicyDocument, Principal, Statement
 from awacs.sts import AssumeRole
@@ -54,6 +54,11 @@ from market_cfn.stack import policies
 from market_cfn.stack.protection import protect
 from market_cfn.stack.storage import INCOMPLETE_UPLOAD_DAYS, private_bucket
 from market_cfn.stack.suppressions import suppress
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_apigateway.type_defs import PatchOperationTypeDef
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 DEFAULT_STACK_NAME = "market-data-bootstrap"
 BUCKET_OUTPUT = "ArtifactsBucketName"
@@ -158,7 +163,7 @@ def render_bootstrap_json() -> str:
     return json.dumps(build_bootstrap_template().to_dict(), indent=2, sort_keys=True) + "\n"
 
 
-def _resources(cfn: Any, stack_name: str) -> dict[str, str]:
+def _resources(cfn: CloudFormationClient, stack_name: str) -> dict[str, str]:
     """{logical id: physical id} of the stack's resources ({} when they cannot be listed)."""
     # DescribeStackResources, not DescribeStackResource: moto's singular call crashes on a
     # stack holding a resource type it does not implement.
@@ -169,7 +174,7 @@ def _resources(cfn: Any, stack_name: str) -> dict[str, str]:
     return {r["LogicalResourceId"]: r.get("PhysicalResourceId") or "" for r in listed if r.get("LogicalResourceId")}
 
 
-def _deployed_version(cfn: Any, stack_name: str, outputs: dict[str, str]) -> int:
+def _deployed_version(cfn: CloudFormationClient, stack_name: str, outputs: dict[str, str]) -> int:
     """The running bootstrap's version: its output, else its template's (moto 5 leaves stacks
     created through change sets without Outputs), else 1 (version 1 had no such output)."""
     value: object = outputs.get(VERSION_OUTPUT)
@@ -204,7 +209,7 @@ class Bootstrap:
     version: int
 
 
-def read_bootstrap(cfn: Any, stack_name: str) -> Bootstrap | None:
+def read_bootstrap(cfn: CloudFormationClient, stack_name: str) -> Bootstrap | None:
     """The running bootstrap, or None when it is missing or not in a usable state."""
     stack = describe_stack(cfn, stack_name)
     if not stack or stack["StackStatus"] not in USABLE_STATES:
@@ -224,7 +229,7 @@ def read_bootstrap(cfn: Any, stack_name: str) -> Bootstrap | None:
     return Bootstrap(bucket, role_arn, _deployed_version(cfn, stack_name, outputs))
 
 
-def ensure_api_gateway_logging_role(apigateway: Any, role_arn: str, console: Console, waits: Waits) -> str:
+def ensure_api_gateway_logging_role(apigateway: APIGatewayClient, role_arn: str, console: Console, waits: Waits) -> str:
     """The account's API Gateway CloudWatch role after this call: the one it already names
     (never replaced), or `role_arn` set now. Retries only the documented propagation error."""
     existing = apigateway.get_account().get("cloudwatchRoleArn")
@@ -233,7 +238,7 @@ def ensure_api_gateway_logging_role(apigateway: Any, role_arn: str, console: Con
             console.say(f"API Gateway already logs to CloudWatch with role {existing}: kept as it is.")
         return str(existing)
     console.say(f"API Gateway has no CloudWatch role in this account and region: setting {role_arn}.")
-    patch = [{"op": "replace", "path": "/cloudwatchRoleArn", "value": role_arn}]
+    patch: list[PatchOperationTypeDef] = [{"op": "replace", "path": "/cloudwatchRoleArn", "value": role_arn}]
     for attempt, delay in enumerate((*ROLE_PROPAGATION_DELAYS_SECONDS, None), start=1):
         try:
             apigateway.update_account(patchOperations=patch)

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -28,6 +29,18 @@ from market_cfn.base.waits import Waits, poll
 from market_cfn.deploy.preflight import describe_stack, has_resources
 from market_cfn.deploy.review.model import MASK
 from market_cfn.deploy.states import NO_CHANGES_REASONS
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.literals import CapabilityType, ChangeSetTypeType
+    from mypy_boto3_cloudformation.type_defs import (
+        CreateChangeSetInputTypeDef,
+        DescribeChangeSetInputTypeDef,
+        DescribeChangeSetOutputTypeDef,
+        GetTemplateInputTypeDef,
+        ParameterTypeDef,
+        RollbackConfigurationTypeDef,
+    )
 
 # --- Change sets ----------------------------------------------------------------------
 
@@ -40,13 +53,13 @@ class ChangeSetRequest:
     template_body: str | None = None
     template_url: str | None = None
     description: str = "market_cfn deploy"
-    capabilities: tuple[str, ...] = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
+    capabilities: tuple[CapabilityType, ...] = ("CAPABILITY_IAM", "CAPABILITY_NAMED_IAM")
     # The new template's parameters and their defaults (None: no default). On an UPDATE, a
     # parameter the stack already has and the command line does not set keeps its
     # previous value, as `aws cloudformation deploy` does: a redeploy without
     # `--parameter AlarmActionArn=...` must not silently switch the alarms' notifications off.
     template_parameters: dict[str, str | None] = field(default_factory=dict)
-    rollback_configuration: dict[str, Any] | None = None  # RollbackConfiguration (triggers.py)
+    rollback_configuration: RollbackConfigurationTypeDef | None = None  # triggers.py
 
 
 def change_set_name(now: datetime) -> str:
@@ -54,7 +67,7 @@ def change_set_name(now: datetime) -> str:
     return "deploy-" + now.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
 
-def change_set_parameters(request: ChangeSetRequest, previous: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def change_set_parameters(request: ChangeSetRequest, previous: dict[str, str] | None = None) -> list[ParameterTypeDef]:
     """The Parameters of CreateChangeSet: the given values, then the previous value of each
     parameter of the new template that the existing stack has and nobody set now.
 
@@ -64,8 +77,10 @@ def change_set_parameters(request: ChangeSetRequest, previous: dict[str, str] | 
     "no changes"); a NoEcho value, which DescribeStacks masks, is kept with UsePreviousValue.
     """
     previous = previous or {}
-    given = [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(request.parameters.items())]
-    kept = []
+    given: list[ParameterTypeDef] = [
+        {"ParameterKey": k, "ParameterValue": v} for k, v in sorted(request.parameters.items())
+    ]
+    kept: list[ParameterTypeDef] = []
     for key in sorted((previous.keys() & request.template_parameters.keys()) - request.parameters.keys()):
         value = previous[key]
         if value == request.template_parameters[key]:
@@ -78,13 +93,18 @@ def change_set_parameters(request: ChangeSetRequest, previous: dict[str, str] | 
 
 
 def create_change_set(
-    cfn: Any, request: ChangeSetRequest, *, change_set_type: str, name: str, previous: dict[str, str] | None = None
+    cfn: CloudFormationClient,
+    request: ChangeSetRequest,
+    *,
+    change_set_type: ChangeSetTypeType,
+    name: str,
+    previous: dict[str, str] | None = None,
 ) -> str | None:
     """Create the change set and return its ARN; None when CloudFormation says nothing changed.
 
     `previous`: the parameters of the stack being updated, as DescribeStacks shows them.
     """
-    kwargs: dict[str, Any] = {
+    kwargs: CreateChangeSetInputTypeDef = {
         "StackName": request.stack_name,
         "ChangeSetName": name,
         "ChangeSetType": change_set_type,
@@ -100,8 +120,10 @@ def create_change_set(
         kwargs["RollbackConfiguration"] = request.rollback_configuration
     if request.template_url:
         kwargs["TemplateURL"] = request.template_url
-    else:
+    elif request.template_body is not None:
         kwargs["TemplateBody"] = request.template_body
+    else:  # every caller names the template one way or the other
+        raise ValueError(f"change set for {request.stack_name}: neither template_body nor template_url")
     try:
         return cfn.create_change_set(**kwargs)["Id"]
     except ClientError as exc:
@@ -114,7 +136,7 @@ def create_change_set(
         raise
 
 
-def wait_for_change_set(cfn: Any, arn: str, waits: Waits) -> dict[str, Any]:
+def wait_for_change_set(cfn: CloudFormationClient, arn: str, waits: Waits) -> DescribeChangeSetOutputTypeDef:
     """Poll DescribeChangeSet until creation finishes (CREATE_COMPLETE or FAILED)."""
     return poll(
         lambda: cfn.describe_change_set(ChangeSetName=arn),
@@ -128,12 +150,12 @@ def wait_for_change_set(cfn: Any, arn: str, waits: Waits) -> dict[str, Any]:
     )
 
 
-def is_no_changes(change_set: dict[str, Any]) -> bool:
+def is_no_changes(change_set: Mapping[str, Any]) -> bool:
     reason = change_set.get("StatusReason") or ""
     return change_set["Status"] == "FAILED" and any(r in reason for r in NO_CHANGES_REASONS)
 
 
-def change_set_arn(cfn: Any, stack_name: str, name: str) -> str:
+def change_set_arn(cfn: CloudFormationClient, stack_name: str, name: str) -> str:
     """The ARN of the change set `name` of `stack_name` (DescribeChangeSet takes a name only with
     StackName beside it: CloudFormation API reference, DescribeChangeSet)."""
     try:
@@ -144,9 +166,9 @@ def change_set_arn(cfn: Any, stack_name: str, name: str) -> str:
         raise
 
 
-def describe_change_set_all(cfn: Any, arn: str, *, include_values: bool = True) -> dict[str, Any]:
+def describe_change_set_all(cfn: CloudFormationClient, arn: str, *, include_values: bool = True) -> dict[str, Any]:
     """DescribeChangeSet (with IncludePropertyValues unless told not to), every page merged into one."""
-    kwargs: dict[str, Any] = {"ChangeSetName": arn}
+    kwargs: DescribeChangeSetInputTypeDef = {"ChangeSetName": arn}
     if include_values:
         kwargs["IncludePropertyValues"] = True
     merged: dict[str, Any] | None = None
@@ -164,7 +186,7 @@ def describe_change_set_all(cfn: Any, arn: str, *, include_values: bool = True) 
         kwargs["NextToken"] = token
 
 
-def delete_change_set(cfn: Any, change_set: dict[str, Any], console: Console) -> list[str]:
+def delete_change_set(cfn: CloudFormationClient, change_set: Mapping[str, Any], console: Console) -> list[str]:
     """Delete a change set, and the empty stack a never-executed CREATE change set leaves.
 
     Deleting a parent change set deletes its nested change sets (DeleteChangeSet reference).
@@ -205,13 +227,13 @@ def parse_template(body: Any, *, what: str) -> dict[str, Any]:
     return value
 
 
-def deployed_template(cfn: Any, stack: str) -> dict[str, Any]:
+def deployed_template(cfn: CloudFormationClient, stack: str) -> dict[str, Any]:
     """GetTemplate(TemplateStage=Original) of the stack: the template as submitted, before transforms."""
     body = cfn.get_template(StackName=stack, TemplateStage="Original").get("TemplateBody")
     return parse_template(body, what=f"the deployed template of {stack}")
 
 
-def change_set_template(cfn: Any, change_set_arn: str, stack_id: str) -> dict[str, Any]:
+def change_set_template(cfn: CloudFormationClient, change_set_arn: str, stack_id: str) -> dict[str, Any]:
     """GetTemplate(ChangeSetName=ARN, TemplateStage=Original): the template a change set deploys.
     StackName is passed too: optional with an ARN on AWS, and moto reads only StackName."""
     body = cfn.get_template(StackName=stack_id, ChangeSetName=change_set_arn, TemplateStage="Original").get(
@@ -220,11 +242,13 @@ def change_set_template(cfn: Any, change_set_arn: str, stack_id: str) -> dict[st
     return parse_template(body, what=f"the template of change set {change_set_arn}")
 
 
-def processed_template(cfn: Any, stack_id: str, change_set_arn: str | None = None) -> dict[str, Any] | None:
+def processed_template(
+    cfn: CloudFormationClient, stack_id: str, change_set_arn: str | None = None
+) -> dict[str, Any] | None:
     """GetTemplate(TemplateStage=Processed): the template "after CloudFormation has processed all
     transforms" (GetTemplate reference; botocore shape TemplateStage: Original | Processed), of the stack
     or, with a change set ARN, of the change set. None when CloudFormation (or an emulator) refuses."""
-    kwargs: dict[str, Any] = {"StackName": stack_id, "TemplateStage": "Processed"}
+    kwargs: GetTemplateInputTypeDef = {"StackName": stack_id, "TemplateStage": "Processed"}
     if change_set_arn:
         kwargs["ChangeSetName"] = change_set_arn
     try:

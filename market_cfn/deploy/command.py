@@ -17,7 +17,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.base.aws import Where
 from market_cfn.base.console import Console
@@ -29,6 +29,13 @@ from market_cfn.deploy.gate import DeployOptions, Outcome
 from market_cfn.deploy.review.model import Overrides
 from market_cfn.deploy.settings import DEFAULT_SETTINGS_FILE, EnvSettings, load_settings
 from market_cfn.deploy.triggers import DEFAULT_MONITORING_MINUTES
+
+if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_s3 import S3Client
+
+    from market_cfn.deploy.retained import Clients
 
 KEY_VALUE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.:/+=@-]*)=(.*)$", re.DOTALL)
 
@@ -194,15 +201,15 @@ def plan_deploy(args: argparse.Namespace, *, command: str) -> DeployPlan:
 
 
 def run_deploy(
-    cfn: Any,
-    s3: Any,
+    cfn: CloudFormationClient,
+    s3: S3Client,
     plan: DeployPlan,
     at: Where,
     console: Console,
     waits: Waits,
     *,
-    apigateway: Callable[[], Any] | None = None,
-    clients: Callable[[str], Any] | None = None,
+    apigateway: Callable[[], APIGatewayClient] | None = None,
+    clients: Clients | None = None,
 ) -> Outcome:
     """Run the planned deploy in `at`: review and execute the change set given to --execute, or deploy
     the pipeline (bootstrap, package, the main stack's change set, left for review with --no-execute).

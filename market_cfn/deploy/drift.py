@@ -26,7 +26,7 @@ with an HTTP 500 page) is a documented degradation: the review says drift was no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
@@ -36,8 +36,13 @@ from market_cfn.base.console import Console
 from market_cfn.base.errors import DeployError
 from market_cfn.base.waits import Waits, poll
 
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.literals import StackResourceDriftStatusType
+    from mypy_boto3_cloudformation.type_defs import DescribeStackResourceDriftsInputTypeDef, StackResourceDriftTypeDef
+
 MAX_IDS_PER_DETECTION = 200  # DetectStackDrift LogicalResourceIds, max items (service model)
-DRIFTED = ("MODIFIED", "DELETED")
+DRIFTED: tuple[StackResourceDriftStatusType, ...] = ("MODIFIED", "DELETED")
 
 
 @dataclass(frozen=True)
@@ -49,7 +54,7 @@ class DriftResult:
 
 
 def detect_drift(
-    cfn: Any,
+    cfn: CloudFormationClient,
     stack_id: str,
     logical_ids: list[str],
     console: Console,
@@ -79,7 +84,7 @@ def detect_drift(
             "say drift was not checked)"
         ) from exc
     wanted = set(logical_ids)
-    drifted = {
+    drifted: dict[str, str] = {
         d["LogicalResourceId"]: d["StackResourceDriftStatus"]
         for d in drifts
         if d["LogicalResourceId"] in wanted and d["StackResourceDriftStatus"] in DRIFTED
@@ -101,7 +106,7 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _wait_detection(cfn: Any, detection_id: str, waits: Waits) -> bool:
+def _wait_detection(cfn: CloudFormationClient, detection_id: str, waits: Waits) -> bool:
     """Poll until the detection finishes; True when DETECTION_COMPLETE."""
     status = poll(
         lambda: cfn.describe_stack_drift_detection_status(StackDriftDetectionId=detection_id),
@@ -116,9 +121,12 @@ def _wait_detection(cfn: Any, detection_id: str, waits: Waits) -> bool:
     return bool(status["DetectionStatus"] == "DETECTION_COMPLETE")
 
 
-def _drifted_resources(cfn: Any, stack_id: str) -> list[dict[str, Any]]:
-    kwargs: dict[str, Any] = {"StackName": stack_id, "StackResourceDriftStatusFilters": list(DRIFTED)}
-    drifts: list[dict[str, Any]] = []
+def _drifted_resources(cfn: CloudFormationClient, stack_id: str) -> list[StackResourceDriftTypeDef]:
+    kwargs: DescribeStackResourceDriftsInputTypeDef = {
+        "StackName": stack_id,
+        "StackResourceDriftStatusFilters": list(DRIFTED),
+    }
+    drifts: list[StackResourceDriftTypeDef] = []
     while True:
         page = cfn.describe_stack_resource_drifts(**kwargs)
         drifts.extend(page.get("StackResourceDrifts", []))

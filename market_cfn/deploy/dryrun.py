@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.deploy.bootstrap import read_bootstrap
 from market_cfn.deploy.changeset import deployed_template
@@ -25,6 +25,9 @@ from market_cfn.deploy.preflight import describe_stack
 from market_cfn.deploy.review.diff import ResourceDiff, StackIdentity, show, template_diff
 from market_cfn.deploy.review.iam import security_review
 from market_cfn.deploy.review.model import Finding, IamFinding
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 NOT_FROM_TEMPLATES = (
     "Replacement and values CloudFormation resolves itself are known only from a change set: "
@@ -73,7 +76,7 @@ class DryRun:
         }
 
 
-def dry_run(cfn: Any, request: PipelineDeploy, *, code_key: str) -> DryRun:
+def dry_run(cfn: CloudFormationClient, request: PipelineDeploy, *, code_key: str) -> DryRun:
     """Compare the deployed stack with what `request` would deploy; read-only calls only."""
     template = validate_pipeline(request)
     stack = describe_stack(cfn, request.stack_name)

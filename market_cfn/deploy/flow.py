@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -45,6 +45,17 @@ from market_cfn.deploy.review.merge import build_review
 from market_cfn.deploy.states import TEMPLATE_BODY_LIMIT
 from market_cfn.deploy.triggers import RollbackPlan, plan_rollback
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.literals import ChangeSetTypeType
+    from mypy_boto3_cloudformation.type_defs import StackTypeDef
+    from mypy_boto3_s3 import S3Client
+
+    from market_cfn.deploy.retained import Clients
+
 __all__ = ["DeployOptions", "Outcome"]  # re-exported: they live in gate.py
 
 
@@ -52,7 +63,7 @@ __all__ = ["DeployOptions", "Outcome"]  # re-exported: they live in gate.py
 
 
 def deploy_stack(
-    cfn: Any,
+    cfn: CloudFormationClient,
     request: ChangeSetRequest,
     console: Console,
     waits: Waits,
@@ -67,7 +78,7 @@ def deploy_stack(
     options = options or DeployOptions()
     new_template = template if template is not None else parse_template(request.template_body, what="the template")
     stack = preflight(cfn, request.stack_name, console, waits, delete_failed_stack=options.delete_failed_stack)
-    change_set_type = "UPDATE" if stack else "CREATE"
+    change_set_type: ChangeSetTypeType = "UPDATE" if stack else "CREATE"
     deployed = deployed_template(cfn, stack["StackId"]) if stack else None
     rollback = _rollback_plan(cfn, stack, deployed, new_template, options)
     if rollback.configuration:
@@ -110,7 +121,7 @@ def deploy_stack(
     return review_and_execute(cfn, change_set, review, context, console, waits, options)
 
 
-def _interrupted_before_prompt(cfn: Any, arn: str, stack_name: str, console: Console) -> Outcome:
+def _interrupted_before_prompt(cfn: CloudFormationClient, arn: str, stack_name: str, console: Console) -> Outcome:
     """Ctrl-C while the change set was being made or reviewed: "no", and nothing left behind."""
     console.say("")
     console.say("Interrupted before anything was executed: cleaning up.")
@@ -124,7 +135,7 @@ def _interrupted_before_prompt(cfn: Any, arn: str, stack_name: str, console: Con
     )
 
 
-def _abandon(cfn: Any, arn: str, console: Console) -> list[str]:
+def _abandon(cfn: CloudFormationClient, arn: str, console: Console) -> list[str]:
     """Delete a change set that will not be reviewed to the end (and its empty CREATE stack)."""
     try:
         change_set = cfn.describe_change_set(ChangeSetName=arn)
@@ -135,8 +146,8 @@ def _abandon(cfn: Any, arn: str, console: Console) -> list[str]:
 
 
 def _rollback_plan(
-    cfn: Any,
-    stack: dict[str, Any] | None,
+    cfn: CloudFormationClient,
+    stack: StackTypeDef | None,
     deployed: dict[str, Any] | None,
     new_template: dict[str, Any],
     options: DeployOptions,
@@ -163,8 +174,8 @@ def _rollback_plan(
 
 
 def _drift(
-    cfn: Any,
-    stack: dict[str, Any] | None,
+    cfn: CloudFormationClient,
+    stack: StackTypeDef | None,
     deployed: dict[str, Any] | None,
     console: Console,
     waits: Waits,
@@ -191,7 +202,9 @@ def _drift(
     return result
 
 
-def execute_existing(cfn: Any, arn: str, console: Console, waits: Waits, *, options: DeployOptions) -> Outcome:
+def execute_existing(
+    cfn: CloudFormationClient, arn: str, console: Console, waits: Waits, *, options: DeployOptions
+) -> Outcome:
     """--execute ARN: gather the inputs of a change set created earlier, review, and execute it if
     still AVAILABLE."""
     try:
@@ -297,13 +310,13 @@ class PipelineDeploy:
     tags: dict[str, str] = field(default_factory=dict)
     bootstrap_stack_name: str = "market-data-bootstrap"
     options: DeployOptions = field(default_factory=DeployOptions)
-    handlers_dir: Any = None  # Path; None: the project's handlers/
+    handlers_dir: Path | None = None  # None: the project's handlers/
     # Makes the apigateway client with which the bootstrap step sets the account's API Gateway
     # CloudWatch role where none is set (deploy/bootstrap.py); None skips that step.
-    apigateway: Callable[[], Any] | None = None
+    apigateway: Callable[[], APIGatewayClient] | None = None
     # Makes a client by service name (sts, s3, dynamodb, logs) for the read-only check that no
     # retained named resource is in the way of a stack about to be created (retained.py); None skips it.
-    clients: Callable[[str], Any] | None = None
+    clients: Clients | None = None
 
 
 def validate_pipeline(request: PipelineDeploy) -> dict[str, Any]:
@@ -318,7 +331,7 @@ def validate_pipeline(request: PipelineDeploy) -> dict[str, Any]:
     return template
 
 
-def check_retained(cfn: Any, request: PipelineDeploy, template: dict[str, Any]) -> None:
+def check_retained(cfn: CloudFormationClient, request: PipelineDeploy, template: dict[str, Any]) -> None:
     """Before a stack is created (none, or one CloudFormation must delete first): refuse when a
     resource it would retain under a fixed name already exists, naming each and the way back."""
     from market_cfn.deploy.retained import conflicts, retained_names
@@ -340,7 +353,9 @@ def check_retained(cfn: Any, request: PipelineDeploy, template: dict[str, Any]) 
         )
 
 
-def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console, waits: Waits) -> Outcome:
+def deploy_pipeline(
+    cfn: CloudFormationClient, s3: S3Client, request: PipelineDeploy, console: Console, waits: Waits
+) -> Outcome:
     """bin/deploy: bootstrap if needed, package and upload, then the main stack's change set."""
     from market_cfn.deploy.packaging import HANDLERS_DIR, build_package
 
@@ -417,14 +432,14 @@ def deploy_pipeline(cfn: Any, s3: Any, request: PipelineDeploy, console: Console
 
 
 def ensure_bootstrap(
-    cfn: Any,
+    cfn: CloudFormationClient,
     stack_name: str,
     console: Console,
     waits: Waits,
     *,
     assume_yes: bool,
-    options: Any = None,
-    apigateway: Any = None,
+    options: DeployOptions | None = None,
+    apigateway: APIGatewayClient | None = None,
 ) -> str:
     """The artifacts bucket's name: the bootstrap stack is deployed when missing and updated
     when older than BOOTSTRAP_VERSION, both through a reviewed change set. With an
@@ -472,6 +487,6 @@ def ensure_bootstrap(
     return current.bucket
 
 
-def _expecting_upgrade(options: Any) -> Any:
+def _expecting_upgrade(options: DeployOptions) -> DeployOptions:
     overrides = replace(options.overrides, expected_changes=UPGRADE_CHANGES)
     return replace(options, overrides=overrides)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from market_cfn.base.console import Console, short
 from market_cfn.base.errors import DeployError
@@ -15,15 +16,19 @@ from market_cfn.deploy.preflight import describe_stack, stack_outputs, stack_res
 from market_cfn.deploy.review.model import ExecutionResult, Review
 from market_cfn.deploy.states import CANCELLED_REASONS, SUCCESS_STATUS
 
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import DescribeStackEventsInputTypeDef, StackEventTypeDef
+
 # --- Execute and follow ---------------------------------------------------------------
 
 RESOURCE_DONE = ("_COMPLETE", "_FAILED", "DELETE_SKIPPED")
 
 
-def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict[str, Any]]:
+def _recent_events(cfn: CloudFormationClient, stack_id: str, *, since: datetime) -> list[StackEventTypeDef]:
     """New events, newest-first pages read only as far back as the marker."""
     events = []
-    kwargs = {"StackName": stack_id}
+    kwargs: DescribeStackEventsInputTypeDef = {"StackName": stack_id}
     while True:
         page = cfn.describe_stack_events(**kwargs)
         stop = False
@@ -39,7 +44,7 @@ def _recent_events(cfn: Any, stack_id: str, *, since: datetime) -> list[dict[str
 
 
 def execute_and_follow(
-    cfn: Any, change_set: dict[str, Any], review: Review, console: Console, waits: Waits
+    cfn: CloudFormationClient, change_set: dict[str, Any], review: Review, console: Console, waits: Waits
 ) -> ExecutionResult:
     stack_id = change_set["StackId"]
     stack_name = change_set["StackName"]
@@ -57,7 +62,7 @@ def execute_and_follow(
     console.say(f"Executing change set {change_set['ChangeSetName']} on stack {stack_name} ...")
     total = max(len(review.changes), 1)
     done: set[str] = set()
-    ours: list[dict[str, Any]] = []
+    ours: list[StackEventTypeDef] = []
     id_width = max([len(c.logical_id) for c in review.changes] + [len(stack_name)])
     type_width = max([len(c.resource_type) for c in review.changes] + [len("AWS::CloudFormation::Stack")])
     deadline = waits.clock() + waits.stack_timeout_seconds
@@ -99,7 +104,7 @@ def execute_and_follow(
         terminal = not status.endswith("_IN_PROGRESS")
         if terminal and (saw_progress or stack_terminal_event is not None):
             final_status = status
-            reason = (stack or {}).get("StackStatusReason", "")
+            reason = stack.get("StackStatusReason", "") if stack else ""
             break
         if waits.clock() >= deadline:
             raise DeployError(
@@ -121,7 +126,8 @@ def execute_and_follow(
         and not (e.get("ResourceType") == "AWS::CloudFormation::Stack" and e.get("LogicalResourceId") == stack_name)
     ]
     failures.sort(key=lambda e: e["Timestamp"])
-    result = ExecutionResult(final_status, succeeded, failures, {}, reason)
+    # the review's model holds the events as the plain dicts they are at run time
+    result = ExecutionResult(final_status, succeeded, cast("list[dict[str, Any]]", failures), {}, reason)
     if succeeded:
         result.template = deployed_template(cfn, stack_id)
         resolved = resolve_outputs_locally(cfn, stack_id, stack, template=result.template)
@@ -131,7 +137,7 @@ def execute_and_follow(
 
 
 def resolve_outputs_locally(
-    cfn: Any, stack_id: str, stack: dict[str, Any] | None, *, template: dict[str, Any] | None = None
+    cfn: CloudFormationClient, stack_id: str, stack: Mapping[str, Any] | None, *, template: dict[str, Any] | None = None
 ) -> ResolvedOutputs:
     """Every Output the deployed template declares: reported ones as reported, the rest resolved
     from the stack's physical resource IDs (outputs.py). An endpoint that reports Outputs for
@@ -150,6 +156,6 @@ def resolve_outputs_locally(
     return resolve_outputs(template, reported, StackFacts(stack_id, parameters, physical, types))
 
 
-def _stack_status(cfn: Any, stack_id: str) -> str:
+def _stack_status(cfn: CloudFormationClient, stack_id: str) -> str:
     stack = describe_stack(cfn, stack_id)
     return stack["StackStatus"] if stack else ""

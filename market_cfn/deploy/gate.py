@@ -11,7 +11,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -31,6 +31,9 @@ from market_cfn.deploy.review.format import render_result, render_review, review
 from market_cfn.deploy.review.guard import stateful_logical_ids
 from market_cfn.deploy.review.model import Overrides, Review, ReviewInput
 from market_cfn.deploy.triggers import DEFAULT_MONITORING_MINUTES, RollbackPlan
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,9 @@ def protected_ids(inputs: ReviewInput, extra_types: frozenset[str]) -> dict[str,
     return protected
 
 
-def cleanup(cfn: Any, change_set: dict[str, Any], console: Console, options: DeployOptions) -> list[str]:
+def cleanup(
+    cfn: CloudFormationClient, change_set: dict[str, Any], console: Console, options: DeployOptions
+) -> list[str]:
     if options.keep_change_set:
         console.say(f"Change set kept for inspection (--keep-change-set): {change_set['ChangeSetId']}")
         return []
@@ -154,7 +159,7 @@ def cleanup(cfn: Any, change_set: dict[str, Any], console: Console, options: Dep
 
 
 def review_and_execute(
-    cfn: Any,
+    cfn: CloudFormationClient,
     change_set: dict[str, Any],
     review: Review,
     context: GateContext,
@@ -236,7 +241,7 @@ def write_review(path: Path, review: Review) -> None:
 
 
 def execute_with_backstop(
-    cfn: Any,
+    cfn: CloudFormationClient,
     change_set: dict[str, Any],
     review: Review,
     context: GateContext,

@@ -15,7 +15,7 @@ reference ResourceChange). A nested stack change without a child change set is l
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.deploy.changeset import (
     change_set_template,
@@ -27,6 +27,9 @@ from market_cfn.deploy.drift import DriftResult
 from market_cfn.deploy.preflight import describe_stack
 from market_cfn.deploy.review.diff import has_transform
 from market_cfn.deploy.review.model import ReviewInput
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
 
 NESTED_STACK = "AWS::CloudFormation::Stack"
 MAX_NESTING = 5  # CloudFormation nests deeper in principle; a deeper tree is reported, not walked forever
@@ -64,7 +67,7 @@ def no_echo_names(template: Mapping[str, Any]) -> frozenset[str]:
 
 
 def gather_review_input(
-    cfn: Any,
+    cfn: CloudFormationClient,
     change_set: dict[str, Any],
     *,
     new_template: dict[str, Any],
@@ -93,7 +96,7 @@ def gather_review_input(
 
 
 def _processed(
-    cfn: Any, change_set: Mapping[str, Any], new: Mapping[str, Any], deployed: Mapping[str, Any] | None
+    cfn: CloudFormationClient, change_set: Mapping[str, Any], new: Mapping[str, Any], deployed: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Both sides' processed templates when either side has a Transform, so the diff compares like with like."""
     if not (has_transform(dict(new)) or has_transform(dict(deployed) if deployed else None)):
@@ -103,7 +106,7 @@ def _processed(
     return old, processed_template(cfn, stack_id, str(change_set["ChangeSetId"]))
 
 
-def nested_inputs(cfn: Any, change_set: Mapping[str, Any], *, depth: int) -> dict[str, ReviewInput]:
+def nested_inputs(cfn: CloudFormationClient, change_set: Mapping[str, Any], *, depth: int) -> dict[str, ReviewInput]:
     """One ReviewInput per child change set, keyed by the parent's logical id of the nested stack."""
     children: dict[str, ReviewInput] = {}
     for change in change_set.get("Changes") or []:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -12,10 +13,14 @@ from market_cfn.base.errors import DeployError, Refused
 from market_cfn.base.waits import Waits, poll
 from market_cfn.deploy.states import UNRECOVERABLE_STATUSES
 
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import ListStackResourcesInputTypeDef, StackTypeDef
+
 # --- Stacks ---------------------------------------------------------------------------
 
 
-def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any] | None:
+def describe_stack(cfn: CloudFormationClient, stack_name: str) -> StackTypeDef | None:
     """The stack, or None when it does not exist."""
     try:
         stacks = cfn.describe_stacks(StackName=stack_name)["Stacks"]
@@ -26,16 +31,16 @@ def describe_stack(cfn: Any, stack_name: str) -> dict[str, Any] | None:
     return stacks[0] if stacks else None
 
 
-def stack_outputs(stack: dict[str, Any] | None) -> dict[str, str]:
+def stack_outputs(stack: Mapping[str, Any] | None) -> dict[str, str]:
     return {o["OutputKey"]: o.get("OutputValue", "") for o in (stack or {}).get("Outputs") or []}
 
 
-def stack_resources(cfn: Any, stack: str) -> tuple[dict[str, str], dict[str, str]]:
+def stack_resources(cfn: CloudFormationClient, stack: str) -> tuple[dict[str, str], dict[str, str]]:
     """(logical id -> physical id, logical id -> type) of every resource, ListStackResources paged
     (DescribeStackResources returns at most 100)."""
     physical: dict[str, str] = {}
     types: dict[str, str] = {}
-    kwargs: dict[str, Any] = {"StackName": stack}
+    kwargs: ListStackResourcesInputTypeDef = {"StackName": stack}
     while True:
         page = cfn.list_stack_resources(**kwargs)
         for r in page.get("StackResourceSummaries", []):
@@ -49,12 +54,12 @@ def stack_resources(cfn: Any, stack: str) -> tuple[dict[str, str], dict[str, str
         kwargs["NextToken"] = page["NextToken"]
 
 
-def has_resources(cfn: Any, stack_name: str) -> bool:
+def has_resources(cfn: CloudFormationClient, stack_name: str) -> bool:
     resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
     return any(r.get("ResourceStatus") != "DELETE_COMPLETE" for r in resources)
 
 
-def wait_for_stack(cfn: Any, stack_name: str, waits: Waits, *, what: str) -> dict[str, Any] | None:
+def wait_for_stack(cfn: CloudFormationClient, stack_name: str, waits: Waits, *, what: str) -> StackTypeDef | None:
     """Poll until the stack is in no *_IN_PROGRESS status (None if it is gone)."""
     stack = poll(
         lambda: describe_stack(cfn, stack_name),
@@ -70,8 +75,8 @@ def wait_for_stack(cfn: Any, stack_name: str, waits: Waits, *, what: str) -> dic
 
 
 def preflight(
-    cfn: Any, stack_name: str, console: Console, waits: Waits, *, delete_failed_stack: bool
-) -> dict[str, Any] | None:
+    cfn: CloudFormationClient, stack_name: str, console: Console, waits: Waits, *, delete_failed_stack: bool
+) -> StackTypeDef | None:
     """Make the stack ready for a change set; return it (None: a CREATE change set is needed).
 
     A stack whose creation failed is deleted only on a yes at the terminal or with
@@ -131,7 +136,7 @@ def preflight(
     return None
 
 
-def _wait_deleted(cfn: Any, stack_id: str, waits: Waits) -> None:
+def _wait_deleted(cfn: CloudFormationClient, stack_id: str, waits: Waits) -> None:
     stack = poll(
         lambda: describe_stack(cfn, stack_id),
         lambda seen: seen is None or seen["StackStatus"] in ("DELETE_COMPLETE", "DELETE_FAILED"),

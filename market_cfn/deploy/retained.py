@@ -11,14 +11,20 @@ names the way back (docs/deploy.md "After destroy").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from botocore.exceptions import ClientError
 
 from market_cfn.base.aws import error_code
 from market_cfn.intrinsics import IntrinsicResolver
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sts import STSClient
 
 # The retained, named resource types the templates use, with the property that names them.
 NAME_PROPERTIES = {
@@ -43,6 +49,20 @@ class _Names(IntrinsicResolver):
 
     def get_att(self, logical_id: str, attribute: str) -> Any:
         raise _Unresolved(f"{logical_id}.{attribute}")
+
+
+class Clients(Protocol):
+    """Makes a boto3 client by service name, typed per service so that every call on it is checked:
+    the services this check reads (and sts, for the account the names are resolved in)."""
+
+    @overload
+    def __call__(self, service: Literal["s3"], /) -> S3Client: ...
+    @overload
+    def __call__(self, service: Literal["dynamodb"], /) -> DynamoDBClient: ...
+    @overload
+    def __call__(self, service: Literal["logs"], /) -> CloudWatchLogsClient: ...
+    @overload
+    def __call__(self, service: Literal["sts"], /) -> STSClient: ...
 
 
 @dataclass(frozen=True)
@@ -84,7 +104,7 @@ def retained_names(
     return found
 
 
-def exists(client: Callable[[str], Any], item: Retained) -> str | None:
+def exists(client: Clients, item: Retained) -> str | None:
     """How the resource exists ("exists", "exists in another account"), or None when it does not."""
     try:
         if item.resource_type == "AWS::S3::Bucket":
@@ -94,6 +114,8 @@ def exists(client: Callable[[str], Any], item: Retained) -> str | None:
             client("dynamodb").describe_table(TableName=item.name)
             return "exists"
         if item.resource_type == "AWS::Logs::LogGroup":
+            # one page is enough: the results are ASCII-sorted by name (DescribeLogGroups, CloudWatch Logs
+            # API reference), so the exact name, the shortest one with this prefix, comes first
             groups = client("logs").describe_log_groups(logGroupNamePrefix=item.name).get("logGroups", [])
             return "exists" if any(g.get("logGroupName") == item.name for g in groups) else None
     except ClientError as exc:
@@ -106,7 +128,7 @@ def exists(client: Callable[[str], Any], item: Retained) -> str | None:
     raise ValueError(f"{item.logical_id}: no existence check for {item.resource_type}")  # see NAME_PROPERTIES
 
 
-def conflicts(client: Callable[[str], Any], items: list[Retained]) -> list[str]:
+def conflicts(client: Clients, items: list[Retained]) -> list[str]:
     out = []
     for item in items:
         how = exists(client, item)

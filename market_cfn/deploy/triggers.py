@@ -18,7 +18,10 @@ A first deploy (CREATE) has no alarms yet, so it gets none.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation.type_defs import RollbackConfigurationTypeDef, RollbackTriggerTypeDef
 
 MAX_TRIGGERS = 5
 DEFAULT_MONITORING_MINUTES = 10
@@ -29,7 +32,7 @@ _DEAD_LETTER_KEYS = ("deadletter", "onfailure")
 
 @dataclass(frozen=True)
 class RollbackPlan:
-    configuration: dict[str, Any] | None  # CreateChangeSet's RollbackConfiguration; None: not passed
+    configuration: RollbackConfigurationTypeDef | None  # CreateChangeSet's; None: not passed
     used: list[tuple[str, str]] = field(default_factory=list)  # (logical id, why)
     left_out: list[str] = field(default_factory=list)  # over the limit of 5
     note: str = ""
@@ -133,12 +136,15 @@ def plan_rollback(
     # arn:<partition>:cloudformation:<region>:<account>:stack/<name>/<id>
     _, partition, _, region, account = stack_id.split(":")[:5]
     used, left_out = candidates[:MAX_TRIGGERS], [logical_id for logical_id, _ in candidates[MAX_TRIGGERS:]]
-    triggers = [
+    triggers: list[RollbackTriggerTypeDef] = [
         {
             "Arn": f"arn:{partition}:cloudwatch:{region}:{account}:alarm:{physical_ids[logical_id]}",
             "Type": new_resources[logical_id]["Type"],
         }
         for logical_id, _ in used
     ]
-    configuration = {"RollbackTriggers": triggers, "MonitoringTimeInMinutes": monitoring_minutes}
+    configuration: RollbackConfigurationTypeDef = {
+        "RollbackTriggers": triggers,
+        "MonitoringTimeInMinutes": monitoring_minutes,
+    }
     return RollbackPlan(configuration, used, left_out)
