@@ -360,3 +360,48 @@ def test_move_with_task_refuses_a_plan_without_a_source_queue():
     p.target = p.target_url = p.target_arn = None
     with Stubber(client("sqs")) as stub, pytest.raises(OpsError, match="no source queue"):
         redrive.move_with_task(stub.client, p, waits())
+
+
+def test_destroy_reads_every_page_of_events_back_to_the_deletion_that_started():
+    """DescribeStackEvents pages newest first (NextToken): a DELETE_FAILED on the second page is
+    reported; events older than the deletion's own DELETE_IN_PROGRESS are another operation's."""
+    from market_cfn.ops import destroy
+
+    stack_id = "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1"
+    stack = Stack("s", stack_id, "CREATE_COMPLETE", "", {}, {}, False, {})
+    when = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+
+    def event(n: int, logical: str, status: str, token: str | None = "tok", reason: str = "") -> dict:
+        found = {
+            "StackId": stack_id,
+            "EventId": f"e{n}",
+            "StackName": "s",
+            "LogicalResourceId": logical,
+            "ResourceType": "AWS::CloudFormation::Stack" if logical == "s" else "AWS::S3::Bucket",
+            "Timestamp": when,
+            "ResourceStatus": status,
+            "ResourceStatusReason": reason,
+        }
+        return found | ({"ClientRequestToken": token} if token else {})
+
+    first = [event(1, "s", "DELETE_FAILED")] + [event(n, f"Q{n}", "DELETE_COMPLETE") for n in range(2, 100)]
+    second = [
+        event(100, "DataBucket", "DELETE_FAILED", reason="BucketNotEmpty"),
+        event(101, "s", "DELETE_IN_PROGRESS"),
+        event(102, "OldBucket", "DELETE_FAILED", token=None, reason="an earlier attempt"),
+    ]
+    cfn = client("cloudformation")
+    with Stubber(cfn) as stub:
+        stub.add_response("delete_stack", {}, {"StackName": stack_id, "ClientRequestToken": "tok"})
+        final = {"StackName": "s", "StackId": stack_id, "CreationTime": when, "StackStatus": "DELETE_FAILED"}
+        stub.add_response("describe_stacks", {"Stacks": [final]}, {"StackName": stack_id})
+        stub.add_response("describe_stack_events", {"StackEvents": first, "NextToken": "p2"}, {"StackName": stack_id})
+        stub.add_response(
+            "describe_stack_events",
+            {"StackEvents": second, "NextToken": "p3"},
+            {"StackName": stack_id, "NextToken": "p2"},
+        )
+        result = destroy.delete_stack(cfn, stack, waits(), "tok")
+        stub.assert_no_pending_responses()
+    assert result["status"] == "DELETE_FAILED"
+    assert result["failures"] == ["DataBucket: BucketNotEmpty"]

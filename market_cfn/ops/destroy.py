@@ -193,10 +193,25 @@ def delete_stack(cfn: CloudFormationClient, stack: Stack, waits: Waits, token: s
     final = wait_for_stack(cfn, stack.stack_id, waits, what="the stack deletion")
     if final is None:
         return {"status": "DELETE_COMPLETE", "failures": []}
-    failures = []
-    for event in cfn.describe_stack_events(StackName=stack.stack_id).get("StackEvents", []):
-        if event.get("ClientRequestToken") not in (None, token):
-            continue
-        if event.get("ResourceStatus") == "DELETE_FAILED" and event.get("LogicalResourceId") != stack.name:
-            failures.append(f"{event['LogicalResourceId']}: {event.get('ResourceStatusReason', '')}")
+    failures = deletion_failures(cfn, stack, token)
     return {"status": final.get("StackStatus", ""), "reason": final.get("StackStatusReason", ""), "failures": failures}
+
+
+def deletion_failures(cfn: CloudFormationClient, stack: Stack, token: str) -> list[str]:
+    """The resources this deletion could not delete, newest first.
+
+    DescribeStackEvents answers newest first, a page at a time (NextToken; CloudFormation API
+    reference), and a deletion writes at least two events per resource, so its failures can be
+    pages back: the pages are read back to the stack's own DELETE_IN_PROGRESS event that started
+    it, and no further (older events belong to other operations)."""
+    failures: list[str] = []
+    for page in cfn.get_paginator("describe_stack_events").paginate(StackName=stack.stack_id):
+        for event in page.get("StackEvents", []):
+            if event.get("ClientRequestToken") not in (None, token):
+                continue
+            if event.get("LogicalResourceId") == stack.name:
+                if event.get("ResourceStatus") == "DELETE_IN_PROGRESS":
+                    return failures
+            elif event.get("ResourceStatus") == "DELETE_FAILED":
+                failures.append(f"{event['LogicalResourceId']}: {event.get('ResourceStatusReason', '')}")
+    return failures
