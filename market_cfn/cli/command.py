@@ -14,7 +14,22 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO, overload
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sts import STSClient
+
+    from market_cfn.base.console import Console
 
 EXIT_CODES = """\
 exit codes:
@@ -71,8 +86,8 @@ class Context:
     stdout: TextIO
     stderr: TextIO
     stdin: TextIO
-    _session: Any = None
-    _clients: dict[str, Any] = field(default_factory=dict)
+    _session: Session | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)  # service name -> its client
 
     @property
     def stack_name(self) -> str:
@@ -90,7 +105,7 @@ class Context:
     def show_progress(self) -> bool:
         return not self.args.json and self.stderr.isatty()
 
-    def console(self) -> Any:
+    def console(self) -> Console:
         from market_cfn.base.console import Console
 
         return Console(
@@ -100,7 +115,7 @@ class Context:
         )
 
     @property
-    def session(self) -> Any:
+    def session(self) -> Session:
         if self._session is None:
             import boto3
 
@@ -116,6 +131,28 @@ class Context:
             self._session = session
         return self._session
 
+    # One overload per service a command uses (their stubs are pinned in the test extra): a call
+    # with any other name is a type error, and each client returned is checked as that service's.
+    @overload
+    def client(self, service: Literal["apigateway"]) -> APIGatewayClient: ...
+    @overload
+    def client(self, service: Literal["cloudformation"]) -> CloudFormationClient: ...
+    @overload
+    def client(self, service: Literal["cloudwatch"]) -> CloudWatchClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+    @overload
+    def client(self, service: Literal["events"]) -> EventBridgeClient: ...
+    @overload
+    def client(self, service: Literal["lambda"]) -> LambdaClient: ...
+    @overload
+    def client(self, service: Literal["logs"]) -> CloudWatchLogsClient: ...
+    @overload
+    def client(self, service: Literal["s3"]) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["sqs"]) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["sts"]) -> STSClient: ...
     def client(self, service: str) -> Any:
         if service not in self._clients:
             from botocore.config import Config
@@ -125,7 +162,9 @@ class Context:
                 retries={"mode": "standard", "max_attempts": 5},
                 s3={"addressing_style": "path"} if endpoint else {},
             )
-            self._clients[service] = self.session.client(service, endpoint_url=endpoint, config=config)
+            self._clients[service] = self.session.client(  # type: ignore[call-overload]  # a name the overloads allow
+                service, endpoint_url=endpoint, config=config
+            )
         return self._clients[service]
 
 

@@ -18,6 +18,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from market_cfn.cli.command import OneLineParser
 
 if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_s3 import S3Client
+
     from market_cfn.base.console import Console
     from market_cfn.base.waits import Waits
 
@@ -247,7 +251,7 @@ def _safety_and_timing(parser: argparse.ArgumentParser) -> None:
     timing.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS", help=argparse.SUPPRESS)
 
 
-def _clients(args: argparse.Namespace) -> tuple[Any, Any, str]:
+def _clients(args: argparse.Namespace) -> tuple[CloudFormationClient, S3Client, str]:
     import boto3
     from botocore.config import Config
 
@@ -278,7 +282,7 @@ def _client(args: argparse.Namespace, region: str, service: str) -> Any:
     return session.client(service, endpoint_url=args.endpoint_url, config=config)  # type: ignore[call-overload]
 
 
-def _apigateway(args: argparse.Namespace, region: str) -> Any:
+def _apigateway(args: argparse.Namespace, region: str) -> APIGatewayClient:
     """The client the bootstrap step reads and (only where unset) sets API Gateway's CloudWatch role with."""
     import boto3
     from botocore.config import Config
@@ -343,7 +347,7 @@ def main(
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
     stdin: TextIO | None = None,
-    waits: Any = None,
+    waits: Waits | None = None,
 ) -> int:
     from botocore.exceptions import ProfileNotFound
 

@@ -80,7 +80,8 @@ def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
     if stack.status.endswith("_IN_PROGRESS"):
         raise Refused(f"stack {stack.name} is {stack.status}; try again when it has finished")
     rev = destroy.review(stack)
-    clients = {s: ctx.client(s) for s in ("s3", "dynamodb", "sqs")}
+    s3 = ctx.client("s3")
+    clients = {"s3": s3, "dynamodb": ctx.client("dynamodb"), "sqs": ctx.client("sqs")}
     rows = destroy.holdings(clients, stack, rev)
     _print_review(ctx, rev, rows)
     document: dict[str, Any] = {"stack": stack.name, "review": rev.to_json(), "holdings": rows}
@@ -103,7 +104,7 @@ def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
         with progress(
             row["items"], desc=f"empty {row['physical_id']}", unit="obj", enabled=ctx.show_progress, out=ctx.stderr
         ) as bar:
-            emptied[row["physical_id"]] = destroy.empty_bucket(clients["s3"], row["physical_id"], on_deleted=bar.update)
+            emptied[row["physical_id"]] = destroy.empty_bucket(s3, row["physical_id"], on_deleted=bar.update)
         ctx.say(
             f"Emptied s3://{row['physical_id']}: {emptied[row['physical_id']]:,} versions and delete markers deleted."
         )

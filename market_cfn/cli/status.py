@@ -96,8 +96,8 @@ def _body(ctx: Context) -> tuple[int, dict[str, Any]]:
 
     symbols = [normalize_symbol(s) for s in ctx.args.symbol]
     stack = load_stack(ctx.client("cloudformation"), ctx.stack_name)
-    services = ("cloudformation", "sqs", "cloudwatch", "dynamodb", "logs", "s3")
-    report = status({s: ctx.client(s) for s in services}, stack, symbols=symbols)
+    clients = {s: ctx.client(s) for s in ("cloudformation", "sqs", "cloudwatch", "dynamodb", "logs", "s3")}
+    report = status(clients, stack, symbols=symbols)
     if not ctx.args.json:
         _print(ctx, report)
     return 0, report
