@@ -3,9 +3,8 @@
 Stubber validates every response against botocore's cloudformation service model, so the
 responses below have the shapes the real API returns. What each field means is taken from
 the CloudFormation API reference (cited where a test relies on it):
-- DescribeChangeSet: `Changes[].ResourceChange` (Action, Replacement, Details[].Target
-  with RequiresRecreation/BeforeValue/AfterValue, PolicyAction, ChangeSetId for a nested
-  stack), `NextToken` paging, `StatusReason`, `Parameters`.
+- DescribeChangeSet: `NextToken` paging, `StatusReason`, `Parameters`; the response and its
+  `Changes[].ResourceChange` are built by tests/deploy_changesets.py.
 - GetTemplate: `TemplateBody` (a JSON body comes back decoded by botocore).
 - DetectStackDrift / DescribeStackDriftDetectionStatus / DescribeStackResourceDrifts:
   `StackDriftDetectionId`, `DetectionStatus`, `StackResourceDrifts[].StackResourceDriftStatus`.
@@ -26,6 +25,7 @@ from botocore.stub import ANY, Stubber
 from market_cfn.base.console import Console
 from market_cfn.base.waits import Waits
 from market_cfn.deploy.backstop import stack_policy
+from tests.deploy_changesets import change_set
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -193,37 +193,6 @@ def stack(status: str, **extra: Any) -> dict:
     }
 
 
-def change(action, logical_id, resource_type, *, replacement=None, details=(), policy_action=None, **extra):
-    rc = {"Action": action, "LogicalResourceId": logical_id, "ResourceType": resource_type, "Details": list(details)}
-    if action != "Add":
-        rc["PhysicalResourceId"] = logical_id.lower()
-    if replacement:
-        rc["Replacement"] = replacement
-    if policy_action:
-        rc["PolicyAction"] = policy_action
-    rc.update(extra)
-    return {"Type": "Resource", "ResourceChange": rc}
-
-
-def target(name, recreation, before, after, *, source="DirectModification", entity=None, evaluation="Static"):
-    out = {
-        "Target": {
-            "Attribute": "Properties",
-            "Name": name,
-            "Path": f"/Properties/{name}",
-            "RequiresRecreation": recreation,
-            "BeforeValue": before,
-            "AfterValue": after,
-            "AttributeChangeType": "Modify",
-        },
-        "Evaluation": evaluation,
-        "ChangeSource": source,
-    }
-    if entity:
-        out["CausingEntity"] = entity
-    return out
-
-
 def event(logical_id, resource_type, state, at_seconds, reason=None, token="TOKEN", event_id=None):
     e = {
         "StackId": STACK_ID,
@@ -298,17 +267,9 @@ class Flow:
         self.s.add_response("create_change_set", {"Id": CS_ARN, "StackId": STACK_ID}, params)
 
     def status(self, state: str = "CREATE_COMPLETE", reason: str | None = None, execution: str = "AVAILABLE") -> None:
-        response = {
-            "ChangeSetName": CS_NAME,
-            "ChangeSetId": CS_ARN,
-            "StackId": STACK_ID,
-            "StackName": STACK,
-            "Status": state,
-            "ExecutionStatus": execution,
-            "Changes": [],
-        }
-        if reason:
-            response["StatusReason"] = reason
+        response = change_set(
+            change_set_id=CS_ARN, stack_id=STACK_ID, status=state, execution_status=execution, status_reason=reason
+        )
         self.s.add_response("describe_change_set", response, {"ChangeSetName": CS_ARN})
 
     def pages(
@@ -325,22 +286,17 @@ class Flow:
         """DescribeChangeSet, `per_page` changes a page (NextToken), with or without property values."""
         chunks = [changes[i : i + per_page] for i in range(0, len(changes), per_page)] or [[]]
         for n, chunk in enumerate(chunks):
-            response = {
-                "ChangeSetName": arn.split("/")[1],
-                "ChangeSetId": arn,
-                "StackId": STACK_ID,
-                "StackName": STACK,
-                "Status": "CREATE_COMPLETE",
-                "ExecutionStatus": "AVAILABLE",
-                "CreationTime": T0,
-                "Capabilities": ["CAPABILITY_IAM"],
-                "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
-                "Changes": chunk,
-                "IncludeNestedStacks": True,
+            response = change_set(
+                *chunk,
+                change_set_id=arn,
+                stack_id=STACK_ID,
+                parameters=parameters or {},
+                status_reason=status_reason,
+                CreationTime=T0,
+                Capabilities=["CAPABILITY_IAM"],
+                IncludeNestedStacks=True,
                 **extra,
-            }
-            if status_reason:
-                response["StatusReason"] = status_reason
+            )
             if n + 1 < len(chunks):
                 response["NextToken"] = f"page-{n + 2}"
             params: dict[str, Any] = {"ChangeSetName": arn}

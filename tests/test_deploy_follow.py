@@ -14,7 +14,6 @@ from stubs_cfn import (
     STACK,
     STACK_ID,
     Flow,
-    change,
     console,
     event,
     output,
@@ -33,6 +32,7 @@ from market_cfn.deploy.preflight import preflight
 from market_cfn.deploy.review.format import render_result
 from market_cfn.deploy.review.merge import build_review
 from market_cfn.deploy.review.model import Overrides, Review, ReviewInput
+from tests.deploy_changesets import resource_change
 
 NEW = template()
 REQUEST = ChangeSetRequest(STACK, {"CodeS3Key": "k.zip"}, template_body=json.dumps(NEW))
@@ -51,8 +51,8 @@ def test_rollback_complete_stack_is_deleted_after_confirmation_then_created(cfn,
     f = Flow(s)
     f.create("CREATE")
     f.status()
-    f.pages([change("Add", "DataBucket", "AWS::S3::Bucket")])
-    f.pages([change("Add", "DataBucket", "AWS::S3::Bucket")], include_values=False)
+    f.pages([resource_change("Add", "DataBucket", "AWS::S3::Bucket", scope=None)])
+    f.pages([resource_change("Add", "DataBucket", "AWS::S3::Bucket", scope=None)], include_values=False)
     f.delete(review_in_progress=True)  # then declined
     answers = iter(["y", "n"])
     c = Console(out=io.StringIO(), interactive=True, ask=lambda prompt: next(answers))
@@ -75,8 +75,8 @@ def test_no_terminal_without_yes_refuses_instead_of_waiting(cfn, waits):
     f.no_stack()
     f.create("CREATE")
     f.status()
-    f.pages([change("Add", "DataBucket", "AWS::S3::Bucket")])
-    f.pages([change("Add", "DataBucket", "AWS::S3::Bucket")], include_values=False)
+    f.pages([resource_change("Add", "DataBucket", "AWS::S3::Bucket", scope=None)])
+    f.pages([resource_change("Add", "DataBucket", "AWS::S3::Bucket", scope=None)], include_values=False)
     c = console(None)
     with pytest.raises(Refused, match="no terminal"):
         deploy_stack(cfn, REQUEST, c, waits, template=NEW)
@@ -97,7 +97,7 @@ def test_failed_execution_prints_the_root_cause_first(cfn, waits):
     review = review_of(
         cs,
         [
-            change("Add", n, t)
+            resource_change("Add", n, t, scope=None)
             for n, t in (
                 ("DataBucket", "AWS::S3::Bucket"),
                 ("MarketDataTable", "AWS::DynamoDB::Table"),
@@ -161,7 +161,14 @@ def test_events_of_another_operation_are_ignored(cfn, waits):
         "StackName": STACK,
         "ChangeSetType": "UPDATE",
     }
-    review = review_of(cs, [change("Modify", "DataBucket", "AWS::S3::Bucket", replacement="False")])
+    review = review_of(
+        cs,
+        [
+            resource_change(
+                "Modify", "DataBucket", "AWS::S3::Bucket", replacement="False", physical_id="databucket", scope=None
+            )
+        ],
+    )
     s.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": STACK_ID})
     s.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
     s.add_response(

@@ -9,7 +9,7 @@ import copy
 import json
 
 import pytest
-from stubs_cfn import CS_ARN, Flow, change, console, output, target
+from stubs_cfn import CS_ARN, Flow, console, output
 
 from market_cfn.deploy import Overrides
 from market_cfn.deploy.changeset import ChangeSetRequest
@@ -255,12 +255,14 @@ def test_under_yes_a_policy_change_is_not_executed_and_a_harmless_one_is(cfn, wa
     f.create("UPDATE")
     f.status()
     redrive = [
-        change(
+        resource_change(
             "Modify",
             "ProcessingQueue",
             "AWS::SQS::Queue",
             replacement="False",
-            details=[target("RedrivePolicy", "Never", '{"maxReceiveCount":3}', '{"maxReceiveCount":1}')],
+            details=[detail("RedrivePolicy", before='{"maxReceiveCount":3}', after='{"maxReceiveCount":1}')],
+            physical_id="processingqueue",
+            scope=None,
         )
     ]
     f.pages(redrive, parameters=params)

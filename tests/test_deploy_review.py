@@ -3,11 +3,13 @@
 The change sets are shaped as botocore's cloudformation model and the CloudFormation API
 reference document them: Changes[].ResourceChange with Details[].Target {Attribute, Name,
 Path, RequiresRecreation, BeforeValue, AfterValue, AttributeChangeType}, Replacement,
-PolicyAction, and BeforeContext/AfterContext as JSON strings (IncludePropertyValues).
+PolicyAction, and BeforeContext/AfterContext as JSON strings (IncludePropertyValues); they are
+built with tests/deploy_changesets.py.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 
@@ -19,6 +21,8 @@ from market_cfn.deploy.flow import check_parameters
 from market_cfn.deploy.review.format import render_review
 from market_cfn.deploy.review.merge import build_review
 from market_cfn.deploy.review.model import Review
+from tests import deploy_changesets
+from tests.deploy_changesets import ACCOUNT, detail
 
 ROLE_BEFORE = {
     "Properties": {
@@ -48,78 +52,16 @@ ROLE_BEFORE = {
 }
 
 
-def resource_change(
-    action,
-    logical_id,
-    resource_type,
-    *,
-    replacement=None,
-    details=(),
-    before=None,
-    after=None,
-    policy_action=None,
-    physical_id=None,
-):
-    rc = {
-        "Action": action,
-        "LogicalResourceId": logical_id,
-        "ResourceType": resource_type,
-        "Scope": ["Properties"] if details else [],
-        "Details": list(details),
-    }
-    if replacement is not None:
-        rc["Replacement"] = replacement
-    if policy_action:
-        rc["PolicyAction"] = policy_action
-    if physical_id:
-        rc["PhysicalResourceId"] = physical_id
-    if before is not None:
-        rc["BeforeContext"] = json.dumps(before)
-    if after is not None:
-        rc["AfterContext"] = json.dumps(after)
-    return {"Type": "Resource", "ResourceChange": rc}
-
-
-def detail(
-    name,
-    *,
-    recreation="Never",
-    before=None,
-    after=None,
-    source="DirectModification",
-    entity=None,
-    evaluation="Static",
-    change_type="Modify",
-    attribute="Properties",
-):
-    target = {
-        "Attribute": attribute,
-        "Name": name,
-        "RequiresRecreation": recreation,
-        "Path": f"/Properties/{name}",
-        "AttributeChangeType": change_type,
-    }
-    if before is not None:
-        target["BeforeValue"] = before
-    if after is not None:
-        target["AfterValue"] = after
-    out = {"Target": target, "Evaluation": evaluation, "ChangeSource": source}
-    if entity:
-        out["CausingEntity"] = entity
-    return out
-
-
-def change_set(*changes, parameters=()):
-    return {
-        "ChangeSetName": "deploy-20261125T101500Z-abc123",
-        "ChangeSetId": "arn:aws:cloudformation:us-east-1:123456789012:changeSet/deploy-20261125T101500Z-abc123/0b1c",
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/market-data-dev/5e7e",
-        "StackName": "market-data-dev",
-        "Status": "CREATE_COMPLETE",
-        "ExecutionStatus": "AVAILABLE",
-        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in parameters],
-        "Changes": list(changes),
-    }
+# This module's change sets carry their own ids (the review digests ChangeSetId and StackId and prints
+# the name), list Parameters even when there are none, and give a resource a physical id only where a
+# test names one.
+change_set = functools.partial(
+    deploy_changesets.change_set,
+    change_set_id=f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:changeSet/deploy-20261125T101500Z-abc123/0b1c",
+    stack_id=f"arn:aws:cloudformation:us-east-1:{ACCOUNT}:stack/market-data-dev/5e7e",
+    parameters={},
+)
+resource_change = functools.partial(deploy_changesets.resource_change, physical_id=None)
 
 
 def rendered(review: Review) -> str:
@@ -450,7 +392,7 @@ def test_no_echo_parameters_are_masked_in_parameters_and_values():
                     )
                 ],
             ),
-            parameters=[("AlarmActionArn", "arn:secret"), ("EnvironmentSuffix", "dev")],
+            parameters={"AlarmActionArn": "arn:secret", "EnvironmentSuffix": "dev"},
         ),
         no_echo=["AlarmActionArn"],
     )

@@ -437,20 +437,22 @@ def test_every_page_with_property_values_and_the_processed_templates_of_a_transf
     Transform GetTemplate(TemplateStage=Processed) of the stack and of the change set is what the
     template diff compares (GetTemplate reference: "Processed ... after CloudFormation has processed all
     transforms")."""
-    from stubs_cfn import CS_ARN, STACK_ID, Flow, change
+    from stubs_cfn import CS_ARN, STACK_ID, Flow
 
     from market_cfn.deploy.changeset import describe_change_set_all
     from market_cfn.deploy.inputs import gather_review_input
 
     flow = Flow(cfn.stubber)
-    quiet = change("Modify", "Queue", "AWS::SQS::Queue", replacement="False")
-    opened = change(
+    quiet = resource_change("Modify", "Queue", "AWS::SQS::Queue", replacement="False", physical_id="queue", scope=None)
+    opened = resource_change(
         "Modify",
         "FnRole",
         "AWS::IAM::Role",
         replacement="False",
-        BeforeContext=json.dumps({"Properties": role(READ)}),
-        AfterContext=json.dumps({"Properties": role(READ, trust=trust({"AWS": "arn:aws:iam::999999999999:root"}))}),
+        before={"Properties": role(READ)},
+        after={"Properties": role(READ, trust=trust({"AWS": "arn:aws:iam::999999999999:root"}))},
+        physical_id="fnrole",
+        scope=None,
     )
     flow.pages([quiet, quiet, opened], per_page=2)  # the opened role is on the second page
     flow.pages([quiet, opened], per_page=5, include_values=False)

@@ -18,12 +18,10 @@ from stubs_cfn import (
     STACK,
     STACK_ID,
     Flow,
-    change,
     console,
     event,
     output,
     stack,
-    target,
     template,
 )
 
@@ -35,18 +33,21 @@ from market_cfn.deploy.flow import deploy_stack, execute_existing
 from market_cfn.deploy.gate import DeployOptions
 from market_cfn.deploy.review.guard import stateful_logical_ids
 from market_cfn.deploy.review.model import Overrides
+from tests.deploy_changesets import detail, resource_change
 
 OLD = template(timeout=900)
 NEW = template(timeout=1800)
 PARAMS = {"EnvironmentSuffix": "dev", "CodeS3Key": "market-data/aaa.zip"}
 REQUEST = ChangeSetRequest(STACK, {"CodeS3Key": "market-data/aaa.zip"}, template_body=json.dumps(NEW))
 HARMLESS = [
-    change(
+    resource_change(
         "Modify",
         "ProcessingQueue",
         "AWS::SQS::Queue",
         replacement="False",
-        details=[target("VisibilityTimeout", "Never", "900", "1800")],
+        details=[detail("VisibilityTimeout", before="900", after="1800")],
+        physical_id="processingqueue",
+        scope=None,
     )
 ]
 
@@ -137,7 +138,16 @@ def test_a_blocked_change_set_is_deleted_and_nothing_executes(cfn, waits):
     f.get_template(OLD)
     f.create("UPDATE")
     f.status()
-    removal = [change("Remove", "MarketDataTable", "AWS::DynamoDB::Table", policy_action="Retain")]
+    removal = [
+        resource_change(
+            "Remove",
+            "MarketDataTable",
+            "AWS::DynamoDB::Table",
+            policy_action="Retain",
+            physical_id="marketdatatable",
+            scope=None,
+        )
+    ]
     f.pages(removal, parameters=PARAMS)
     f.drift(protected(OLD))
     f.pages(removal, parameters=PARAMS, include_values=False)
@@ -156,7 +166,16 @@ def test_keep_change_set_keeps_a_blocked_one_for_inspection(cfn, waits):
     f.get_template(OLD)
     f.create("UPDATE")
     f.status()
-    removal = [change("Remove", "MarketDataTable", "AWS::DynamoDB::Table", policy_action="Retain")]
+    removal = [
+        resource_change(
+            "Remove",
+            "MarketDataTable",
+            "AWS::DynamoDB::Table",
+            policy_action="Retain",
+            physical_id="marketdatatable",
+            scope=None,
+        )
+    ]
     f.pages(removal)
     f.pages(removal, include_values=False)
     options = DeployOptions(assume_yes=True, keep_change_set=True, drift_check=False)
@@ -174,13 +193,15 @@ def test_allow_replacement_opens_exactly_that_resource_for_the_execution(cfn, wa
     f.create("UPDATE")
     f.status()
     replace = [
-        change(
+        resource_change(
             "Modify",
             "MarketDataTable",
             "AWS::DynamoDB::Table",
             replacement="True",
             policy_action="ReplaceAndRetain",
-            details=[target("TableName", "Always", "market-data-dev", "market-data-v2-dev")],
+            details=[detail("TableName", recreation="Always", before="market-data-dev", after="market-data-v2-dev")],
+            physical_id="marketdatatable",
+            scope=None,
         )
     ]
     f.pages(replace)
@@ -225,7 +246,7 @@ def test_ctrl_c_at_the_prompt_means_no_and_cleans_up_the_change_set_and_the_empt
     f.no_stack()
     f.create("CREATE")
     f.status()
-    adds = [change("Add", "MarketDataTable", "AWS::DynamoDB::Table")]
+    adds = [resource_change("Add", "MarketDataTable", "AWS::DynamoDB::Table", scope=None)]
     f.pages(adds)
     f.pages(adds, include_values=False)
     f.delete(review_in_progress=True)
@@ -351,15 +372,20 @@ def test_nested_change_sets_are_described_and_reviewed_with_their_templates(cfn,
     child_stack = f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{STACK}-Storage-1/bbbb"
     child_old = {"Resources": {"Ledger": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Retain"}}}
     child_new = {"Resources": {"Ledger": {"Type": "AWS::DynamoDB::Table", "DeletionPolicy": "Delete"}}}
-    parent_change = change(
+    parent_change = resource_change(
         "Modify",
         "Storage",
         "AWS::CloudFormation::Stack",
         replacement="False",
-        ChangeSetId=child_arn,
+        change_set_id=child_arn,
+        physical_id=child_stack,
+        scope=None,
     )
-    parent_change["ResourceChange"]["PhysicalResourceId"] = child_stack
-    child_changes = [change("Modify", "Ledger", "AWS::DynamoDB::Table", replacement="False")]
+    child_changes = [
+        resource_change(
+            "Modify", "Ledger", "AWS::DynamoDB::Table", replacement="False", physical_id="ledger", scope=None
+        )
+    ]
     f = Flow(cfn.stubber)
     f.existing_stack(PARAMS)
     f.get_template(OLD)
@@ -405,7 +431,9 @@ def test_nested_change_sets_are_described_and_reviewed_with_their_templates(cfn,
 def test_incomplete_description_is_fetched_plain_too(cfn, waits, captured):
     reason = "[WARN] --include-property-values option can return incomplete ChangeSet data"
     with_values = [HARMLESS[0]]
-    plain = HARMLESS + [change("Remove", "MarketDataTable", "AWS::DynamoDB::Table")]
+    plain = HARMLESS + [
+        resource_change("Remove", "MarketDataTable", "AWS::DynamoDB::Table", physical_id="marketdatatable", scope=None)
+    ]
     f = Flow(cfn.stubber)
     f.existing_stack(PARAMS)
     f.get_template(OLD)
@@ -457,7 +485,10 @@ def test_declined_prompt_deletes_the_change_set_and_the_empty_review_stack(cfn, 
     f.no_stack()
     f.create("CREATE")
     f.status()
-    adds = [change("Add", "DataBucket", "AWS::S3::Bucket"), change("Add", "MarketDataTable", "AWS::DynamoDB::Table")]
+    adds = [
+        resource_change("Add", "DataBucket", "AWS::S3::Bucket", scope=None),
+        resource_change("Add", "MarketDataTable", "AWS::DynamoDB::Table", scope=None),
+    ]
     f.pages(adds)
     f.pages(adds, include_values=False)
     f.delete(review_in_progress=True)
@@ -474,7 +505,7 @@ def test_create_sets_the_stack_policy_after_the_stack_exists(cfn, waits):
     f.no_stack()
     f.create("CREATE")
     f.status()
-    adds = [change("Add", "MarketDataTable", "AWS::DynamoDB::Table")]
+    adds = [resource_change("Add", "MarketDataTable", "AWS::DynamoDB::Table", scope=None)]
     f.pages(adds)
     f.pages(adds, include_values=False)
     f.execute("CREATE_COMPLETE", outputs=[{"OutputKey": k, "OutputValue": "x"} for k in NEW["Outputs"]])
@@ -576,7 +607,16 @@ def test_a_refused_execute_closes_what_was_opened_for_it(cfn, waits):
     f.get_template(OLD)
     f.create("UPDATE")
     f.status()
-    replace = [change("Modify", "MarketDataTable", "AWS::DynamoDB::Table", replacement="True")]
+    replace = [
+        resource_change(
+            "Modify",
+            "MarketDataTable",
+            "AWS::DynamoDB::Table",
+            replacement="True",
+            physical_id="marketdatatable",
+            scope=None,
+        )
+    ]
     f.pages(replace)
     f.pages(replace, include_values=False)
     everything = protected(OLD, NEW)
