@@ -23,10 +23,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.local.lambda_events import ACCOUNT_ID, REGION
 from market_cfn.local.stackview import StackView, WiringError, logical_of
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef
 
 DELIVERY_ATTEMPTS = 3  # tries per event before its DeadLetterConfig (RetryPolicy caps it lower)
 
@@ -88,7 +92,7 @@ def select(event: dict[str, Any], path: str | None) -> Any:
 class BusRouter:
     """Delivers the stack's pattern rules to their SQS targets from one thread."""
 
-    def __init__(self, view: StackView, sqs: Any, *, on_error: Callable[[str], None]) -> None:
+    def __init__(self, view: StackView, sqs: SQSClient, *, on_error: Callable[[str], None]) -> None:
         self.view = view
         self.sqs = sqs
         self.on_error = on_error
@@ -191,7 +195,7 @@ class BusRouter:
             self.on_error(f"event {event.get('id')} dropped: {target.arn} failed ({error}) and has no DLQ")
             return
 
-        def attr(value: str) -> dict[str, str]:
+        def attr(value: str) -> MessageAttributeValueTypeDef:
             return {"DataType": "String", "StringValue": value[:256]}
 
         self.sqs.send_message(

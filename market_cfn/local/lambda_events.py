@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import traceback
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -97,7 +98,7 @@ def s3_event(
     }
 
 
-def sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
     """An SQS event record as the event source mapping builds it from a message."""
     return {
         "messageId": message["MessageId"],

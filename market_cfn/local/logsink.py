@@ -20,9 +20,12 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.local.lambda_events import FakeLambdaContext
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_logs import CloudWatchLogsClient
 
 MAX_BATCH_EVENTS = 10_000  # PutLogEvents: at most 10,000 events and 1,048,576 bytes per call,
 MAX_BATCH_BYTES = 1_048_576  # each event counting its UTF-8 bytes + 26
@@ -40,7 +43,7 @@ class LogSink:
 
     def __init__(
         self,
-        logs: Any,
+        logs: CloudWatchLogsClient,
         log_group: Callable[[str], str],
         handler_module: Callable[[str], Any],
         *,

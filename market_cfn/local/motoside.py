@@ -11,10 +11,13 @@ import socket
 import sys
 import threading
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.local.lambda_events import ACCOUNT_ID, REGION
 from market_cfn.local.stackview import WiringError
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from boto3.session import Session
 
 
 def quiet() -> None:
@@ -97,7 +100,7 @@ def moto_server(port: int) -> Any:
 class EndpointSession:
     """A boto3 Session whose clients all go to the local endpoint (handlers.common.use_session)."""
 
-    def __init__(self, session: Any, endpoint: str) -> None:
+    def __init__(self, session: Session, endpoint: str) -> None:
         self.session = session
         self.endpoint = endpoint
 
@@ -106,7 +109,8 @@ class EndpointSession:
 
         config = Config(s3={"addressing_style": "path"})
         kwargs["config"] = kwargs["config"].merge(config) if kwargs.get("config") else config
-        return self.session.client(service, endpoint_url=self.endpoint, **kwargs)
+        session: Any = self.session  # any service by name: the stubs type Session.client per literal name
+        return session.client(service, endpoint_url=self.endpoint, **kwargs)
 
 
 def detach_event_source_mappings(queue_names: list[str]) -> None:

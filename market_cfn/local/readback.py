@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 AGGREGATE_FIELDS = ("open", "high", "low", "close", "count", "volume", "vwap")
 
 
-def table_items(ddb: Any, table: str) -> list[dict[str, Any]]:
+def table_items(ddb: DynamoDBClient, table: str) -> list[dict[str, Any]]:
     """Every item of the table, as plain Python values (a Scan, every page)."""
     from boto3.dynamodb.types import TypeDeserializer
 
@@ -48,7 +53,7 @@ def aggregates_of(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return found
 
 
-def rejections(s3: Any, bucket: str) -> list[dict[str, str]]:
+def rejections(s3: S3Client, bucket: str) -> list[dict[str, str]]:
     """Every rejection preserved in the rejects bucket's reports."""
     found: list[dict[str, str]] = []
     paginator = s3.get_paginator("list_objects_v2")
@@ -59,7 +64,7 @@ def rejections(s3: Any, bucket: str) -> list[dict[str, str]]:
     return found
 
 
-def queue_depth(sqs: Any, url: str) -> int:
+def queue_depth(sqs: SQSClient, url: str) -> int:
     """Visible + in flight + delayed messages of a queue."""
     attrs = sqs.get_queue_attributes(
         QueueUrl=url,

@@ -21,10 +21,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.local.lambda_events import FakeLambdaContext, invocation_record, sqs_record
 from market_cfn.local.stackview import Mapping, StackView
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 Invoke = Callable[[str, dict[str, Any]], Any]
 Output = Callable[[str, FakeLambdaContext], contextlib.AbstractContextManager[Any]]
@@ -102,7 +106,7 @@ def attempt(invoke: Invoke, invocation: AsyncInvocation, errors: list[str]) -> t
         return False, None
 
 
-def retries_exhausted(sqs: Any, view: StackView, invocation: AsyncInvocation) -> str | None:
+def retries_exhausted(sqs: SQSClient, view: StackView, invocation: AsyncInvocation) -> str | None:
     """Send the invocation record to the function's on-failure destination; return its queue
     logical ID (None: no destination, the event is discarded, as Lambda does)."""
     destination = view.async_config(invocation.function).on_failure
@@ -151,7 +155,7 @@ def failed_item_ids(response: Any, message_ids: set[str]) -> set[str]:
 
 def poll_once(
     invoke: Invoke,
-    sqs: Any,
+    sqs: SQSClient,
     view: StackView,
     mapping: Mapping,
     *,
@@ -163,7 +167,7 @@ def poll_once(
     flight until the visibility timeout passes, or become visible after
     `failed_visibility_seconds` when it is given (the emulation's shortcut, documented)."""
     url = view.ref(mapping.queue)
-    received: list[dict[str, Any]] = []
+    received: list[MessageTypeDef] = []
     while len(received) < mapping.batch_size:
         page = sqs.receive_message(
             QueueUrl=url,

@@ -25,12 +25,19 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from market_cfn.local import motoside
 from market_cfn.local.lambda_events import REGION, s3_event, scheduled_event
 from market_cfn.local.runtime import AsyncInvocation, FunctionRuntime, attempt, poll_once, retries_exhausted
 from market_cfn.local.stackview import Mapping, Notification, StackView
+
+if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
+    from boto3.session import Session
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
 
 CREDENTIALS = {"testing": "testing"}  # the access key / secret the local endpoint's clients use
 LAMBDA_RETRY_DELAYS = (60.0, 120.0)  # Lambda: 1 minute before the first retry, 2 before the second
@@ -112,7 +119,7 @@ class LocalService:
         """A boto3 client for the local endpoint with the service's test credentials."""
         return motoside.EndpointSession(self._session(), self.endpoint).client(service)
 
-    def _session(self) -> Any:
+    def _session(self) -> Session:
         import boto3
 
         ((key, secret),) = list(self.credentials.items())[:1]
@@ -196,7 +203,7 @@ class LocalService:
         stack = self.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"][0]
         parameters = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
         self.view = StackView(json.loads(template_json), parameters=parameters)
-        sqs = self.client("sqs")
+        sqs: SQSClient = self.client("sqs")
         self.view.declare_names(queue_url=lambda name: sqs.get_queue_url(QueueName=name)["QueueUrl"])
         self.view.declare_extras()
         # Everything else by the physical IDs moto's CloudFormation reports (an SNS topic's ARN ...).
@@ -216,9 +223,9 @@ class LocalService:
         from market_cfn.local.logsink import LogSink
 
         view = self.view
-        self.sqs = self.client("sqs")
-        self.s3 = self.client("s3")
-        logs = self.client("logs")
+        self.sqs: SQSClient = self.client("sqs")
+        self.s3: S3Client = self.client("s3")
+        logs: CloudWatchLogsClient = self.client("logs")
         self._complete_buckets()
         motoside.detach_event_source_mappings([view.physical[m.queue]["QueueName"] for m in view.mappings()])
         self.logsink = LogSink(logs, view.log_group, view.handler_module, echo=self.echo_logs, on_error=self._error)
@@ -384,7 +391,7 @@ class LocalService:
         return not self._stack_gone.is_set()
 
     def _watch_stack(self) -> None:
-        cfn = self.client("cloudformation")
+        cfn: CloudFormationClient = self.client("cloudformation")
         while not self._stop.wait(1.0):
             try:
                 stacks = cfn.describe_stacks(StackName=self.stack_name)["Stacks"]
