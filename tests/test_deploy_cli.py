@@ -141,7 +141,7 @@ def _capture(monkeypatch) -> dict:
         return Outcome("created-change-set", request.stack_name, "arn:aws:cloudformation:eu-west-1:1:changeSet/x/y")
 
     monkeypatch.setattr(flow, "deploy_pipeline", fake_pipeline)
-    monkeypatch.setattr(deploy_cli, "_clients", lambda args: (None, None, args.region or "eu-west-1"))
+    monkeypatch.setattr(deploy_cli, "_clients", lambda ctx: (None, None, ctx.args.region or "eu-west-1"))
     return seen
 
 
@@ -247,7 +247,7 @@ def test_a_blocked_change_set_exits_3_with_the_review_in_json(monkeypatch, tmp_p
         "deploy_pipeline",
         lambda *a: Outcome("blocked", "market-data-dev", "arn:cs", review, message="blocked by the guard: X"),
     )
-    monkeypatch.setattr(deploy_cli, "_clients", lambda args: (None, None, "us-east-1"))
+    monkeypatch.setattr(deploy_cli, "_clients", lambda ctx: (None, None, "us-east-1"))
     code, out, err = run("--yes", "--json")
     assert code == 3
     assert '"ExitCode": 3' in out and '"Review"' in out and '"CleanedUp"' in out

@@ -41,6 +41,18 @@ exit codes:
 
 Body = Callable[["Context"], tuple[int, dict[str, Any]]]
 
+ENV_HELP = (
+    "environment name: 1-10 lower-case letters and digits, starting with a letter; the EnvironmentSuffix "
+    "parameter and the deploy.toml section (default: dev)"
+)
+
+
+def non_empty(value: str) -> str:
+    """An option value that must not be empty (`--region ''` is a mistake, not "the default")."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
 
 class OneLineParser(argparse.ArgumentParser):
     """The one command-line convention (docs/operations.md "One convention"), for every command:
@@ -122,6 +134,7 @@ class Context:
             from market_cfn.base.errors import UsageError
 
             session = boto3.Session(profile_name=self.args.profile, region_name=self.args.region)
+            # botocore reads AWS_DEFAULT_REGION and the profile; the SDKs' AWS_REGION too.
             region = session.region_name or os.environ.get("AWS_REGION")
             if not region:
                 raise UsageError("no region: pass --region, or set AWS_REGION / AWS_DEFAULT_REGION / a profile region")
@@ -131,7 +144,8 @@ class Context:
             self._session = session
         return self._session
 
-    # One overload per service a command uses (their stubs are pinned in the test extra): a call
+    # One overload per service a command uses (their stubs are pinned in the test extra), in name order
+    # (deploy/retained.py's Clients keeps the same order, as mypy matches overloads in order): a call
     # with any other name is a type error, and each client returned is checked as that service's.
     @overload
     def client(self, service: Literal["apigateway"]) -> APIGatewayClient: ...

@@ -13,12 +13,11 @@ import json
 import os
 import re
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from market_cfn.cli.command import OneLineParser
+from market_cfn.cli.command import ENV_HELP, Context, OneLineParser, non_empty
 
 if TYPE_CHECKING:
-    from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_s3 import S3Client
 
@@ -55,18 +54,6 @@ Remembered settings: deploy.toml (or --config FILE), one [env.<name>] section pe
 environment; the command line wins, key by key.
 """
 
-ENV_HELP = (
-    "environment name: 1-10 lower-case letters and digits, starting with a letter; the EnvironmentSuffix "
-    "parameter and the deploy.toml section (default: dev)"
-)
-
-
-def _text(value: str) -> str:
-    """An option value that must not be empty (`--region ''` is a mistake, not "the default")."""
-    if not value.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    return value
-
 
 def _sha256(value: str) -> str:
     if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
@@ -95,11 +82,11 @@ def build_parser(prog: str = "python -m market_cfn deploy") -> argparse.Argument
 
 def _what_and_where(parser: argparse.ArgumentParser) -> None:
     target = parser.add_argument_group("what to deploy")
-    target.add_argument("--env", type=_text, default="dev", help=ENV_HELP)
+    target.add_argument("--env", type=non_empty, default="dev", help=ENV_HELP)
     target.add_argument(
-        "--config", type=_text, metavar="FILE", help="deploy settings file (default: ./deploy.toml if it exists)"
+        "--config", type=non_empty, metavar="FILE", help="deploy settings file (default: ./deploy.toml if it exists)"
     )
-    target.add_argument("--stack-name", type=_text, help="stack name (default: market-data-<env>)")
+    target.add_argument("--stack-name", type=non_empty, help="stack name (default: market-data-<env>)")
     target.add_argument(
         "--parameter",
         action="append",
@@ -114,17 +101,21 @@ def _what_and_where(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="render the template with DeletionPolicy/UpdateReplacePolicy Retain on the data stores",
     )
-    target.add_argument("--render-profile", type=_text, metavar="NAME", help="template render profile, e.g. regulated")
+    target.add_argument(
+        "--render-profile", type=non_empty, metavar="NAME", help="template render profile, e.g. regulated"
+    )
     target.add_argument(
         "--bootstrap-stack-name",
-        type=_text,
+        type=non_empty,
         help="stack that provides the artifacts bucket (default: market-data-bootstrap)",
     )
     aws = parser.add_argument_group("where")
-    aws.add_argument("--region", type=_text, help="AWS region (default: from the profile or AWS_REGION)")
-    aws.add_argument("--profile", type=_text, help="AWS named profile")
+    aws.add_argument("--region", type=non_empty, help="AWS region (default: from the profile or AWS_REGION)")
+    aws.add_argument("--profile", type=non_empty, help="AWS named profile")
     aws.add_argument(
-        "--endpoint-url", type=_text, help="endpoint of a local AWS emulation, e.g. http://127.0.0.1:5000 (moto_server)"
+        "--endpoint-url",
+        type=non_empty,
+        help="endpoint of a local AWS emulation, e.g. http://127.0.0.1:5000 (moto_server)",
     )
 
 
@@ -135,7 +126,7 @@ def _review_and_execution(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--no-execute", action="store_true", help="create and review the change set, leave it for later")
     mode.add_argument(
         "--execute",
-        type=_text,
+        type=non_empty,
         metavar="CHANGE_SET",
         help="review and execute a change set created earlier (its ARN, or its name with --env/--stack-name)",
     )
@@ -157,7 +148,9 @@ def _review_and_execution(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the result, every field, as JSON on stdout (the review goes to stderr)",
     )
-    flow.add_argument("--review-out", type=_text, metavar="FILE", help="write the review as Markdown (a PR comment)")
+    flow.add_argument(
+        "--review-out", type=non_empty, metavar="FILE", help="write the review as Markdown (a PR comment)"
+    )
     flow.add_argument(
         "--keep-change-set",
         action="store_true",
@@ -171,7 +164,7 @@ def _overrides(parser: argparse.ArgumentParser) -> None:
         "--allow-replacement",
         action="append",
         default=[],
-        type=_text,
+        type=non_empty,
         metavar="LOGICAL_ID",
         help="let the change set replace or remove this stateful resource (the stack policy opens it for this run)",
     )
@@ -179,7 +172,7 @@ def _overrides(parser: argparse.ArgumentParser) -> None:
         "--allow-unprotect",
         action="append",
         default=[],
-        type=_text,
+        type=non_empty,
         metavar="LOGICAL_ID",
         help="let an in-place change weaken this resource's protection (DeletionPolicy, deletion protection, PITR...)",
     )
@@ -187,7 +180,7 @@ def _overrides(parser: argparse.ArgumentParser) -> None:
         "--allow-drift",
         action="append",
         default=[],
-        type=_text,
+        type=non_empty,
         metavar="LOGICAL_ID",
         help="let the change set overwrite this drifted stateful resource",
     )
@@ -198,7 +191,7 @@ def _overrides(parser: argparse.ArgumentParser) -> None:
         "--allow-change",
         action="append",
         default=[],
-        type=_text,
+        type=non_empty,
         metavar="LOGICAL_ID.PROPERTY",
         help="let this in-place change, not on the allow-list of harmless changes, execute under --yes",
     )
@@ -206,7 +199,7 @@ def _overrides(parser: argparse.ArgumentParser) -> None:
         "--stateful-type",
         action="append",
         default=[],
-        type=_text,
+        type=non_empty,
         metavar="TYPE",
         help="treat this resource type as stateful too, e.g. AWS::Custom::Ledger",
     )
@@ -251,46 +244,10 @@ def _safety_and_timing(parser: argparse.ArgumentParser) -> None:
     timing.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS", help=argparse.SUPPRESS)
 
 
-def _clients(args: argparse.Namespace) -> tuple[CloudFormationClient, S3Client, str]:
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.Session(profile_name=args.profile, region_name=args.region)
-    # botocore 1.35 reads AWS_DEFAULT_REGION and the profile; the SDKs' AWS_REGION too.
-    region = session.region_name or os.environ.get("AWS_REGION")
-    if not region:
-        raise ValueError("no region: pass --region, or set AWS_REGION / AWS_DEFAULT_REGION / a profile region")
-    session = boto3.Session(profile_name=args.profile, region_name=region)
-    if session.get_credentials() is None:
-        raise ValueError("no AWS credentials found (environment, --profile, or instance role)")
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 5}, s3={"addressing_style": "path"} if args.endpoint_url else {}
-    )
-    cfn = session.client("cloudformation", endpoint_url=args.endpoint_url, config=config)
-    s3 = session.client("s3", endpoint_url=args.endpoint_url, config=config)
-    return cfn, s3, region
-
-
-def _client(args: argparse.Namespace, region: str, service: str) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.Session(profile_name=args.profile, region_name=region)
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 5}, s3={"addressing_style": "path"} if args.endpoint_url else {}
-    )
-    return session.client(service, endpoint_url=args.endpoint_url, config=config)  # type: ignore[call-overload]
-
-
-def _apigateway(args: argparse.Namespace, region: str) -> APIGatewayClient:
-    """The client the bootstrap step reads and (only where unset) sets API Gateway's CloudWatch role with."""
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.Session(profile_name=args.profile, region_name=region)
-    return session.client(
-        "apigateway", endpoint_url=args.endpoint_url, config=Config(retries={"mode": "standard", "max_attempts": 5})
-    )
+def _clients(ctx: Context) -> tuple[CloudFormationClient, S3Client, str]:
+    """The two clients every deploy takes and the region they are in: Context's session (--profile,
+    --region, else the profile's or AWS_REGION), Context's client settings (retries, --endpoint-url)."""
+    return ctx.client("cloudformation"), ctx.client("s3"), ctx.session.region_name
 
 
 def _console(human: TextIO, stdin: TextIO) -> Console:
@@ -369,7 +326,8 @@ def main(
 
     try:
         plan = core.plan_deploy(args, command=prog)  # every check that needs no AWS call, first
-        cfn, s3, region = _clients(args)
+        aws = Context(args, stdout, stderr, stdin)  # after plan_deploy: deploy.toml may set region, profile
+        cfn, s3, region = _clients(aws)
     except (ValueError, UsageError, ProfileNotFound) as exc:  # ValueError includes config.ConfigError
         return fail(2, str(exc))
     try:
@@ -380,8 +338,9 @@ def main(
             core.where(args, region),
             _console(stderr if args.json else stdout, stdin),
             waits or _waits(args),
-            apigateway=lambda: _apigateway(args, region),
-            clients=lambda service: _client(args, region, service),
+            # the bootstrap step's API Gateway CloudWatch role; the retained-names check's reads
+            apigateway=lambda: aws.client("apigateway"),
+            clients=aws.client,
         )
     except (Exception, KeyboardInterrupt) as exc:
         failure = _failure(exc)

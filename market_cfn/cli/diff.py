@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from market_cfn.cli.command import OneLineParser
+from market_cfn.cli.command import ENV_HELP, Context, OneLineParser, non_empty
 
 PROG = "python -m market_cfn diff"
 EXIT_CODES = """\
@@ -23,19 +23,17 @@ exit codes:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from market_cfn.cli.deploy import ENV_HELP, _text
-
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=EXIT_CODES)
-    p.add_argument("--env", type=_text, default="dev", help=ENV_HELP)
-    p.add_argument("--config", type=_text, metavar="FILE", help="deploy settings file (default: ./deploy.toml)")
-    p.add_argument("--stack-name", type=_text, help="stack name (default: market-data-<env>)")
+    p.add_argument("--env", type=non_empty, default="dev", help=ENV_HELP)
+    p.add_argument("--config", type=non_empty, metavar="FILE", help="deploy settings file (default: ./deploy.toml)")
+    p.add_argument("--stack-name", type=non_empty, help="stack name (default: market-data-<env>)")
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE", help="a template parameter")
     p.add_argument("--retain-data", action="store_true", default=None, help="render with the data retained")
-    p.add_argument("--render-profile", type=_text, metavar="NAME", help="the template's render profile")
-    p.add_argument("--bootstrap-stack-name", type=_text, help="stack of the artifacts bucket")
-    p.add_argument("--region", type=_text, help="AWS region (default: from the profile or AWS_DEFAULT_REGION)")
-    p.add_argument("--profile", type=_text, help="AWS named profile")
-    p.add_argument("--endpoint-url", type=_text, help="a local endpoint, e.g. the one `local` prints")
+    p.add_argument("--render-profile", type=non_empty, metavar="NAME", help="the template's render profile")
+    p.add_argument("--bootstrap-stack-name", type=non_empty, help="stack of the artifacts bucket")
+    p.add_argument("--region", type=non_empty, help="AWS region (default: from the profile or AWS_DEFAULT_REGION)")
+    p.add_argument("--profile", type=non_empty, help="AWS named profile")
+    p.add_argument("--endpoint-url", type=non_empty, help="a local endpoint, e.g. the one `local` prints")
     p.add_argument("--json", action="store_true", help="print the difference as one JSON document")
     p.set_defaults(rollback_alarms=None, rollback_monitoring_minutes=None, drift_check=None)
     return p
@@ -45,7 +43,6 @@ def main(argv: list[str]) -> int:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from market_cfn.base.errors import DeployError, UsageError
-    from market_cfn.cli import deploy as deploy_cli
     from market_cfn.deploy import command
     from market_cfn.deploy.bootstrap import DEFAULT_STACK_NAME
     from market_cfn.deploy.dryrun import dry_run, dumps, render_dry_run
@@ -73,7 +70,7 @@ def main(argv: list[str]) -> int:
         validate_pipeline(request)  # bad parameters fail before any AWS call
         if not args.endpoint_url:
             args.endpoint_url = command.local_env_endpoint() or None
-        cfn, _s3, _region = deploy_cli._clients(args)
+        cfn = Context(args, sys.stdout, sys.stderr, sys.stdin).client("cloudformation")
         code_key = build_package().key
     except (ValueError, UsageError) as exc:
         return fail(2, str(exc))

@@ -55,12 +55,14 @@ class Clients(Protocol):
     """Makes a boto3 client by service name, typed per service so that every call on it is checked:
     the services this check reads (and sts, for the account the names are resolved in)."""
 
-    @overload
-    def __call__(self, service: Literal["s3"], /) -> S3Client: ...
+    # in the order of cli/command.py's Context.client: mypy matches one overloaded callable to another
+    # overload by overload, in order
     @overload
     def __call__(self, service: Literal["dynamodb"], /) -> DynamoDBClient: ...
     @overload
     def __call__(self, service: Literal["logs"], /) -> CloudWatchLogsClient: ...
+    @overload
+    def __call__(self, service: Literal["s3"], /) -> S3Client: ...
     @overload
     def __call__(self, service: Literal["sts"], /) -> STSClient: ...
 
