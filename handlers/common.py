@@ -25,7 +25,7 @@ import random
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -58,7 +58,16 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeou
 # Tests replace this with a recorder so that backoff costs no wall time.
 sleep: Callable[[float], None] = time.sleep
 
-_session: Any = None
+
+class ClientSource(Protocol):
+    """Where handler clients come from: the boto3 module, a boto3 Session, or anything with their
+    `client(service_name, ...)` (market_cfn.local's EndpointSession). The service name is Any because
+    the boto3 stubs type `client` once per literal service name, and `client(service)` takes any name."""
+
+    def client(self, service_name: Any, /, *args: Any, **kwargs: Any) -> Any: ...
+
+
+_session: ClientSource | None = None
 _clients: dict[str, Any] = {}
 
 
@@ -66,8 +75,8 @@ class DeliveryError(RuntimeError):
     """A batch operation still failed after all retries; the invocation must fail."""
 
 
-def use_session(session: Any) -> None:
-    """Create handler clients from `session` (a boto3.Session) from now on; None resets."""
+def use_session(session: ClientSource | None) -> None:
+    """Create handler clients from `session` (a boto3 Session, or any ClientSource) from now on; None resets."""
     global _session
     _session = session
     _clients.clear()
@@ -78,7 +87,7 @@ def client(service: str) -> Any:
     found = _clients.get(service)
     if found is None:
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        factory = _session if _session is not None else boto3
+        factory: ClientSource = _session if _session is not None else boto3
         found = _clients[service] = factory.client(service, region_name=region, config=_CONFIG)
     return found
 
@@ -100,10 +109,15 @@ def _retryable(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in RETRYABLE_CODES
 
 
-def _call(fn: Callable[..., Any], attempt: int, **kwargs: Any) -> Any:
-    """Call fn; a retryable error returns None (the caller retries), others raise."""
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _call(fn: Callable[P, R], attempt: int, *args: P.args, **kwargs: P.kwargs) -> R | None:
+    """Call fn; a retryable error returns None (the caller retries), others raise. Typed as `fn`
+    is, so a typed client's call is checked through it."""
     try:
-        return fn(**kwargs)
+        return fn(*args, **kwargs)
     except ClientError as exc:
         if _retryable(exc) and attempt < MAX_ATTEMPTS - 1:
             return None
