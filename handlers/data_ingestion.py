@@ -42,6 +42,7 @@ from handlers.core.fast import ingest_batches
 from handlers.core.ingest import Rejection, Tally, validate_records
 from handlers.core.parsing import iter_api_records
 from handlers.core.points import Point, generic_folder, key_symbol
+from handlers.core.rules import max_points as points_cap
 from handlers.core.sources import decoded_size
 from handlers.core.wire import MessagePacker
 
@@ -53,14 +54,30 @@ MAX_API_BODY_BYTES = 1_048_576
 # A gzip S3 object may decompress to at most the function's memory size
 # (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, MB; Lambda Developer Guide, "Defined runtime
 # environment variables"); the records before the cap are kept, the rest is one rejection.
+# Lambda always sets the variable; DEFAULT_MEMORY_MB is for a value that is missing or
+# not a positive integer (a run outside Lambda), for both caps below.
 DEFAULT_MEMORY_MB = 3008
+
+
+def function_memory_mb() -> int:
+    """The function's memory in MB (AWS_LAMBDA_FUNCTION_MEMORY_SIZE), else DEFAULT_MEMORY_MB."""
+    text = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MEMORY_MB
 
 
 def max_gunzip_bytes() -> int:
     """The decompressed-size cap of a gzip S3 object: the function's memory, in bytes."""
-    text = os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
-    memory_mb = int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MEMORY_MB
-    return memory_mb * 1024 * 1024
+    return function_memory_mb() * 1024 * 1024
+
+
+def max_points() -> int:
+    """The points one object or request may hold in the duplicate check (`rules.max_points`).
+
+    Half the function's memory at `rules.POINT_BUDGET_BYTES` a point: 1,048,576 points at
+    the default 1,024 MB, 3,080,192 points at 3,008 MB. The record that finds no slot
+    left and the rest of the object are one rejection; every point before it is delivered.
+    """
+    return points_cap(function_memory_mb())
 
 
 MAX_API_ERRORS = 1000  # rejections listed in one API response (the rest are counted)
@@ -282,6 +299,7 @@ def _ingest_body(bucket: str, key: str, version_id: str | None, response: dict[s
         tally=tally,
         default_symbol=named.symbol if named else None,
         max_gunzip_bytes=max_gunzip_bytes(),
+        max_points=max_points(),
     ):
         for rejection in forwarder.packer.add_all(batch, forwarder.send):
             line = rejection.as_dict()
@@ -347,8 +365,15 @@ def ingest_api(event: dict[str, Any]) -> dict[str, Any]:
     errors: list[dict[str, str]] = []
     forwarder = _Forwarder(common.env(ENV_PROCESSING_QUEUE_URL))
     try:
+        # At most 1 MiB of body: far fewer points than the cap, which still applies (the same check).
         for item in validate_records(
-            records, source=API_SOURCE, now_ms=_now_ms(), tally=tally, default_timestamp_ms=int(receipt_ms)
+            records,
+            source=API_SOURCE,
+            now_ms=_now_ms(),
+            tally=tally,
+            default_timestamp_ms=int(receipt_ms),
+            max_points=max_points(),
+            unit="request",
         ):
             if isinstance(item, Rejection):
                 if len(errors) < MAX_API_ERRORS:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,16 +47,24 @@ def _packed(items):
     return batches + packer.flush()
 
 
-def assert_same(data: bytes, key: str, content_type: str | None = None) -> list:
+def assert_same(
+    data: bytes,
+    key: str,
+    content_type: str | None = None,
+    *,
+    max_points: int | None = None,
+    max_gunzip_bytes: int | None = None,
+) -> list:
     default = symbol_from_key(key)
     ref_tally, fast_tally = Tally(), Tally()
     reference = list(
         validate_records(
-            iter_raw_records(io.BytesIO(data), key=key, content_type=content_type),
+            iter_raw_records(io.BytesIO(data), key=key, content_type=content_type, max_gunzip_bytes=max_gunzip_bytes),
             source=key,
             now_ms=NOW_MS,
             tally=ref_tally,
             default_symbol=default,
+            max_points=max_points,
         )
     )
     fast = list(
@@ -67,6 +76,8 @@ def assert_same(data: bytes, key: str, content_type: str | None = None) -> list:
             now_ms=NOW_MS,
             tally=fast_tally,
             default_symbol=default,
+            max_gunzip_bytes=max_gunzip_bytes,
+            max_points=max_points,
         )
     )
     assert _shown(fast) == _shown(reference)
@@ -164,6 +175,7 @@ JSON_LINES = [
     b"\xef\xbb\xbf",
 ]
 ENDINGS = [b"\n", b"\r\n", b"\r"]
+CAPS = st.one_of(st.none(), st.integers(0, 6))  # the duplicate check's cap (max_points)
 KEYS = ["x.jsonl", "AAPL/x.jsonl", "symbol=msft/x.ndjson", "2024/x.jsonl"]
 
 
@@ -174,15 +186,16 @@ KEYS = ["x.jsonl", "AAPL/x.jsonl", "symbol=msft/x.ndjson", "2024/x.jsonl"]
     key=st.sampled_from(KEYS),
     compress=st.booleans(),
     cut=st.integers(0, 3),
+    cap=CAPS,
 )
-def test_json_lines_match_the_reference(lines, ending, key, compress, cut):
+def test_json_lines_match_the_reference(lines, ending, key, compress, cut, cap):
     data = ending.join(lines) + (ending if cut else b"")
     if compress:
         data = gzip.compress(data)
         key += ".gz"
         if cut == 3:
             data = data[: len(data) * 2 // 3]
-    assert_same(data, key)
+    assert_same(data, key, max_points=cap)
 
 
 CSV_HEADERS = [
@@ -234,10 +247,10 @@ def csv_documents(draw):
 
 
 @SETTINGS
-@given(doc=csv_documents(), key=st.sampled_from(["AAPL/x.csv", "x.csv", "feeds/symbol=MSFT/2024/x.csv"]))
-def test_csv_matches_the_reference(doc, key):
-    assert_same(doc, key)
-    assert_same(gzip.compress(doc), key + ".gz")
+@given(doc=csv_documents(), key=st.sampled_from(["AAPL/x.csv", "x.csv", "feeds/symbol=MSFT/2024/x.csv"]), cap=CAPS)
+def test_csv_matches_the_reference(doc, key, cap):
+    assert_same(doc, key, max_points=cap)
+    assert_same(gzip.compress(doc), key + ".gz", max_points=cap)
 
 
 def test_duplicates_name_the_first_line_on_both_paths():
@@ -352,3 +365,83 @@ def test_the_gunzip_cap_gives_the_reference_result():
         "gzip data decompresses to more than 50000 bytes; the rest was not read",
     )
     assert len(results[0]) == lines  # the rows before the cap (not the header) and the one rejection
+
+
+# --- the duplicate check's cap (max_points) -------------------------------------------------
+def _capped(cap: int, unit: str = "object") -> str:
+    return f"more than {cap} points in one {unit} (split it or raise DataIngestionMemorySize); the rest was not read"
+
+
+def _in_every_format(rows):
+    """(data, key, position of record i) of the same points as CSV, JSON Lines, a JSON array, a wrapper."""
+    dicts = [dict(zip(("symbol", "price", "timestamp"), row.split(","), strict=True)) for row in rows]
+    values = [{**d, "price": json.loads(d["price"]), "timestamp": json.loads(d["timestamp"])} for d in dicts]
+    jsonl = "".join(json.dumps(v) + "\n" for v in values).encode()
+    return [
+        (("symbol,price,timestamp\n" + "".join(r + "\n" for r in rows)).encode(), "x.csv", "line {}".format, 2),
+        (jsonl, "x.jsonl", "line {}".format, 1),
+        (json.dumps(values).encode(), "x.json", "index {}".format, 0),
+        (json.dumps({"feed": "f", "points": values}).encode(), "x.json", "points[{}]".format, 0),
+    ]
+
+
+def test_the_cap_admits_exactly_max_points():
+    # a cap hit at the last point: every point is kept, nothing is rejected
+    rows = [f"A,1.5,{1717421400 + i}" for i in range(5)]
+    for data, key, _, _ in _in_every_format(rows):
+        out = assert_same(data, key, max_points=5)
+        assert [type(o) for o in out] == [Point] * 5, key
+
+
+def test_the_point_past_the_cap_and_the_rest_are_one_rejection():
+    # the fast shape and the reference rules' shapes (ISO timestamps) alike, in every format
+    rows = [f"A,1.5,{1717421400 + i}" if i % 2 else f'A,1.5,"2024-06-03T13:3{i}:00Z"' for i in range(10)]
+    for data, key, position, first in _in_every_format(rows):
+        for cap in (0, 3, 4):
+            tally = Tally()
+            out = assert_same(data, key, max_points=cap)
+            before = position(first + cap - 1) if cap else "start of object"
+            assert _shown(out[cap:]) == [("R", key, f"after {before}", _capped(cap))], (key, cap)
+            assert [type(o) for o in out[:cap]] == [Point] * cap
+            ingest = ingest_records(
+                io.BytesIO(data), key=key, content_type=None, source=key, now_ms=NOW_MS, tally=tally, max_points=cap
+            )
+            assert len(list(ingest)) == cap + 1
+            assert (tally.records_in, tally.accepted, tally.rejected) == (cap + 1, cap, 1)
+
+
+def test_duplicates_and_bad_records_take_no_slot():
+    # only accepted points are stored, so only they count against the cap
+    rows = ["A,1,1717421400", "A,1,1717421400", "A,2,1717421400", "B,1,1717421401", "A,0,1717421402"]
+    rows += ["C,1,1717421403", "C,1,1717421403", "D,1,1717421404", "E,1,1717421405"]
+    for data, key, position, first in _in_every_format(rows):
+        out = assert_same(data, key, max_points=3)
+        assert [o.symbol for o in out if isinstance(o, Point)] == ["A", "B", "C"]
+        rejected = [o for o in out if isinstance(o, Rejection)]
+        assert [o.position for o in rejected] == [position(first + i) for i in (1, 2, 4, 6)] + [
+            f"after {position(first + 6)}"  # the duplicate before D, the point that found no slot
+        ]
+        assert rejected[-1].reason == _capped(3)
+        assert rejected[-2].reason.startswith("duplicate of")
+
+
+def test_the_gzip_cap_and_the_point_cap_together():
+    rows = b"symbol,price,timestamp\n" + b"".join(b"A,1,%d\n" % (1717421400 + i) for i in range(5000))
+    data = gzip.compress(rows)
+    lines = rows[:50_000].count(b"\n")  # the header and the rows before the gzip cap
+    # the point cap first: the gzip cap is never reached
+    out = assert_same(data, "x.csv.gz", max_points=100, max_gunzip_bytes=50_000)
+    assert _shown(out[100:]) == [("R", "x.csv.gz", "after line 101", _capped(100))]
+    # the gzip cap first: as without a point cap
+    out = assert_same(data, "x.csv.gz", max_points=lines, max_gunzip_bytes=50_000)
+    assert _shown(out[-1:]) == [
+        (
+            "R",
+            "x.csv.gz",
+            f"after line {lines}",
+            "gzip data decompresses to more than 50000 bytes; the rest was not read",
+        )
+    ]
+    # one slot short of the gzip cap: the last row before the cut finds none
+    out = assert_same(data, "x.csv.gz", max_points=lines - 2, max_gunzip_bytes=50_000)
+    assert _shown(out[-1:]) == [("R", "x.csv.gz", f"after line {lines - 1}", _capped(lines - 2))]

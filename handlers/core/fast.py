@@ -40,6 +40,7 @@ from .rules import (
     Accepter,
     Rejection,
     Tally,
+    TooManyPoints,
     csv_header,
     csv_header_too_long,
     detect_format,
@@ -70,6 +71,7 @@ def ingest_records(
     default_symbol: str | None = None,
     default_timestamp_ms: int | None = None,
     max_gunzip_bytes: int | None = None,
+    max_points: int | None = None,
 ) -> Iterator[Point | Rejection]:
     """The points and rejections of one object, one by one, as the reference path gives them."""
     for batch in ingest_batches(
@@ -82,6 +84,7 @@ def ingest_records(
         default_symbol=default_symbol,
         default_timestamp_ms=default_timestamp_ms,
         max_gunzip_bytes=max_gunzip_bytes,
+        max_points=max_points,
     ):
         yield from batch
 
@@ -97,9 +100,14 @@ def ingest_batches(
     default_symbol: str | None = None,
     default_timestamp_ms: int | None = None,
     max_gunzip_bytes: int | None = None,
+    max_points: int | None = None,
 ) -> Iterator[list[Point | Rejection]]:
-    """`ingest_records` in lists of up to about `_BATCH` items (no generator step per point)."""
-    accepter = Accepter(source, tally)
+    """`ingest_records` in lists of up to about `_BATCH` items (no generator step per point).
+
+    `max_points` caps the duplicate check (`rules.Accepter`): the record that finds no
+    slot left and the rest of the object are one rejection, as on the reference path.
+    """
+    accepter = Accepter(source, tally, max_points)
     latest = now_ms + MAX_FUTURE_MS
     last: list[str] = ["start of object"]
     out: list[Point | Rejection] = []
@@ -117,6 +125,7 @@ def ingest_batches(
             tally=tally,
             default_symbol=default_symbol,
             default_timestamp_ms=default_timestamp_ms,
+            max_points=max_points,
         ):
             out.append(item)
             if len(out) >= _BATCH:
@@ -156,6 +165,7 @@ def _slow(
 
 _BATCH = 1024  # items per list that ingest_batches yields
 _CACHE_ENTRIES = 4_096  # per object: distinct symbols remembered by the fast path
+_NO_CAP = 1 << 62  # more points than any object can hold
 
 
 def _fast_symbol(text: str, default: str | None, cache: dict[str, str]) -> str:
@@ -179,6 +189,8 @@ def _jsonl(
 ) -> Iterator[list[Point | Rejection]]:
     tally = accepter.tally
     seen = accepter.seen
+    size = seen.__len__
+    cap = _NO_CAP if accepter.max_points is None else accepter.max_points
     lines = Lines(data)
     special = lines.special
     symbols: dict[str, str] = {}
@@ -188,6 +200,7 @@ def _jsonl(
     bound = _VOLUME_BOUND
     number = records = accepted = 0
     at: str | int = "start of object"
+    before = at  # the record before this one (where a capped object's rest begins)
     out: list[Point | Rejection] = []
     append = out.append
     try:
@@ -197,6 +210,7 @@ def _jsonl(
                 out = []
                 append = out.append
             number += 1
+            before = at
             kind = special.pop(number, None) if special else None
             if kind == "overlong":
                 records += 1
@@ -257,6 +271,8 @@ def _jsonl(
                 if symbol is not None and price is not None and not (volume and volume >= bound[price.adjusted()]):
                     key = (symbol, ms)
                     if key not in seen:
+                        if size() >= cap:
+                            raise TooManyPoints
                         seen[key] = (price, volume, number)
                         accepted += 1
                         append(new(Point, (symbol, ms, price, volume)))
@@ -280,6 +296,8 @@ def _jsonl(
                 append(accepter.reject(f"line {number}", invalid_json(exc)))
                 continue
             append(_slow(accepter, record, number, now_ms, default_symbol, default_ts, False))
+    except TooManyPoints:  # every record before this one is in `out`
+        append(accepter.capped(before))
     except GzipDamage as exc:  # every record before the damage is in `out`
         records += 1
         append(accepter.reject(f"after line {at}" if type(at) is int else f"after {at}", rest_not_read(exc)))
@@ -310,11 +328,14 @@ def _csv(
     symbols: dict[str, str] = {}
     price_match = _PRICE.fullmatch
     setdefault = seen.setdefault
+    size = seen.__len__
+    cap = _NO_CAP if accepter.max_points is None else accepter.max_points
     bound = _VOLUME_BOUND
     new = tuple.__new__
     batch_size, seconds = _BATCH, SECONDS_MS_THRESHOLD
     records = accepted = 0
     at: str | int = "start of object"
+    before = at  # the record before this one (where a capped object's rest begins)
     out: list[Point | Rejection] = []
     append = out.append
     try:
@@ -328,6 +349,7 @@ def _csv(
                         append = out.append
                     start = end + 1
                     end = reader.line_num
+                    before = at
                     overlong = False
                     if special:  # an overlong or non-ASCII line was read: this record goes the reference way
                         for number in [n for n in special if n <= end]:
@@ -358,6 +380,9 @@ def _csv(
                                 at = start
                                 first = (price, volume, start)
                                 if setdefault((symbol, ms), first) is first:
+                                    if size() > cap:  # no slot was left for it
+                                        del seen[symbol, ms]
+                                        raise TooManyPoints
                                     accepted += 1
                                     append(new(Point, (symbol, ms, price, volume)))
                                     continue
@@ -423,6 +448,8 @@ def _csv(
                 records += 1
                 at = start
                 append(accepter.reject(f"line {start}", unparsable_csv(exc)))
+    except TooManyPoints:  # every record before this one is in `out`
+        append(accepter.capped(before))
     except GzipDamage as exc:  # every record before the damage is in `out`
         records += 1
         append(accepter.reject(f"after line {at}" if type(at) is int else f"after {at}", rest_not_read(exc)))

@@ -10,6 +10,11 @@ duplicate check of both paths: "duplicate of line 3" when price and volume are
 identical, "conflicts with line 3" when they differ); the first one wins. Across
 objects and requests, the same (symbol, timestamp) overwrites the stored point (the
 DynamoDB key), which is what makes re-delivery idempotent.
+
+The duplicate check holds every accepted point of the source, so `max_points` caps
+it (`rules.max_points`, from the function's memory): the record that finds no slot
+left and everything after it are one rejection `after <the record before>`, and
+the source is not read further (`Accepter.capped`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Iterable, Iterator
 
 from .parsing import RawRecord
 from .points import Point, Rejected, validate
-from .rules import Accepter, Rejection, Tally
+from .rules import Accepter, Rejection, Tally, TooManyPoints
 
 __all__ = ["Rejection", "Tally", "validate_records"]
 
@@ -31,11 +36,15 @@ def validate_records(
     tally: Tally,
     default_symbol: str | None = None,
     default_timestamp_ms: int | None = None,
+    max_points: int | None = None,
+    unit: str = "object",
 ) -> Iterator[Point | Rejection]:
-    accepter = Accepter(source, tally)
+    accepter = Accepter(source, tally, max_points, unit)
+    before = "start of body" if unit == "request" else "start of object"  # as a gzip tail's rejection
     for raw in raw_records:
         tally.records_in += 1
         if raw.error is not None:
+            before = raw.position
             yield accepter.reject(raw.position, raw.error)
             continue
         try:
@@ -47,6 +56,13 @@ def validate_records(
                 text_fields=raw.text_fields,
             )
         except Rejected as exc:
+            before = raw.position
             yield accepter.reject(raw.position, str(exc))
             continue
-        yield accepter.point(point, raw.position)
+        try:
+            item = accepter.point(point, raw.position)
+        except TooManyPoints:
+            yield accepter.capped(before)
+            return  # the rest of the source is not read
+        before = raw.position
+        yield item

@@ -55,6 +55,29 @@ def rest_not_read(exc: BaseException) -> str:
     return f"{exc}; the rest was not read"
 
 
+# The duplicate check's memory: each accepted point of an object stays in `Accepter.seen`
+# until the object ends: measured (bench/seen_memory.py, tracemalloc), about 370 bytes on
+# the fast path, 450 on the reference path and for JSON, at most ~470 with a 12-character
+# symbol per point, 38-digit prices and 32-digit volumes. Half the function's memory at
+# POINT_BUDGET_BYTES a point is the most one object or request may hold; the other half
+# is left for the runtime, the read buffers, the SQS batches and the rejection report.
+POINT_BUDGET_BYTES = 512
+
+
+def max_points(memory_mb: int) -> int:
+    """The points one object or request may hold in the duplicate check, at `memory_mb` MB."""
+    return memory_mb * 1024 * 1024 // 2 // POINT_BUDGET_BYTES
+
+
+class TooManyPoints(Exception):
+    """A point needs a slot in the duplicate check and none is left: the rest is one rejection."""
+
+
+def too_many_points(cap: int, unit: str) -> str:
+    """The reason of the rejection that ends a source at the duplicate check's cap."""
+    return f"more than {cap} points in one {unit} (split it or raise DataIngestionMemorySize); the rest was not read"
+
+
 def field_count(fields: int, header: int) -> str:
     return f"{fields} fields, the header has {header}"
 
@@ -172,11 +195,18 @@ class Accepter:
     Within one source, a record whose (symbol, timestamp) was already accepted is
     rejected naming the earlier position: "duplicate of line 3" when price and volume
     are identical, "conflicts with line 3" when they differ; the first one wins.
+
+    `max_points` caps what `seen` holds (None: no cap). Only accepted points are
+    stored, so only they take a slot: a duplicate or an invalid record never does.
+    A new point that finds no slot left raises `TooManyPoints`; the caller ends the
+    source there with `capped` (one rejection for that record and everything after it).
     """
 
-    def __init__(self, source: str, tally: Tally) -> None:
+    def __init__(self, source: str, tally: Tally, max_points: int | None = None, unit: str = "object") -> None:
         self.source = source
         self.tally = tally
+        self.max_points = max_points
+        self.unit = unit
         self.seen: dict[tuple[str, int], tuple[Decimal, int | None, Any]] = {}
 
     def point(self, point: Point, where: Any) -> Point | Rejection:
@@ -184,6 +214,8 @@ class Accepter:
         key = (point.symbol, point.timestamp)
         earlier = self.seen.get(key)
         if earlier is None:
+            if self.max_points is not None and len(self.seen) >= self.max_points:
+                raise TooManyPoints
             self.seen[key] = (point.price, point.volume, where)
             self.tally.accepted += 1
             return point
@@ -200,3 +232,14 @@ class Accepter:
     def reject(self, position: str, reason: str) -> Rejection:
         self.tally.rejected += 1
         return Rejection(self.source, position, reason)
+
+    def capped(self, before: Any) -> Rejection:
+        """The record that found no slot and the rest of the source: one rejection `after <before>`.
+
+        `before` is the position of the record before it (a line number, a position
+        text, or "start of object"). The record was counted in `records_in` when it was
+        read, so this one rejection keeps records in = accepted + rejected, as the
+        rejection of a damaged or capped gzip tail does (the tail counts as one record).
+        """
+        where = f"line {before}" if type(before) is int else before
+        return self.reject(f"after {where}", too_many_points(self.max_points or 0, self.unit))
