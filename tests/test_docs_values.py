@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from handlers.core.rules import max_points
 from market_cfn.deploy import packaging
 from market_cfn.deploy.bootstrap import build_bootstrap_template
 from market_cfn.stack.config import StackConfig
@@ -123,6 +124,15 @@ def _memory_of(truth: Truth, groups: list[str]) -> str | None:
     return None if _number(mb) == default else f"{function} defaults to {default} MB"
 
 
+def _point_cap(truth: Truth, groups: list[str]) -> str | None:
+    """`N points at [the default] M MB`: the duplicate check's cap at M MB (and M is DataIngestion's default)."""
+    points, mb = _number(groups[0]), _number(groups[-1])
+    if points != max_points(mb):
+        return f"the cap at {mb} MB is {max_points(mb)} points"
+    default = truth.memory_default("DataIngestion")
+    return f"DataIngestion defaults to {default} MB" if len(groups) == 3 and mb != default else None
+
+
 def _runtime(truth: Truth, groups: list[str]) -> str | None:
     runtimes = truth.values("AWS::Lambda::Function", "Runtime")
     (stated,) = groups
@@ -184,6 +194,7 @@ CLAIMS = [
         r"\| (Data(?:Ingestion|Processor|Aggregator))(?:-dev)? \| (\d[\d,]*)(?: MB)? \|",
         _memory_of,
     ),
+    Claim("the point cap", r"(\d[\d,]*) points at (the default )?(\d[\d,]*) MB", _point_cap),
     Claim("the runtime", r"`(python3\.\d+)`|\b(python3\.\d+) runtime|python ?(3\.\d+) on (?:arm64|x86_64)", _runtime),
     Claim(
         "the architecture",
@@ -238,6 +249,7 @@ def test_a_wrong_value_is_caught(truth: Truth) -> None:
     samples = {
         "receives before a dead-letter queue": "After 3 receives the redrive policy moves it to ProcessingDLQ.",
         "a memory default": "3,008 MB by default (a parameter each)",
+        "the point cap": "1,048,576 points at the default 3,008 MB",
         "the runtime": "boto3 and botocore come with the python3.12 runtime.",
         "a tool's version": "Powertools for AWS Lambda (Python) **3.0.0**, pinned",
     }

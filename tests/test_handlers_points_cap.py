@@ -58,3 +58,14 @@ def test_a_request_past_the_cap_is_refused_the_same_way(pipeline, monkeypatch):
     _, points = queued_points(pipeline)
     assert len(points) == 1024
 
+
+def test_the_memory_bench_runs_at_the_cap():
+    # bench/seen_memory.py, tiny: the object one point past the cap keeps the cap's points
+    from bench import seen_memory
+
+    report = seen_memory.at_cap(1)
+    assert (report["records_in"], report["accepted"], report["rejected"]) == (1025, 1024, 1)
+    assert report["rejections"] == [["x", "after line 1025", REASON.format("object")]]
+    assert report["max_rss_mib"] > 0 and report["object_mb"] > 0
+    sizes = seen_memory.measure(200)["bytes_per_point"]
+    assert len(sizes) == 8 and all(size > 0 for size in sizes.values())
