@@ -68,13 +68,20 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
     return sizes
 
 
-def _git_commit() -> str:
+# Where an untracked file changes what is measured; elsewhere (report.txt, the page's own
+# `python bench/run.py > report.txt`) it does not, so it does not mark the run "+changes".
+CODE_DIRS = ("market_cfn", "handlers", "bench")
+
+
+def _git_commit(root: Path = ROOT) -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+
     try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-        return head + ("+changes" if dirty.strip() else "")
+        head = git("rev-parse", "--short", "HEAD").strip()
+        changed = git("status", "--porcelain", "--untracked-files=no")  # every tracked file
+        untracked = git("ls-files", "--others", "--exclude-standard", "--", *CODE_DIRS)
+        return head + ("+changes" if (changed + untracked).strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
