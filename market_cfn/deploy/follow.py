@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from market_cfn.base.console import Console, short
 from market_cfn.base.errors import DeployError
-from market_cfn.base.waits import Waits
+from market_cfn.base.waits import Waits, poll
 from market_cfn.deploy.changeset import deployed_template
 from market_cfn.deploy.outputs import ResolvedOutputs, StackFacts, resolve_outputs
 from market_cfn.deploy.preflight import describe_stack, stack_outputs, stack_resources
@@ -18,11 +18,19 @@ from market_cfn.deploy.states import CANCELLED_REASONS, SUCCESS_STATUS
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
-    from mypy_boto3_cloudformation.type_defs import DescribeStackEventsInputTypeDef, StackEventTypeDef
+    from mypy_boto3_cloudformation.type_defs import DescribeStackEventsInputTypeDef, StackEventTypeDef, StackTypeDef
 
 # --- Execute and follow ---------------------------------------------------------------
 
 RESOURCE_DONE = ("_COMPLETE", "_FAILED", "DELETE_SKIPPED")
+
+
+class _Look(NamedTuple):
+    """What one look at an execution saw: the stack (None: gone), its status, whether it settled."""
+
+    stack: StackTypeDef | None
+    status: str
+    settled: bool
 
 
 def _recent_events(cfn: CloudFormationClient, stack_id: str, *, since: datetime) -> list[StackEventTypeDef]:
@@ -65,11 +73,11 @@ def execute_and_follow(
     ours: list[StackEventTypeDef] = []
     id_width = max([len(c.logical_id) for c in review.changes] + [len(stack_name)])
     type_width = max([len(c.resource_type) for c in review.changes] + [len("AWS::CloudFormation::Stack")])
-    deadline = waits.clock() + waits.stack_timeout_seconds
     saw_progress = False
-    final_status = ""
-    reason = ""
-    while True:
+
+    def look() -> _Look:
+        """Print this operation's new events, then read the stack."""
+        nonlocal saw_progress
         fresh = []
         for event in _recent_events(cfn, stack_id, since=since):
             if event["EventId"] in seen:
@@ -101,17 +109,22 @@ def execute_and_follow(
         stack = describe_stack(cfn, stack_id)
         status = stack["StackStatus"] if stack else "DELETE_COMPLETE"
         saw_progress |= status.endswith("_IN_PROGRESS") and status != "REVIEW_IN_PROGRESS"
-        terminal = not status.endswith("_IN_PROGRESS")
-        if terminal and (saw_progress or stack_terminal_event is not None):
-            final_status = status
-            reason = stack.get("StackStatusReason", "") if stack else ""
-            break
-        if waits.clock() >= deadline:
-            raise DeployError(
-                f"stack {stack_name} is still {status} after {waits.stack_timeout_seconds:.0f} s; "
-                "stopped following it (the operation goes on in CloudFormation)"
-            )
-        waits.sleep(waits.poll_seconds)
+        # settled: out of *_IN_PROGRESS once this operation was seen under way (or its own stack event ended it)
+        settled = not status.endswith("_IN_PROGRESS") and (saw_progress or stack_terminal_event is not None)
+        return _Look(stack, status, settled)
+
+    final = poll(
+        look,
+        lambda seen: seen.settled,
+        waits,
+        timeout_seconds=waits.stack_timeout_seconds,
+        timed_out=lambda seen: DeployError(
+            f"stack {stack_name} is still {seen.status} after {waits.stack_timeout_seconds:.0f} s; "
+            "stopped following it (the operation goes on in CloudFormation)"
+        ),
+    )
+    stack, final_status = final.stack, final.status
+    reason = stack.get("StackStatusReason", "") if stack else ""
     if not done and review.changes:
         console.say(
             f"(no per-resource events were reported for the {len(review.changes)} resource changes; "
