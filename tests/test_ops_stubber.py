@@ -405,3 +405,24 @@ def test_destroy_reads_every_page_of_events_back_to_the_deletion_that_started():
         stub.assert_no_pending_responses()
     assert result["status"] == "DELETE_FAILED"
     assert result["failures"] == ["DataBucket: BucketNotEmpty"]
+
+
+def test_a_move_task_still_running_at_the_timeout_says_so_after_the_last_look():
+    """Looks at 0, 5, 10, 15 and 20 s (the look at the deadline still counts), one sleep between
+    each, progress reported as it grows; then the one-line timeout that says where the task goes on."""
+    from stubs_cfn import FakeTime
+
+    clock = FakeTime()
+    timed = Waits(sleep=clock.sleep, clock=clock.monotonic, now=clock.now, poll_seconds=5, stack_timeout_seconds=20)
+    sqs = client("sqs")
+    moved: list[int] = []
+    with Stubber(sqs) as stub:
+        stub.add_response("start_message_move_task", {"TaskHandle": "h3"}, None)
+        for n in (1, 1, 2, 4, 4):
+            running = {"TaskHandle": "h3", "Status": "RUNNING", "ApproximateNumberOfMessagesMoved": n}
+            stub.add_response("list_message_move_tasks", {"Results": [running]}, None)
+        with pytest.raises(OpsError, match=r"^message move task h3 still RUNNING after 20 s \(it goes on in SQS"):
+            redrive.move_with_task(sqs, plan(), timed, on_moved=moved.append)
+        stub.assert_no_pending_responses()
+    assert clock.sleeps == [5.0] * 4
+    assert moved == [1, 1, 2]

@@ -32,13 +32,13 @@ from botocore.exceptions import ClientError
 
 from market_cfn.base.aws import error_code
 from market_cfn.base.errors import OpsError, UsageError
-from market_cfn.base.waits import Waits
+from market_cfn.base.waits import Waits, poll
 from market_cfn.ops.resources import DEAD_LETTER_QUEUES, FUNCTIONS, Stack
 
 if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_sqs import SQSClient
-    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+    from mypy_boto3_sqs.type_defs import ListMessageMoveTasksResultEntryTypeDef, SendMessageBatchRequestEntryTypeDef
 
 KINDS = {"processing": "ProcessingDLQ", "aggregation": "AggregationDLQ", "invocation": "InvocationDLQ"}
 # Answers that mean "this endpoint has no StartMessageMoveTask": move by hand instead.
@@ -122,9 +122,10 @@ def move_with_task(
         if code in NO_MOVE_TASK:
             return None
         raise
-    deadline = waits.clock() + waits.stack_timeout_seconds
     reported = 0
-    while True:
+
+    def look() -> ListMessageMoveTasksResultEntryTypeDef:
+        nonlocal reported
         results = sqs.list_message_move_tasks(SourceArn=p.dlq_arn, MaxResults=10).get("Results", [])
         task = next((t for t in results if t.get("TaskHandle") == handle), None)
         if task is None:  # TaskHandle is only returned while RUNNING: the newest task started since ours
@@ -137,19 +138,25 @@ def move_with_task(
         if on_moved and moved > reported:
             on_moved(moved - reported)
             reported = moved
-        if task.get("Status") in TASK_DONE:
-            outcome = Outcome("StartMessageMoveTask", moved=moved, status=task["Status"])
-            to_move = int(task.get("ApproximateNumberOfMessagesToMove", moved))
-            outcome.failed = max(0, to_move - moved) if task["Status"] != "COMPLETED" else 0
-            if task.get("FailureReason"):
-                outcome.notes.append(task["FailureReason"])
-            return outcome
-        if waits.clock() >= deadline:
-            raise OpsError(
-                f"message move task {handle} still {task.get('Status')} after {waits.stack_timeout_seconds:.0f} s "
-                "(it goes on in SQS; see ListMessageMoveTasks)"
-            )
-        waits.sleep(waits.poll_seconds)
+        return task
+
+    task = poll(
+        look,
+        lambda seen: seen.get("Status") in TASK_DONE,
+        waits,
+        timeout_seconds=waits.stack_timeout_seconds,
+        timed_out=lambda seen: OpsError(
+            f"message move task {handle} still {seen.get('Status')} after {waits.stack_timeout_seconds:.0f} s "
+            "(it goes on in SQS; see ListMessageMoveTasks)"
+        ),
+    )
+    moved = int(task.get("ApproximateNumberOfMessagesMoved", 0))
+    outcome = Outcome("StartMessageMoveTask", moved=moved, status=task["Status"])
+    to_move = int(task.get("ApproximateNumberOfMessagesToMove", moved))
+    outcome.failed = max(0, to_move - moved) if task["Status"] != "COMPLETED" else 0
+    if task.get("FailureReason"):
+        outcome.notes.append(task["FailureReason"])
+    return outcome
 
 
 def _attributes_to_send(message: dict[str, Any]) -> dict[str, Any]:
