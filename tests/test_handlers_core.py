@@ -295,6 +295,38 @@ def test_large_json_array_is_streamed_across_read_chunks():
     assert points[-1].price == Decimal(20099)
 
 
+class _Trickle:
+    """A stream that returns `step` bytes a read, so a read chunk ends everywhere once."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step, self.pos = data, step, 0
+
+    def read(self, n: int) -> bytes:
+        chunk = self.data[self.pos : self.pos + min(n, self.step)]
+        self.pos += len(chunk)
+        return chunk
+
+
+def test_a_number_cut_by_the_end_of_a_read_chunk_is_read_whole():
+    # A top-level object is read key by key: "12." at a chunk's end decoded as 12, and the
+    # "." then ended the document ("expected ',' or '}'"), losing every later record.
+    doc = b" " * 512 + (  # past the 512 bytes the format detection reads ahead
+        b'{"symbol":"A","price":12.5,"timestamp":1717421400,"volume":3}\n'
+        b'{"symbol":"B","price":1e2,"timestamp":1.7174214E+9}\n'
+        b'{"feed":"f","n":-1.5e-3,"points":[{"symbol":"C","price":0.25,"timestamp":1717421401}]}\n'
+        b'{"symbol":"D","price":2.5,"timestamp":1717421402}7.25 [1.5e+2,2.75]'
+    )
+    whole = [(r.position, r.value, r.error) for r in iter_raw_records(io.BytesIO(doc), key="x.json")]
+    assert len(whole) == 7 and all(error is None for _, _, error in whole)
+    for step in (1, 2, 3, 5):
+        trickled = [(r.position, r.value, r.error) for r in iter_raw_records(_Trickle(doc, step), key="x.json")]
+        assert trickled == whole, step
+    # 100,000 points as one JSON object a line in a .json object: a chunk ends after "NNN." somewhere
+    rows = b"".join(b'{"symbol":"A","price":%d.25,"timestamp":%d}\n' % (i, 1717236000 + i) for i in range(100_000))
+    points, rejections = run(rows, "x.json")
+    assert len(points) == 100_000 and not rejections
+
+
 # --- wire formats -----------------------------------------------------------------------
 def _points(n: int, symbols=("AAPL", "MSFT", "BRK.B")) -> list[Point]:
     return [

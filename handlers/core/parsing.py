@@ -193,6 +193,9 @@ _SCALAR_END = re.compile(r"[\s,\]}\[{:\"]")
 _STRUCTURE = re.compile(r'["\[\]{}]')
 _STRING_STOP = re.compile(r'["\\]')
 _CLOSED = '}]"'  # a value ending in one of these is complete even at the end of the buffer
+# What a number cut by the end of the buffer leaves undecoded: "12." and "1e-" decode as
+# 12 and 1, the rest may be in the next chunk (JSON's number grammar, RFC 8259 section 6).
+_NUMBER_CUT = re.compile(r"[.eE][+\-]?\Z")
 
 
 class _JsonReader:
@@ -230,6 +233,12 @@ class _JsonReader:
             if not self.fill():
                 return ""
 
+    def _cut(self, end: int) -> bool:
+        """The value decoded up to `end` may be a number that the buffer's end cut short."""
+        if self.eof or self.buf[end - 1] in _CLOSED:
+            return False
+        return end == len(self.buf) or _NUMBER_CUT.match(self.buf, end) is not None
+
     def decode(self) -> tuple[Any, str]:
         """Decode the next value, which must be well-formed; return it with its text."""
         while True:
@@ -239,7 +248,7 @@ class _JsonReader:
                 if len(self.buf) - self.pos <= MAX_RECORD_BYTES and self.fill():
                     continue
                 raise _JsonSyntaxError(short(exc)) from None
-            if end == len(self.buf) and self.buf[end - 1] not in _CLOSED and self.fill():
+            if self._cut(end) and self.fill():
                 continue  # a number may continue in the next chunk
             raw = self.buf[self.pos : end]
             self.pos = end
@@ -265,7 +274,7 @@ class _JsonReader:
                 if not isinstance(exc, json.JSONDecodeError):
                     reason = f"unreadable value: {short(exc)}"
                 return self._skip_rejected(position, reason)
-            if end == len(self.buf) and self.buf[end - 1] not in _CLOSED and self.fill():
+            if self._cut(end) and self.fill():
                 continue  # a number may continue in the next chunk
             raw = self.buf[self.pos : end]
             self.pos = end
