@@ -11,7 +11,8 @@ TOP = ["README.md", "CONTRIBUTING.md", "CHANGELOG.md", "pyproject.toml"]
 SUFFIXES = {".py", ".md", ".toml", ".yml", ".yaml", ".sh", ""}
 
 # "issue 16", "issues 16 and 17", "the issue's grid", "issue 16 item 2"; not "issue #7382" (upstream).
-TRACKER = re.compile(r"\bissues? \d+\b|\bthe issue(?:'s)?\b|\bissue text\b", re.IGNORECASE)
+# Across a line break too ("(issue\n10)"), and through a comment's leading "#" on the next line.
+TRACKER = re.compile(r"\bissues?(?:\s*#?\s+|\s+)\d+\b|\bthe\s+issue(?:'s)?\b|\bissue\s+text\b", re.IGNORECASE)
 
 
 def _files() -> list[Path]:
@@ -24,8 +25,8 @@ def _files() -> list[Path]:
 
 
 def citations(text: str) -> list[int]:
-    """Line numbers (1-based) that cite the tracker."""
-    return [n for n, line in enumerate(text.splitlines(), 1) if TRACKER.search(line)]
+    """Line numbers (1-based) where a citation of the tracker starts."""
+    return sorted({text.count("\n", 0, m.start()) + 1 for m in TRACKER.finditer(text)})
 
 
 def test_no_file_cites_the_tracker():
@@ -49,3 +50,5 @@ def test_the_pattern_catches_what_it_is_for():
     assert citations("fixed in issues 16 and 17") == [1]
     assert citations("see powertools GitHub issue #7382 (open)") == []
     assert citations("an issue with the queue") == []
+    assert citations("one line\nreplacing a newer one (issue\n10). Without") == [2]
+    assert citations("    # the conditional write (issue\n    # 10) keeps") == [1]
