@@ -33,8 +33,10 @@ from market_cfn.ops.resources import Resource, Stack
 
 if TYPE_CHECKING:  # the service stubs are a test extra, never a runtime import
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+    from mypy_boto3_sqs import SQSClient
 
 DELETE_BATCH = 1000  # DeleteObjects: at most 1,000 keys per request (S3 API reference)
 COUNT_LIMIT = 100_000  # the review counts a bucket's versions up to this many
@@ -100,7 +102,8 @@ def count_versions(s3: S3Client, bucket: str, limit: int = COUNT_LIMIT) -> tuple
 
 
 def holdings(clients: dict[str, Any], stack: Stack, rev: Review) -> list[dict[str, Any]]:
-    """What each data store that the deletion removes holds now."""
+    """What each data store that the deletion removes holds now. `clients` maps "s3", "dynamodb" and
+    "sqs" to their clients (cli/destroy.py builds it); each is typed where it is taken out."""
     rows = []
     for change in rev.changes:
         kept = change.policy_action in ("Retain", "Snapshot")
@@ -115,7 +118,7 @@ def holdings(clients: dict[str, Any], stack: Stack, rev: Review) -> list[dict[st
                 count, more = count_versions(clients["s3"], change.physical_id)
                 row |= {"items": count, "holds": f"{count:,}{'+' if more else ''} object versions and delete markers"}
             elif change.resource_type == "AWS::DynamoDB::Table":
-                ddb = clients["dynamodb"]
+                ddb: DynamoDBClient = clients["dynamodb"]
                 table = ddb.describe_table(TableName=change.physical_id)["Table"]
                 probe = ddb.scan(TableName=change.physical_id, Limit=1, Select="COUNT")
                 has = int(probe.get("Count", 0)) > 0 or bool(probe.get("LastEvaluatedKey"))
@@ -125,7 +128,8 @@ def holdings(clients: dict[str, Any], stack: Stack, rev: Review) -> list[dict[st
                     "deletion_protection": bool(table.get("DeletionProtectionEnabled")),
                 }
             elif change.resource_type == "AWS::SQS::Queue":
-                attributes = clients["sqs"].get_queue_attributes(
+                sqs: SQSClient = clients["sqs"]
+                attributes = sqs.get_queue_attributes(
                     QueueUrl=change.physical_id,
                     AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
                 )["Attributes"]
