@@ -361,7 +361,7 @@ class Flow:
         self.s.add_response("delete_change_set", {}, {"ChangeSetName": CS_ARN})
         if review_in_progress:
             self.s.add_response("describe_stacks", stack("REVIEW_IN_PROGRESS"), {"StackName": STACK_ID})
-            self.s.add_response("describe_stack_resources", {"StackResources": []}, {"StackName": STACK_ID})
+            self.s.add_response("list_stack_resources", {"StackResourceSummaries": []}, {"StackName": STACK_ID})
             self.s.add_response("delete_stack", {}, {"StackName": STACK_ID})
         else:
             self.s.add_response("describe_stacks", stack("UPDATE_COMPLETE"), {"StackName": STACK_ID})

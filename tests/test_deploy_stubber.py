@@ -631,3 +631,39 @@ def test_a_refused_execute_closes_what_was_opened_for_it(cfn, waits):
     )
     with pytest.raises(ClientError, match="OBSOLETE"):
         deploy_stack(cfn, REQUEST, console(), waits, options=options, template=NEW)
+
+
+def test_a_stack_with_a_live_resource_past_the_first_hundred_is_not_empty():
+    # DescribeStackResources answers at most 100 resources; ListStackResources pages. A stack whose
+    # first 100 resources are deleted but which still holds one is not empty, so preflight must not
+    # clear it as a dead stack.
+    import boto3
+    from botocore.stub import Stubber
+
+    from market_cfn.deploy.preflight import has_resources
+
+    cfn = boto3.client("cloudformation", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stub = Stubber(cfn)
+    gone = [
+        {
+            "LogicalResourceId": f"R{i}",
+            "ResourceType": "AWS::SQS::Queue",
+            "ResourceStatus": "DELETE_COMPLETE",
+            "LastUpdatedTimestamp": "2026-12-07T00:00:00Z",
+        }
+        for i in range(100)
+    ]
+    live = {
+        "LogicalResourceId": "Table",
+        "PhysicalResourceId": "market-data-dev",
+        "ResourceType": "AWS::DynamoDB::Table",
+        "ResourceStatus": "CREATE_COMPLETE",
+        "LastUpdatedTimestamp": "2026-12-07T00:00:00Z",
+    }
+    stub.add_response("list_stack_resources", {"StackResourceSummaries": gone, "NextToken": "t"}, {"StackName": "s"})
+    stub.add_response("list_stack_resources", {"StackResourceSummaries": [live]}, {"StackName": "s", "NextToken": "t"})
+    stub.add_response("list_stack_resources", {"StackResourceSummaries": gone}, {"StackName": "s"})
+    with stub:
+        assert has_resources(cfn, "s") is True
+        assert has_resources(cfn, "s") is False
+    stub.assert_no_pending_responses()

@@ -55,8 +55,11 @@ def stack_resources(cfn: CloudFormationClient, stack: str) -> tuple[dict[str, st
 
 
 def has_resources(cfn: CloudFormationClient, stack_name: str) -> bool:
-    resources = cfn.describe_stack_resources(StackName=stack_name).get("StackResources", [])
-    return any(r.get("ResourceStatus") != "DELETE_COMPLETE" for r in resources)
+    """Whether the stack still holds any resource (one not DELETE_COMPLETE), read from every page:
+    DescribeStackResources stops at 100 (CloudFormation API Reference), so a stack whose first 100
+    are deleted would look empty and be deleted as a dead one."""
+    physical, types = stack_resources(cfn, stack_name)
+    return bool(types or physical)
 
 
 def wait_for_stack(cfn: CloudFormationClient, stack_name: str, waits: Waits, *, what: str) -> StackTypeDef | None:
