@@ -5,15 +5,18 @@ under tracemalloc; the peak traced memory over `points` is what each accepted po
 costs while the object is read (the `rules.Accepter.seen` entry: key tuple, timestamp,
 price Decimal, volume, position; the symbol when it is not shared). Two shapes: the
 benchmark's workload (`bench.workload`, 500 symbols) and a wide one (a 12-character
-symbol per point, 38-digit prices, 32-digit volumes: the most a point can cost).
+symbol per point, 38-digit prices, 32-digit volumes: the costliest shape measured).
 `rules.POINT_BUDGET_BYTES` must stay above every number here.
 
 `at_cap(memory_mb)`: a child process streams a CSV object of `rules.max_points(memory_mb)`
 + 1 points from a file (as S3 streams it, never whole in memory) through the fast path
-and the message packer, as DataIngestion does, and reports its peak RSS, the object's
-size, the time, and the counts (the last point is the one rejection).
+and the message packer, as DataIngestion does (with the function's imports: boto3,
+Powertools; the batches are dropped, not sent), and reports its peak RSS next to that of
+the imports alone, the object's size, the CPU time, and the counts (the point past the
+cap is the one rejection).
 
-`python -m bench.seen_memory [POINTS] [--at-cap MEMORY_MB]` prints the JSON.
+`python -m bench.seen_memory [POINTS]` and `python -m bench.seen_memory --at-cap MEMORY_MB
+[csv|json]` print the JSON.
 """
 
 from __future__ import annotations
@@ -116,8 +119,9 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _child(memory_mb: int, path: str) -> None:
+def _child(memory_mb: int, path: str, fmt: str) -> None:
     """In the child: stream the object at `path` as DataIngestion would; print the JSON."""
+    import handlers.data_ingestion  # noqa: F401  # what the function imports: boto3, Powertools
     from handlers.core.wire import MessagePacker
 
     cap = max_points(memory_mb)
@@ -127,7 +131,7 @@ def _child(memory_mb: int, path: str) -> None:
     start = time.process_time()
     with open(path, "rb") as stream:
         for batch in ingest_batches(
-            stream, key="x.csv", content_type=None, source="x", now_ms=NOW_MS, tally=tally, max_points=cap
+            stream, key=f"x.{fmt}", content_type=None, source="x", now_ms=NOW_MS, tally=tally, max_points=cap
         ):
             rejected += packer.add_all(batch, lambda _batch: None)
     packer.flush()
@@ -146,25 +150,32 @@ def _child(memory_mb: int, path: str) -> None:
     )
 
 
-def at_cap(memory_mb: int) -> dict[str, Any]:
-    """Peak RSS of a child that ingests an object one point past the cap at `memory_mb`."""
+def at_cap(memory_mb: int, fmt: str = "csv") -> dict[str, Any]:
+    """Peak RSS of a child that ingests an object one point past the cap at `memory_mb`.
+
+    `fmt`: "csv" (the fast path) or "json" (an array: the reference path, the costlier one).
+    """
     cap = max_points(memory_mb)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "object.csv"
+        path = Path(tmp) / f"object.{fmt}"
         with path.open("wb") as out:  # written in slices: the object is never whole in memory
-            out.write(b"symbol,timestamp,price,volume\n")
+            out.write(b"symbol,timestamp,price,volume\n" if fmt == "csv" else b"[")
             step = 200_000
             for first in range(0, cap + 1, step):
                 n = min(step, cap + 1 - first)
                 shift = first // step * workload.SESSION_MS  # each slice a session earlier: no key repeats
                 rows = [{**r, "timestamp": r["timestamp"] - shift} for r in _rows(n, "workload")]
-                out.write(_body(rows, "csv").split(b"\n", 1)[1])
+                if fmt == "csv":
+                    out.write(_body(rows, "csv").split(b"\n", 1)[1])
+                else:
+                    out.write((b",\n" if first else b"") + _body(rows, "json")[1:-1])
+            out.write(b"" if fmt == "csv" else b"]")
         size = path.stat().st_size
         idle = subprocess.run(
             [sys.executable, "-m", "bench.seen_memory", "--idle"], check=True, capture_output=True, text=True
         )
         run = subprocess.run(
-            [sys.executable, "-m", "bench.seen_memory", "--child", str(memory_mb), str(path)],
+            [sys.executable, "-m", "bench.seen_memory", "--child", str(memory_mb), str(path), fmt],
             check=True,
             capture_output=True,
             text=True,
@@ -172,6 +183,7 @@ def at_cap(memory_mb: int) -> dict[str, Any]:
     report = json.loads(run.stdout)
     report.update(
         memory_mb=memory_mb,
+        format=fmt,
         max_points=cap,
         object_mb=round(size / 1e6, 3),
         idle_rss_mib=float(idle.stdout),
@@ -181,11 +193,13 @@ def at_cap(memory_mb: int) -> dict[str, Any]:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if args[:1] == ["--idle"]:  # what the imports alone take
+    if args[:1] == ["--idle"]:  # what the function's imports alone take
+        import handlers.data_ingestion  # noqa: F401
+
         print(_peak_rss_mib())
     elif args[:1] == ["--child"]:
-        _child(int(args[1]), args[2])
+        _child(int(args[1]), args[2], args[3])
     elif args[:1] == ["--at-cap"]:
-        print(json.dumps(at_cap(int(args[1])), indent=2))
+        print(json.dumps(at_cap(int(args[1]), *args[2:3]), indent=2))
     else:
         print(json.dumps(measure(int(args[0]) if args else 100_000), indent=2))
