@@ -8,14 +8,16 @@ import io
 import json
 
 import pytest
-from botocore.stub import ANY
+from botocore.stub import ANY, Stubber
 from stubs_cfn import (
     CS_ARN,
     STACK,
     STACK_ID,
+    FakeTime,
     Flow,
     console,
     event,
+    make_client,
     output,
     stack,
     template,
@@ -219,3 +221,68 @@ def test_operation_in_progress_is_waited_for_then_refused_after_the_timeout(cfn,
         s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK})
     with pytest.raises(DeployError, match="still UPDATE_IN_PROGRESS after 60 s"):
         preflight(cfn, STACK, console(), waits, delete_failed_stack=True)
+
+
+# --- following an execution to its deadline -------------------------------------------------
+
+FOLLOWED = {
+    "ChangeSetId": CS_ARN,
+    "ChangeSetName": "cs",
+    "StackId": STACK_ID,
+    "StackName": STACK,
+    "ChangeSetType": "UPDATE",
+}
+
+
+def _following(in_progress_looks: int, final: str | None = None) -> tuple[object, Stubber]:
+    """An execution that stays UPDATE_IN_PROGRESS for `in_progress_looks` looks, then `final`."""
+    cfn = make_client()
+    s = Stubber(cfn)
+    s.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": STACK_ID})
+    s.add_response("execute_change_set", {}, {"ChangeSetName": CS_ARN, "ClientRequestToken": ANY})
+    for i in range(in_progress_looks):
+        started = [event(STACK, "AWS::CloudFormation::Stack", "UPDATE_IN_PROGRESS", 1, token=None, event_id="e1")]
+        s.add_response("describe_stack_events", {"StackEvents": started if i == 0 else []}, {"StackName": STACK_ID})
+        s.add_response("describe_stacks", stack("UPDATE_IN_PROGRESS"), {"StackName": STACK_ID})
+    if final:
+        s.add_response("describe_stack_events", {"StackEvents": []}, {"StackName": STACK_ID})
+        s.add_response("describe_stacks", stack(final), {"StackName": STACK_ID})
+        s.add_response(
+            "get_template", {"TemplateBody": '{"Resources": {}}'}, {"StackName": STACK_ID, "TemplateStage": "Original"}
+        )
+    return cfn, s
+
+
+def _followed_review() -> Review:
+    change = resource_change("Modify", "DataBucket", "AWS::S3::Bucket", replacement="False")
+    return build_review(ReviewInput.from_change_set({**FOLLOWED, "Changes": [change]}), Overrides())
+
+
+def _waits(t: FakeTime) -> Waits:
+    return Waits(sleep=t.sleep, clock=t.monotonic, now=t.now, poll_seconds=7, stack_timeout_seconds=20)
+
+
+def test_following_stops_after_the_look_past_the_deadline_and_says_the_operation_goes_on():
+    # GIVEN a 20 s budget polled every 7 s and a stack that never settles
+    t = FakeTime()
+    cfn, s = _following(4)
+    c = console()
+    # WHEN the execution is followed
+    with s, pytest.raises(DeployError) as raised:
+        execute_and_follow(cfn, FOLLOWED, _followed_review(), c, _waits(t))
+    # THEN it looks at 0, 7, 14 and 21 s (one look past the deadline), then gives up, saying so
+    s.assert_no_pending_responses()
+    assert t.sleeps == [7, 7, 7]
+    assert str(raised.value) == (
+        "stack market-data-dev is still UPDATE_IN_PROGRESS after 20 s; "
+        "stopped following it (the operation goes on in CloudFormation)"
+    )
+
+
+def test_an_execution_that_settles_on_the_look_past_the_deadline_succeeds():
+    t = FakeTime()
+    cfn, s = _following(3, final="UPDATE_COMPLETE")
+    with s:
+        result = execute_and_follow(cfn, FOLLOWED, _followed_review(), console(), _waits(t))
+    s.assert_no_pending_responses()
+    assert result.succeeded and t.sleeps == [7, 7, 7]
