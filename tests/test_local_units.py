@@ -234,3 +234,28 @@ def test_emulator_request_errors_are_one_line_once():
     )
     plain = logging.LogRecord("werkzeug", logging.ERROR, __file__, 1, "something else", (), None)
     assert errors.filter(plain) and plain.getMessage() == "something else"
+
+
+def test_an_sqs_record_carries_message_attributes_as_lambda_does():
+    # ReceiveMessage answers PascalCase with bytes; the event source mapping's record is camelCase with
+    # base64 text and both list fields present (Lambda developer guide, "Using Lambda with Amazon SQS").
+    from market_cfn.local.lambda_events import sqs_record
+
+    message = {
+        "MessageId": "m1",
+        "ReceiptHandle": "r1",
+        "Body": "{}",
+        "MD5OfBody": "99914b932bd37a50b983c5e7c90ae93b",
+        "MD5OfMessageAttributes": "582c92c5c5b6ac403040a4f3ab3115c9",
+        "MessageAttributes": {
+            "ErrorCode": {"StringValue": "500", "DataType": "Number"},
+            "Raw": {"BinaryValue": b"1100", "DataType": "Binary"},
+        },
+    }
+    record = sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:q")
+    assert record["messageAttributes"] == {
+        "ErrorCode": {"stringValue": "500", "stringListValues": [], "binaryListValues": [], "dataType": "Number"},
+        "Raw": {"binaryValue": "MTEwMA==", "stringListValues": [], "binaryListValues": [], "dataType": "Binary"},
+    }
+    assert record["md5OfMessageAttributes"] == "582c92c5c5b6ac403040a4f3ab3115c9"
+    assert sqs_record({"MessageId": "m", "ReceiptHandle": "r", "Body": ""}, "q")["messageAttributes"] == {}

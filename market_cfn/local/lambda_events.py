@@ -9,6 +9,7 @@ destination (docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-record
 
 from __future__ import annotations
 
+import base64
 import time
 import traceback
 import uuid
@@ -98,19 +99,43 @@ def s3_event(
     }
 
 
+def _record_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    """One message attribute as the SQS event record carries it: camelCase keys, binary values as
+    base64 text, both list fields always present (Lambda developer guide, "Using Lambda with Amazon
+    SQS", example standard queue message event), where ReceiveMessage answers PascalCase and bytes."""
+
+    def b64(data: bytes | str) -> str:
+        return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode("ascii")
+
+    out: dict[str, Any] = {}
+    if "StringValue" in value:
+        out["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        out["binaryValue"] = b64(value["BinaryValue"])
+    out["stringListValues"] = list(value.get("StringListValues", []))
+    out["binaryListValues"] = [b64(v) for v in value.get("BinaryListValues", [])]
+    out["dataType"] = value["DataType"]
+    return out
+
+
 def sqs_record(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
     """An SQS event record as the event source mapping builds it from a message."""
-    return {
+    record = {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],
         "body": message["Body"],
         "attributes": dict(message.get("Attributes", {})),
-        "messageAttributes": dict(message.get("MessageAttributes", {})),
+        "messageAttributes": {
+            name: _record_attribute(value) for name, value in (message.get("MessageAttributes") or {}).items()
+        },
         "md5OfBody": message.get("MD5OfBody", ""),
         "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn,
         "awsRegion": REGION,
     }
+    if message.get("MD5OfMessageAttributes"):
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    return record
 
 
 def api_event(

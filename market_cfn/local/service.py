@@ -27,6 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from market_cfn.deploy.preflight import stack_resources
 from market_cfn.local import motoside
 from market_cfn.local.lambda_events import REGION, s3_event, scheduled_event
 from market_cfn.local.runtime import AsyncInvocation, FunctionRuntime, attempt, poll_once, retries_exhausted
@@ -207,11 +208,10 @@ class LocalService:
         self.view.declare_names(queue_url=lambda name: sqs.get_queue_url(QueueName=name)["QueueUrl"])
         self.view.declare_extras()
         # Everything else by the physical IDs moto's CloudFormation reports (an SNS topic's ARN ...).
-        for resource in self.client("cloudformation").describe_stack_resources(StackName=self.stack_name)[
-            "StackResources"
-        ]:
-            logical, physical = resource.get("LogicalResourceId"), resource.get("PhysicalResourceId")
-            if logical and physical and logical not in self.view.physical:
+        # (every page: DescribeStackResources stops at 100, the CloudFormation API Reference says)
+        listed, _types = stack_resources(self.client("cloudformation"), self.stack_name)
+        for logical, physical in listed.items():
+            if logical not in self.view.physical:
                 self.view.physical[logical] = {"Ref": physical, "Arn": physical}
         self._stack_outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
 
