@@ -54,9 +54,11 @@ MAX_API_BODY_BYTES = 1_048_576
 # A gzip S3 object may decompress to at most the function's memory size
 # (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, MB; Lambda Developer Guide, "Defined runtime
 # environment variables"); the records before the cap are kept, the rest is one rejection.
-# Lambda always sets the variable; DEFAULT_MEMORY_MB is for a value that is missing or
-# not a positive integer (a run outside Lambda), for both caps below.
-DEFAULT_MEMORY_MB = 3008
+# Lambda always sets the variable (and so does the emulation, from the template); a value
+# that is missing or not a positive integer is a run we know nothing about, so both caps
+# below fail closed to the smallest function Lambda runs (128 MB, Lambda developer guide,
+# "Lambda quotas": memory 128 MB to 10,240 MB), never to a size the run may not have.
+DEFAULT_MEMORY_MB = 128
 
 
 def function_memory_mb() -> int:

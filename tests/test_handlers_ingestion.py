@@ -300,7 +300,7 @@ def test_api_gzip_body_is_limited_after_decompression(pipeline):
 def test_a_gzip_object_is_capped_at_the_functions_memory(pipeline, monkeypatch):
     # AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1 (MB): the object may decompress to 1 MiB (and hold
     # 1,024 points: 1,000 distinct ones here, the other records are duplicates of them)
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1")
+    monkeypatch.setitem(pipeline.runtime.base_env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1")
     rows = b"".join(b'{"symbol":"A","price":1,"timestamp":%d}\n' % (1717421400 + i % 1000) for i in range(40_000))
     assert len(rows) > 1024 * 1024
     pipeline.put_object("feed/big.jsonl.gz", gzip.compress(rows))

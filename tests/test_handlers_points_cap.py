@@ -20,19 +20,26 @@ REASON = "more than 1024 points in one {} (split it or raise DataIngestionMemory
 
 def test_the_cap_follows_the_functions_memory(monkeypatch):
     assert (max_points(1), max_points(1024), max_points(3008)) == (1024, 1_048_576, 3_080_192)
-    for value, memory_mb in (("1024", 1024), ("128", 128), ("", 3008), ("0", 3008), ("-5", 3008), ("1e3", 3008)):
-        # a value Lambda would never set: the same fallback as the gzip cap (DEFAULT_MEMORY_MB)
+    for value, memory_mb in (("1024", 1024), ("3008", 3008), ("", 128), ("0", 128), ("-5", 128), ("1e3", 128)):
+        # a value Lambda would never set: both caps fail closed to Lambda's smallest function
         monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", value)
         assert data_ingestion.max_points() == max_points(memory_mb)
         assert data_ingestion.max_gunzip_bytes() == memory_mb * 1024 * 1024
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-    assert data_ingestion.max_points() == max_points(data_ingestion.DEFAULT_MEMORY_MB)
+    assert data_ingestion.max_points() == max_points(128) == 131_072
+
+
+def test_the_emulation_tells_each_function_its_memory_as_lambda_does(pipeline):
+    # the template's MemorySize (parameter defaults: 1,024 MB for DataIngestion, 512 for DataAggregator)
+    env = pipeline.runtime.environment
+    assert env("DataIngestionFunction")["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "1024"
+    assert env("DataAggregatorFunction")["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "512"
 
 
 @pytest.mark.parametrize("compress", [False, True])
 def test_an_object_past_the_cap_keeps_every_point_before_it(pipeline, monkeypatch, compress):
     # GIVEN a function of 1 MB (1,024 points) and an object of 1,500 points (plain or gzip)
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1")
+    monkeypatch.setitem(pipeline.runtime.base_env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1")
     rows = b"price,timestamp\n" + b"".join(b"1.5,%d\n" % (1717421400 + i) for i in range(1500))
     key = "AAPL/big.csv.gz" if compress else "AAPL/big.csv"
     version = pipeline.put_object(key, gzip.compress(rows) if compress else rows)
@@ -50,7 +57,7 @@ def test_an_object_past_the_cap_keeps_every_point_before_it(pipeline, monkeypatc
 
 def test_a_request_past_the_cap_is_refused_the_same_way(pipeline, monkeypatch):
     # POST /ingest bodies are at most 1 MiB, far fewer points than any real cap; the check is the same
-    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1")
+    monkeypatch.setitem(pipeline.runtime.base_env, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1")
     body = json.dumps([{"symbol": "A", "price": 1, "timestamp": 1717421400 + i} for i in range(1100)])
     code, result = post(pipeline, body)
     assert (code, result["accepted"], result["rejected"]) == (202, 1024, 1)

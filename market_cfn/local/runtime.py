@@ -58,6 +58,13 @@ class FunctionRuntime:
             log_group_name=self.view.log_group(logical),
         )
 
+    def environment(self, logical: str) -> dict[str, str]:
+        """What the function's process sees: the variable Lambda defines that the handlers read
+        (AWS_LAMBDA_FUNCTION_MEMORY_SIZE, the function's MemorySize: Lambda developer guide,
+        "Defined runtime environment variables"), then base_env, then the template's Variables."""
+        defined = {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.view.memory_mb(logical))}
+        return {**defined, **self.base_env, **self.view.function_env(logical)}
+
     def invoke(self, logical: str, event: dict[str, Any], *, context: Any = None) -> Any:
         """Invoke a function's real handler with its template environment; errors propagate."""
         if context is None:
@@ -65,7 +72,7 @@ class FunctionRuntime:
         with self.lock:
             previous, self.actor = self.actor, logical
             try:
-                with patched_environ({**self.base_env, **self.view.function_env(logical)}):
+                with patched_environ(self.environment(logical)):
                     # The first use imports the module in the function's environment, as
                     # Lambda's init phase does (Powertools reads POWERTOOLS_SERVICE_NAME then).
                     handler = self.view.handler(logical)
@@ -76,7 +83,7 @@ class FunctionRuntime:
 
     def init(self, logical: str) -> Any:
         """Import a function's handler module in its environment (Lambda's init phase)."""
-        with self.lock, patched_environ({**self.base_env, **self.view.function_env(logical)}):
+        with self.lock, patched_environ(self.environment(logical)):
             return self.view.handler_module(logical)
 
 
