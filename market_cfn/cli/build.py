@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-from market_cfn.cli.command import OneLineParser
-from market_cfn.stack.config import PROFILES, ConfigError, StackConfig
+from market_cfn.cli.command import OneLineParser, add_template_options, stack_config
+from market_cfn.stack.config import ConfigError
 
 PROG = "python -m market_cfn build"
 EXIT_CODES = """\
@@ -28,10 +28,7 @@ exit codes:
 def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n\n")[0], epilog=EXIT_CODES)
     p.add_argument("--out-dir", default="build", metavar="DIR", help="where to write them (default: build)")
-    p.add_argument("--env", default=StackConfig.env_suffix, metavar="NAME", help="EnvironmentSuffix default (dev)")
-    p.add_argument("--environment-tag", default=StackConfig.environment_tag, metavar="VALUE", help="EnvironmentTag")
-    p.add_argument("--retain-data", action="store_true", help="render with the data retained (as render)")
-    p.add_argument("--render-profile", choices=PROFILES, default=StackConfig.profile, help="template profile")
+    add_template_options(p)
     p.add_argument("--json", action="store_true", help="print what was written as one JSON document")
     return p
 
@@ -46,12 +43,7 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: --out-dir {out_dir} is not a directory", file=sys.stderr)
         return 2
     try:
-        cfg = StackConfig(
-            env_suffix=args.env,
-            environment_tag=args.environment_tag,
-            retain_data=args.retain_data,
-            profile=args.render_profile,
-        )
+        cfg = stack_config(args)
         package = build_package()
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)

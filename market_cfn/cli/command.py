@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, TextIO, overload
 
+from market_cfn.stack.config import PROFILES, StackConfig
+
 if TYPE_CHECKING:
     from boto3.session import Session
     from mypy_boto3_apigateway import APIGatewayClient
@@ -90,6 +92,56 @@ def command_parser(command: str, description: str, *, exit_codes: str = EXIT_COD
     where.add_argument("--endpoint-url", help="a local endpoint, e.g. the one `python -m market_cfn local` prints")
     parser.add_argument("--json", action="store_true", help="print one JSON document on stdout (for scripts)")
     return parser
+
+
+class _AwsProfileIsNotATemplateProfile(argparse.Action):
+    """`--profile` is the AWS named profile on every command; the template commands read no AWS account."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        parser.error(
+            "--profile is the AWS named profile on every command and this one uses none; "
+            "the template profile is --render-profile (default|regulated), as in bin/deploy"
+        )
+
+
+def add_template_options(p: argparse.ArgumentParser) -> None:
+    """The options that choose the rendered template (`render`, `build`): --env, --environment-tag,
+    --retain-data, --render-profile, and --profile refused with the way out. `stack_config` reads them."""
+    p.add_argument(
+        "--env",
+        default=StackConfig.env_suffix,
+        metavar="NAME",
+        help="default of the EnvironmentSuffix parameter (1-10 lower-case letters/digits; default: dev)",
+    )
+    p.add_argument(
+        "--environment-tag",
+        default=StackConfig.environment_tag,
+        metavar="VALUE",
+        help="default of the EnvironmentTag parameter, the Environment tag (default: Production)",
+    )
+    p.add_argument(
+        "--retain-data",
+        action="store_true",
+        help="Retain the buckets and the table on stack deletion or replacement (production)",
+    )
+    p.add_argument("--profile", nargs="?", action=_AwsProfileIsNotATemplateProfile, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--render-profile",
+        choices=PROFILES,
+        default=StackConfig.profile,
+        help="default: the original design (SSE-S3, destroyable); regulated: customer managed KMS key, "
+        "access logs kept a year, data retained (default: default)",
+    )
+
+
+def stack_config(args: argparse.Namespace) -> StackConfig:
+    """The StackConfig the template options name; ConfigError (a ValueError) for a bad value."""
+    return StackConfig(
+        env_suffix=args.env,
+        environment_tag=args.environment_tag,
+        retain_data=args.retain_data,
+        profile=args.render_profile,
+    )
 
 
 @dataclass

@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-from market_cfn.cli.command import OneLineParser
-from market_cfn.stack.config import PROFILES, ConfigError, StackConfig
+from market_cfn.cli.command import OneLineParser, add_template_options, stack_config
+from market_cfn.stack.config import ConfigError
 from market_cfn.stack.render import DEFAULT_OUT, render_json, write_template
 
 PROG = "python -m market_cfn render"
@@ -21,16 +20,6 @@ exit codes:
 """
 
 
-class _AwsProfileIsNotATemplateProfile(argparse.Action):
-    """`--profile` is the AWS named profile on every command; render reads no AWS account."""
-
-    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
-        parser.error(
-            "--profile is the AWS named profile on every command and render uses none; "
-            "the template profile is --render-profile (default|regulated), as in bin/deploy"
-        )
-
-
 def _parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog=PROG,
@@ -40,43 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", default=str(DEFAULT_OUT), metavar="PATH", help=f"output file, or - for stdout (default: {DEFAULT_OUT})"
     )
-    p.add_argument(
-        "--env",
-        default=StackConfig.env_suffix,
-        metavar="NAME",
-        help="default of the EnvironmentSuffix parameter (1-10 lower-case letters/digits; default: dev)",
-    )
-    p.add_argument(
-        "--environment-tag",
-        default=StackConfig.environment_tag,
-        metavar="VALUE",
-        help="default of the EnvironmentTag parameter, the Environment tag (default: Production)",
-    )
-    p.add_argument(
-        "--retain-data",
-        action="store_true",
-        help="Retain the buckets and the table on stack deletion or replacement (production)",
-    )
-    p.add_argument("--profile", nargs="?", action=_AwsProfileIsNotATemplateProfile, help=argparse.SUPPRESS)
-    p.add_argument(
-        "--render-profile",
-        choices=PROFILES,
-        default=StackConfig.profile,
-        help="default: the original design (SSE-S3, destroyable); regulated: customer managed KMS key, "
-        "access logs kept a year, data retained (default: default)",
-    )
+    add_template_options(p)
     return p
 
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        cfg = StackConfig(
-            env_suffix=args.env,
-            environment_tag=args.environment_tag,
-            retain_data=args.retain_data,
-            profile=args.render_profile,
-        )
+        cfg = stack_config(args)
     except ConfigError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
