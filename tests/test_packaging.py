@@ -157,3 +157,68 @@ def test_a_bundled_version_other_than_the_pin_is_refused(tmp_path):
     cfg.write_text(text.replace("typing_extensions==", "typing_extensions==0.0.1+not", 1))
     with pytest.raises(PackagingError, match="typing_extensions .* is installed but pyproject.toml pins 0.0.1"):
         build_package(make_handlers(tmp_path, imports="import aws_lambda_powertools"), pyproject=cfg)
+
+
+def test_an_import_only_type_checkers_see_is_not_bundled_or_refused(tmp_path):
+    """The handlers type their clients with the test-only mypy_boto3 stubs under `if TYPE_CHECKING:`."""
+    guarded = (
+        "from typing import TYPE_CHECKING\n"
+        "import typing\n"
+        "if TYPE_CHECKING:\n"
+        "    from mypy_boto3_sqs import SQSClient\n"
+        "    import aws_lambda_powertools\n"
+        "if typing.TYPE_CHECKING:\n"
+        "    import mypy_boto3_s3\n"
+        "def f():\n"
+        "    if TYPE_CHECKING:\n"
+        "        from requests import Session\n"
+    )
+    pkg = build_package(make_handlers(tmp_path, imports=guarded), pyproject=PYPROJECT)
+    assert pkg.bundled == ()  # Powertools imported only for the type checker: not bundled either
+    assert "handlers/ingest.py" in pkg.entries
+
+
+def test_the_same_import_at_run_time_is_still_refused(tmp_path):
+    with pytest.raises(PackagingError, match="imports mypy_boto3_sqs"):
+        build_package(make_handlers(tmp_path, imports="from mypy_boto3_sqs import SQSClient"), pyproject=PYPROJECT)
+
+
+@pytest.mark.parametrize(
+    "imports",
+    [
+        # the else (and elif) of a TYPE_CHECKING block runs
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    pass\nelse:\n    import requests",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    pass\nelif True:\n    import requests",
+        # guards the scan does not classify count as running (fail closed)
+        "from typing import TYPE_CHECKING\nif not TYPE_CHECKING:\n    import requests",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING and True:\n    import requests",
+        "if False:\n    import requests",
+        # a TYPE_CHECKING that is not typing's may be true at run time
+        "TYPE_CHECKING = True\nif TYPE_CHECKING:\n    import requests",
+        "from typing import TYPE_CHECKING\nTYPE_CHECKING = True\nif TYPE_CHECKING:\n    import requests",
+        "from settings import TYPE_CHECKING\nif TYPE_CHECKING:\n    import requests",
+        "from typing import *\nif TYPE_CHECKING:\n    import requests",
+        "import settings as typing\nif typing.TYPE_CHECKING:\n    import requests",
+        "if typing.TYPE_CHECKING:\n    import requests",  # typing never imported: a NameError, not a skip
+    ],
+)
+def test_an_import_that_may_run_is_still_seen(tmp_path, imports):
+    with pytest.raises(PackagingError, match="imports requests"):
+        build_package(make_handlers(tmp_path, imports=imports), pyproject=PYPROJECT)
+
+
+def test_the_tracer_imported_at_run_time_beside_a_type_checking_block_is_bundled(tmp_path):
+    imports = (
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from mypy_boto3_sqs import SQSClient\n"
+        "else:\n"
+        "    from aws_lambda_powertools import Tracer\n"
+    )
+    pkg = build_package(make_handlers(tmp_path, imports=imports), pyproject=PYPROJECT)
+    assert [b.split("==")[0] for b in pkg.bundled] == [
+        "aws-lambda-powertools",
+        "typing-extensions",
+        "aws-xray-sdk",
+        "wrapt",
+    ]

@@ -18,6 +18,11 @@ packaging time:
   not bundled: the runtime ships boto3/botocore, and botocore requires jmespath.
 * aws_xray_sdk and wrapt when a handler imports the Powertools Tracer.
 
+Only imports that can run count: those in the body of an `if TYPE_CHECKING:` block never do
+(typing.TYPE_CHECKING is False at run time: Python docs, "typing.TYPE_CHECKING"), which is
+how the handlers import the test-only mypy_boto3 stubs their clients are typed with. Every
+other import counts, wherever it is; a guard the scan does not recognize counts as running.
+
 Files come from the installed distributions' RECORDs (importlib.metadata `files()`),
 never from a directory walk of site-packages. Compiled extension modules (*.so, *.pyd)
 are left out: they were built for this machine's Python and CPU, not for the Lambda runtime's
@@ -113,8 +118,78 @@ def powertools_pin(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> str:
     return pin
 
 
+def _bound_only_by_import(tree: ast.Module, name: str, module: str, imported: str | None) -> bool:
+    """Whether `name` is bound in the module, and only ever by `import module` (imported None) or
+    `from module import imported` (no other assignment, definition, import or star import binds it)."""
+    found = False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return False  # could bind anything
+                if (alias.asname or alias.name.split(".")[0]) != name:
+                    continue
+                if imported is None:
+                    ok = isinstance(node, ast.Import) and alias.name == module and alias.asname is None
+                else:
+                    ok = isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == module
+                    ok = ok and alias.name == imported
+                if not ok:
+                    return False
+                found = True
+        elif isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load) and node.id == name:
+            return False
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+            return False
+        elif isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            return False
+        elif isinstance(node, ast.ExceptHandler) and node.name == name:
+            return False
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name == name:
+            return False
+        elif isinstance(node, ast.MatchMapping) and node.rest == name:
+            return False
+    return found
+
+
+def _runtime_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """The module's import statements that can run: all of them but those in the body of an
+    `if TYPE_CHECKING:` or `if typing.TYPE_CHECKING:` block (typing.TYPE_CHECKING is False at run
+    time; only type checkers take that branch), and only when the module binds the name solely
+    from typing. The `else:` (or `elif`) of such a block runs, so its imports count. Any other test,
+    even one that is False at run time (`if not TYPE_CHECKING`, `if TYPE_CHECKING and x`, `if False`),
+    is not classified: both branches count, so a needed module is never left out of the zip."""
+    plain = _bound_only_by_import(tree, "TYPE_CHECKING", "typing", "TYPE_CHECKING")
+    dotted = _bound_only_by_import(tree, "typing", "typing", None)
+
+    def type_checking_only(test: ast.expr) -> bool:
+        if isinstance(test, ast.Name):
+            return plain and test.id == "TYPE_CHECKING"
+        if isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name):
+            return dotted and test.value.id == "typing" and test.attr == "TYPE_CHECKING"
+        return False
+
+    found: list[ast.Import | ast.ImportFrom] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If) and type_checking_only(node.test):
+            for statement in node.orelse:
+                visit(statement)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return found
+
+
 def handler_imports(handlers_dir: Path) -> tuple[set[str], bool]:
-    """Top-level modules imported by the handler sources, and whether the Tracer is used."""
+    """Top-level modules the handler sources import at run time, and whether the Tracer is used.
+
+    Imports under `if TYPE_CHECKING:` are left out (`_runtime_imports`): the mypy_boto3 stubs
+    the handlers are typed with are test-only dependencies and never imported on Lambda."""
     modules: set[str] = set()
     uses_tracer = False
     for path in sorted(handlers_dir.rglob("*.py")):
@@ -124,12 +199,12 @@ def handler_imports(handlers_dir: Path) -> tuple[set[str], bool]:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         except SyntaxError as exc:
             raise PackagingError(f"{path}: cannot parse: {exc.msg} (line {exc.lineno})") from exc
-        for node in ast.walk(tree):
+        for node in _runtime_imports(tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     modules.add(alias.name.split(".")[0])
                     uses_tracer |= alias.name.startswith("aws_lambda_powertools.tracing")
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            elif node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
                 if node.module.startswith("aws_lambda_powertools"):
                     uses_tracer |= node.module.startswith("aws_lambda_powertools.tracing") or any(
