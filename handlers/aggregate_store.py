@@ -37,7 +37,7 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
@@ -47,6 +47,11 @@ from handlers.contract import AGGREGATE_KEY_SUFFIX, AGGREGATE_VERSION_ATTRIBUTE,
 from handlers.core.aggregation import compute_aggregate, unstorable_reason
 from handlers.core.window_retry import Failure, WindowTask
 from handlers.core.wire import window_start
+
+if TYPE_CHECKING:  # test-only stubs, never imported on Lambda
+    from collections.abc import Mapping
+
+    from mypy_boto3_dynamodb.type_defs import KeysAndAttributesUnionTypeDef, PutItemInputTypeDef, QueryInputTypeDef
 
 MAX_WINDOWS_PER_QUERY = 12  # adjacent touched windows read by one Query (one hour)
 QUERY_CONCURRENCY = 8  # Queries in flight at once, like the processor's writes
@@ -106,7 +111,7 @@ def _read_versions_chunk(table: str, chunk: list[Key], consistent: bool) -> dict
     """One BatchGetItem (<= 100 keys), UnprocessedKeys retried with backoff."""
     ddb = common.client("dynamodb")
     versions: dict[Key, int] = {}
-    pending: dict[str, Any] = {
+    pending: Mapping[str, KeysAndAttributesUnionTypeDef] = {
         table: {
             "Keys": [aggregate_key(*key) for key in chunk],
             "ProjectionExpression": "#s, #t, #v",
@@ -149,7 +154,7 @@ def read_versions(table: str, keys: list[Key], *, consistent: bool) -> tuple[dic
 def query_points(table: str, symbol: str, start: int, end: int) -> Iterator[tuple[int, Decimal, int | None]]:
     """(timestamp, price, volume) of every point of `symbol` in [start, end), oldest first."""
     ddb = common.client("dynamodb")
-    params: dict[str, Any] = {
+    params: QueryInputTypeDef = {
         "TableName": table,
         "KeyConditionExpression": "#s = :s AND #t BETWEEN :a AND :b",
         "ExpressionAttributeNames": {"#s": "symbol", "#t": "timestamp", "#p": "price", "#v": "volume"},
@@ -242,7 +247,7 @@ def store(table: str, agg: dict[str, Any], read_version: int) -> bool:
     if problem is not None:
         raise UnstorableAggregate(f"aggregate cannot be stored: {problem}")
     condition = "attribute_not_exists(#v)" if read_version == 0 else "#v = :v"
-    params: dict[str, Any] = {
+    params: PutItemInputTypeDef = {
         "TableName": table,
         "Item": aggregate_item(agg, read_version + 1),
         "ConditionExpression": condition,

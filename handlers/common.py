@@ -24,14 +24,23 @@ import os
 import random
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from typing import Any, ParamSpec, Protocol, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol, TypeVar, overload
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from handlers.contract import TTL_ATTRIBUTE
+
+if TYPE_CHECKING:  # test-only stubs: never imported on Lambda (nor bundled, see deploy/packaging.py)
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import WriteRequestOutputTypeDef, WriteRequestTypeDef
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 MAX_ATTEMPTS = 8  # our own attempts for partial failures (each call also has botocore's)
 BACKOFF_BASE_SECONDS = 0.05
@@ -82,6 +91,16 @@ def use_session(session: ClientSource | None) -> None:
     _clients.clear()
 
 
+# One overload per service the handlers use, in name order: a call with any other name is a type
+# error, and each client returned is checked as that service's (as cli/command.py's Context.client).
+@overload
+def client(service: Literal["dynamodb"]) -> DynamoDBClient: ...
+@overload
+def client(service: Literal["events"]) -> EventBridgeClient: ...
+@overload
+def client(service: Literal["s3"]) -> S3Client: ...
+@overload
+def client(service: Literal["sqs"]) -> SQSClient: ...
 def client(service: str) -> Any:
     """The shared client for `service`, created on first use."""
     found = _clients.get(service)
@@ -137,7 +156,9 @@ def send_message_batch(queue_url: str, bodies: list[str]) -> int:
         if attempt:
             backoff(attempt - 1)
         calls += 1
-        entries = [{"Id": key, "MessageBody": body} for key, body in pending.items()]
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            {"Id": key, "MessageBody": body} for key, body in pending.items()
+        ]
         response = _call(sqs.send_message_batch, attempt, QueueUrl=queue_url, Entries=entries)
         if response is None:
             continue
@@ -164,8 +185,10 @@ def batch_write(table_name: str, items: Iterable[dict[str, Any]], *, concurrency
     ddb = client("dynamodb")
     calls = [0]
 
-    def write(requests: list[dict[str, Any]]) -> None:
-        pending = {table_name: requests}
+    def write(requests: list[WriteRequestTypeDef]) -> None:
+        # UnprocessedItems has RequestItems' form (DynamoDB API Reference, BatchWriteItem), typed by
+        # the stubs as the output shape; the request takes either.
+        pending: Mapping[str, Sequence[WriteRequestTypeDef | WriteRequestOutputTypeDef]] = {table_name: requests}
         for attempt in range(MAX_ATTEMPTS):
             if attempt:
                 backoff(attempt - 1)
@@ -179,8 +202,8 @@ def batch_write(table_name: str, items: Iterable[dict[str, Any]], *, concurrency
         left = sum(len(v) for v in pending.values())
         raise DeliveryError(f"BatchWriteItem: {left} items unprocessed after {MAX_ATTEMPTS} attempts")
 
-    chunks: list[list[dict[str, Any]]] = []
-    chunk: list[dict[str, Any]] = []
+    chunks: list[list[WriteRequestTypeDef]] = []
+    chunk: list[WriteRequestTypeDef] = []
     for item in items:
         chunk.append({"PutRequest": {"Item": item}})
         if len(chunk) == DDB_BATCH_ITEMS:
@@ -200,7 +223,7 @@ def batch_write(table_name: str, items: Iterable[dict[str, Any]], *, concurrency
     return calls[0]
 
 
-def put_events(calls_of_entries: Iterable[list[dict[str, Any]]]) -> int:
+def put_events(calls_of_entries: Iterable[Sequence[PutEventsRequestEntryTypeDef]]) -> int:
     """PutEvents, one call per given list (<= 10 entries), retrying failed entries."""
     events = client("events")
     calls = 0

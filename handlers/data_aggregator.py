@@ -34,7 +34,7 @@ import math
 import os
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -53,6 +53,10 @@ from handlers.contract import (
 from handlers.core.bars import bar_json, pack_bars
 from handlers.core.window_retry import Failure, WindowTask, decode_tasks, merge, plan
 from handlers.core.wire import WireFormatError, event_entries_in_calls
+
+if TYPE_CHECKING:  # test-only stubs, never imported on Lambda
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 SAFETY_MARGIN_MS = 60_000  # stop starting rounds when less than this is left
 ROUND_MESSAGES = 100  # messages per round (10 ReceiveMessage calls at most)
@@ -85,10 +89,10 @@ def publish_bars(bus: str, stored: list[tuple[dict[str, Any], int]], tasks: dict
         for agg, version in stored
     ]
     overhead = len(EVENT_SOURCE_AGGREGATOR.encode()) + len(DETAIL_TYPE_BARS_COMPUTED.encode())
-    entries = []
+    entries: list[PutEventsRequestEntryTypeDef] = []
     keys_of: dict[int, list[Key]] = {}
     for detail, keys in pack_bars(bars, overhead_bytes=overhead):
-        entry = {
+        entry: PutEventsRequestEntryTypeDef = {
             "Source": EVENT_SOURCE_AGGREGATOR,
             "DetailType": DETAIL_TYPE_BARS_COMPUTED,
             "Detail": detail,
@@ -111,7 +115,7 @@ def publish_bars(bus: str, stored: list[tuple[dict[str, Any], int]], tasks: dict
 
 
 # --- the queue ----------------------------------------------------------------------------
-def receive(queue_url: str, max_messages: int, wait_seconds: int) -> list[dict[str, Any]]:
+def receive(queue_url: str, max_messages: int, wait_seconds: int) -> list[MessageTypeDef]:
     response = common.client("sqs").receive_message(
         QueueUrl=queue_url,
         MaxNumberOfMessages=max_messages,
@@ -130,8 +134,8 @@ class Poller:
         self.wait_seconds = RECEIVE_WAIT_SECONDS
         self.drained = False
 
-    def round(self) -> list[dict[str, Any]]:
-        messages: list[dict[str, Any]] = []
+    def round(self) -> list[MessageTypeDef]:
+        messages: list[MessageTypeDef] = []
         windows = 0
         while len(messages) < ROUND_MESSAGES and windows < ROUND_WINDOWS and _time_left(self.context):
             want = min(10, ROUND_MESSAGES - len(messages))
@@ -152,7 +156,7 @@ def _time_left(context: Any) -> bool:
     return remaining is None or remaining() > SAFETY_MARGIN_MS
 
 
-def delete_messages(queue_url: str, messages: list[dict[str, Any]]) -> None:
+def delete_messages(queue_url: str, messages: list[MessageTypeDef]) -> None:
     sqs = common.client("sqs")
     for i in range(0, len(messages), 10):
         chunk = messages[i : i + 10]
@@ -212,10 +216,10 @@ def carry_failures(failures: list[Failure], *, queue_url: str, dlq_url: str, now
 
 
 def process_round(
-    messages: list[dict[str, Any]], *, now_ms: int, queue_url: str, dlq_url: str, table: str, bus: str
+    messages: list[MessageTypeDef], *, now_ms: int, queue_url: str, dlq_url: str, table: str, bus: str
 ) -> dict[str, int]:
     tasks: list[WindowTask] = []
-    readable: list[dict[str, Any]] = []
+    readable: list[MessageTypeDef] = []
     for message in messages:
         try:
             tasks.extend(decode_tasks(message["Body"]))

@@ -29,7 +29,7 @@ import hashlib
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics
@@ -45,6 +45,9 @@ from handlers.core.points import Point, generic_folder, key_symbol
 from handlers.core.rules import max_points as points_cap
 from handlers.core.sources import decoded_size
 from handlers.core.wire import MessagePacker
+
+if TYPE_CHECKING:  # test-only stubs, never imported on Lambda
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, GetObjectOutputTypeDef, ListObjectVersionsRequestTypeDef
 
 # POST /ingest bodies above 1 MiB get 413: the size after base64 *and* gzip decoding.
 # API Gateway's own REST payload quota (10 MB, not adjustable: API Gateway Developer
@@ -145,7 +148,7 @@ class ReportWriter:
         self.lines = 0
         self._buffer = bytearray()
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._parts: list[CompletedPartTypeDef] = []
 
     def write(self, line: dict[str, Any]) -> None:
         self._buffer += json.dumps(line, separators=(",", ":")).encode() + b"\n"
@@ -186,7 +189,7 @@ def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def open_version(bucket: str, key: str, version_id: str | None) -> tuple[dict[str, Any] | None, str | None]:
+def open_version(bucket: str, key: str, version_id: str | None) -> tuple[GetObjectOutputTypeDef | None, str | None]:
     """GetObject of the version an event names, if it is the key's newest data version.
 
     Returns (response, None), or (None, the newer version id) when a newer version has
@@ -232,7 +235,7 @@ def newest_data_version(bucket: str, key: str) -> str | None:
     is found or the listing passes the key.
     """
     s3 = common.client("s3")
-    params: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
+    params: ListObjectVersionsRequestTypeDef = {"Bucket": bucket, "Prefix": key}
     while True:
         page = s3.list_object_versions(**params)
         for version in page.get("Versions") or []:
@@ -240,7 +243,8 @@ def newest_data_version(bucket: str, key: str) -> str | None:
                 return str(version["VersionId"])
         if not page.get("IsTruncated") or page.get("NextKeyMarker") != key:
             return None
-        params.update(KeyMarker=page["NextKeyMarker"], VersionIdMarker=page.get("NextVersionIdMarker", ""))
+        params["KeyMarker"] = page["NextKeyMarker"]
+        params["VersionIdMarker"] = page.get("NextVersionIdMarker", "")
 
 
 def current_version(bucket: str, key: str) -> str | None:
@@ -272,7 +276,7 @@ def ingest_object(bucket: str, key: str, version_id: str | None, *, _again: int 
     return result
 
 
-def _ingest_body(bucket: str, key: str, version_id: str | None, response: dict[str, Any]) -> dict[str, Any]:
+def _ingest_body(bucket: str, key: str, version_id: str | None, response: GetObjectOutputTypeDef) -> dict[str, Any]:
     queue_url = common.env(ENV_PROCESSING_QUEUE_URL)
     rejects_bucket = common.env(ENV_REJECTS_BUCKET)
     tally = Tally()

@@ -25,7 +25,7 @@ makes the aggregator recompute a window from the same points.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -50,6 +50,9 @@ from handlers.core.wire import (
     event_entries_in_calls,
     windows_of,
 )
+
+if TYPE_CHECKING:  # test-only stubs, never imported on Lambda
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "DataProcessor"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "MarketAnalytics"))
@@ -89,7 +92,7 @@ def point_item(point: Point, expiry: dict[str, Any] | None = None) -> dict[str, 
     return item
 
 
-def points_stored_entries(points: list[Point], bus_name: str) -> list[dict[str, Any]]:
+def points_stored_entries(points: list[Point], bus_name: str) -> list[PutEventsRequestEntryTypeDef]:
     return [
         {
             "Source": EVENT_SOURCE_PROCESSOR,
@@ -101,7 +104,7 @@ def points_stored_entries(points: list[Point], bus_name: str) -> list[dict[str, 
     ]
 
 
-def announce(entries: list[dict[str, Any]]) -> int:
+def announce(entries: list[PutEventsRequestEntryTypeDef]) -> int:
     """Publish PointsStored entries; a call that still fails goes to the AggregationQueue
     directly. Returns how many details took the direct path."""
     direct: list[str] = []

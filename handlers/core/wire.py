@@ -23,9 +23,9 @@ DataAggregator)::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from .parsing import loads
 from .points import SYMBOL_RE, Point
@@ -253,9 +253,12 @@ def decode_windows(body: str) -> list[tuple[str, int]]:
     return result
 
 
-def event_entries_in_calls(entries: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+Entry = TypeVar("Entry", bound=Mapping[str, Any])  # a PutEvents entry, as typed by the caller
+
+
+def event_entries_in_calls(entries: list[Entry]) -> Iterator[list[Entry]]:
     """Group PutEvents entries: at most 10 per call and the call under the size limit."""
-    call: list[dict[str, Any]] = []
+    call: list[Entry] = []
     size = 0
     for entry in entries:
         entry_size = sum(len(str(v).encode()) for v in entry.values()) + 100
