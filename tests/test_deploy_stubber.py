@@ -132,13 +132,9 @@ def test_update_gathers_every_input_and_executes_under_the_backstop(cfn, waits, 
     assert outcome.to_json()["RollbackConfiguration"] == rollback
 
 
-def test_a_blocked_change_set_is_deleted_and_nothing_executes(cfn, waits):
-    f = Flow(cfn.stubber)
-    f.existing_stack(PARAMS)
-    f.get_template(OLD)
-    f.create("UPDATE")
-    f.status()
-    removal = [
+def _table_removal() -> list[dict]:
+    """The change set's one change: the table removed (its DeletionPolicy Retain)."""
+    return [
         resource_change(
             "Remove",
             "MarketDataTable",
@@ -148,6 +144,15 @@ def test_a_blocked_change_set_is_deleted_and_nothing_executes(cfn, waits):
             scope=None,
         )
     ]
+
+
+def test_a_blocked_change_set_is_deleted_and_nothing_executes(cfn, waits):
+    f = Flow(cfn.stubber)
+    f.existing_stack(PARAMS)
+    f.get_template(OLD)
+    f.create("UPDATE")
+    f.status()
+    removal = _table_removal()
     f.pages(removal, parameters=PARAMS)
     f.drift(protected(OLD))
     f.pages(removal, parameters=PARAMS, include_values=False)
@@ -166,16 +171,7 @@ def test_keep_change_set_keeps_a_blocked_one_for_inspection(cfn, waits):
     f.get_template(OLD)
     f.create("UPDATE")
     f.status()
-    removal = [
-        resource_change(
-            "Remove",
-            "MarketDataTable",
-            "AWS::DynamoDB::Table",
-            policy_action="Retain",
-            physical_id="marketdatatable",
-            scope=None,
-        )
-    ]
+    removal = _table_removal()
     f.pages(removal)
     f.pages(removal, include_values=False)
     options = DeployOptions(assume_yes=True, keep_change_set=True, drift_check=False)

@@ -222,3 +222,28 @@ def test_the_tracer_imported_at_run_time_beside_a_type_checking_block_is_bundled
         "aws-xray-sdk",
         "wrapt",
     ]
+
+
+def test_the_handlers_import_without_the_type_stubs():
+    """The zip carries no mypy_boto3 stubs (test-only), so no handler may need them when it runs:
+    an annotation evaluated at import time (a module without `from __future__ import annotations`)
+    would fail there. Imported in a fresh interpreter with every mypy_boto3 module unavailable."""
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.abc, sys\n"
+        "class NoStubs(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0].startswith('mypy_boto3'):\n"
+        "            raise ImportError(f'{name} is not in the Lambda zip')\n"
+        "sys.meta_path.insert(0, NoStubs())\n"
+        "import pathlib, importlib\n"
+        "for path in sorted(pathlib.Path('handlers').rglob('*.py')):\n"
+        "    importlib.import_module('.'.join(path.with_suffix('').parts).removesuffix('.__init__'))\n"
+        "print('ok')\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, env=env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
